@@ -1,0 +1,1 @@
+"""Environments (the counterpart of ``mlagents_envs``)."""

@@ -1,0 +1,36 @@
+"""The exception hierarchy of mlagents-fast.
+
+Every error this package raises on purpose derives from :class:`MlagentsFastError`.
+Where a built-in exception fits, the class also derives from it, so callers can
+catch what they already know (``except ValueError``) or everything of ours at once.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MlagentsFastError",
+    "InvalidArgumentError",
+    "CorruptFileError",
+    "StorageIOError",
+    "MessageDecodeError",
+]
+
+
+class MlagentsFastError(Exception):
+    """Base class of every error raised by mlagents-fast."""
+
+
+class InvalidArgumentError(MlagentsFastError, ValueError):
+    """An argument has the wrong dtype, shape, layout or value. The message names it."""
+
+
+class CorruptFileError(MlagentsFastError, ValueError):
+    """A saved file (replay buffer, checkpoint) is truncated, corrupt or not ours."""
+
+
+class StorageIOError(MlagentsFastError, OSError):
+    """Reading or writing a file failed at the operating-system level."""
+
+
+class MessageDecodeError(MlagentsFastError, ValueError):
+    """Bytes received from a Unity environment are not a valid message."""

@@ -1,0 +1,1 @@
+"""Trainers, settings and buffers (the counterpart of ``mlagents.trainers``)."""

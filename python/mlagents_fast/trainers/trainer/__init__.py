@@ -1,0 +1,1 @@
+"""Trainer base classes and helpers (the counterpart of ``mlagents.trainers.trainer``)."""

@@ -1,0 +1,1 @@
+//! Unity communicator wire format (being written).

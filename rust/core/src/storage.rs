@@ -1,0 +1,1 @@
+//! Binary field-file format shared by the replay buffer and AgentBuffer (being written).
