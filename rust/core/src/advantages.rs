@@ -1,1 +1,801 @@
-//! (being written)
+//! Discounted returns, generalized advantage estimation (GAE) and lambda
+//! returns, over `f32` or `f64` slices.
+//!
+//! Single-trajectory kernels follow ML-Agents 1.1.0 exactly (same recursion,
+//! same order of floating-point operations as its numpy code under numpy 2):
+//! - [`discount_rewards`]: `R[t] = r[t] + gamma * R[t+1]`, `R[T] = value_next`
+//!   (`mlagents/trainers/trainer/trainer_utils.py`).
+//! - [`gae`]: `delta[t] = r[t] + gamma * V[t+1] - V[t]` with `V[T] = value_next`,
+//!   then `A[t] = delta[t] + gamma * lambda * A[t+1]`, `A[T] = 0`
+//!   (Schulman et al. 2016, arXiv:1506.02438; `get_gae` in ML-Agents).
+//! - [`lambda_return`]: `G[T-1] = r[T-1] + gamma * value_next`,
+//!   `G[t] = gamma * lambda * G[t+1] + r[t] + (1 - lambda) * gamma * V[t+1]`
+//!   (`mlagents/trainers/poca/trainer.py`).
+//!
+//! Batched GAE comes in two layouts, both returning advantages and returns
+//! (`returns = advantages + values`):
+//! - [`gae_ragged`]: many trajectories concatenated, split by `offsets`, each
+//!   with its own bootstrap value (pass 0 for a trajectory that terminated).
+//! - [`gae_time_major`]: `[T, N]` arrays from `N` parallel environments, with
+//!   separate `terminated` and `truncated` masks (see its documentation).
+
+use std::ops::{Add, Mul, Sub};
+
+use rayon::prelude::*;
+
+use crate::parallel;
+use crate::{CoreError, CoreResult};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The element types the kernels run on: `f32` and `f64`.
+pub trait Real:
+    sealed::Sealed
+    + Copy
+    + Send
+    + Sync
+    + PartialEq
+    + std::fmt::Debug
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + 'static
+{
+    const ZERO: Self;
+    /// Rounds a hyperparameter given in double precision to this type, like
+    /// numpy does when a Python float multiplies an array of this type.
+    fn from_f64(value: f64) -> Self;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+/// Advantages and returns of a batched GAE call, in the input's layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvantagesAndReturns<F> {
+    /// GAE advantage of every step.
+    pub advantages: Vec<F>,
+    /// Value targets: `advantages + values`.
+    pub returns: Vec<F>,
+}
+
+/// Below this many steps a batched call runs on the calling thread: handing
+/// work to the rayon pool costs a few microseconds, more than the work itself.
+/// Measured with `benches/bench_advantages.py` on a 2-core machine.
+pub const PARALLEL_MIN_STEPS: usize = 32 * 1024;
+
+/// How many trajectories (or column groups) the ragged kernel advances in
+/// lockstep: independent recursions hide the latency of the dependent
+/// multiply-add chain of each one.
+const INTERLEAVE: usize = 8;
+
+fn check_factor(argument: &str, value: f64) -> CoreResult<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            argument,
+            format!("must be a finite number, got {value}"),
+        ))
+    }
+}
+
+fn check_len(argument: &str, got: usize, expected: usize, what: &str) -> CoreResult<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            argument,
+            format!("expected length {expected} ({what}), got {got}"),
+        ))
+    }
+}
+
+/// Discounted sum of future rewards, bootstrapped with `value_next` after the
+/// last step. Writes `out[t] = rewards[t] + gamma * out[t+1]`.
+pub fn discount_rewards_into<F: Real>(
+    rewards: &[F],
+    gamma: f64,
+    value_next: F,
+    out: &mut [F],
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_len("out", out.len(), rewards.len(), "one per reward")?;
+    let gamma = F::from_f64(gamma);
+    let mut running = value_next;
+    for (slot, &reward) in out.iter_mut().zip(rewards).rev() {
+        running = running * gamma + reward;
+        *slot = running;
+    }
+    Ok(())
+}
+
+/// [`discount_rewards_into`] into a new vector.
+pub fn discount_rewards<F: Real>(rewards: &[F], gamma: f64, value_next: F) -> CoreResult<Vec<F>> {
+    let mut out = vec![F::ZERO; rewards.len()];
+    discount_rewards_into(rewards, gamma, value_next, &mut out)?;
+    Ok(out)
+}
+
+/// GAE of one trajectory, bootstrapped with `value_next` (the value of the
+/// state after the last step; 0 when the episode terminated there).
+pub fn gae_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    value_next: F,
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut [F],
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    check_len(
+        "value_estimates",
+        values.len(),
+        rewards.len(),
+        "one per reward",
+    )?;
+    check_len(
+        "advantages",
+        advantages.len(),
+        rewards.len(),
+        "one per reward",
+    )?;
+    let gamma_lambda = F::from_f64(gamma * lambda);
+    let gamma = F::from_f64(gamma);
+    let mut running = F::ZERO;
+    let mut next_value = value_next;
+    for t in (0..rewards.len()).rev() {
+        let delta = (rewards[t] + gamma * next_value) - values[t];
+        running = running * gamma_lambda + delta;
+        advantages[t] = running;
+        next_value = values[t];
+    }
+    Ok(())
+}
+
+/// [`gae_into`] into a new vector.
+pub fn gae<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    value_next: F,
+    gamma: f64,
+    lambda: f64,
+) -> CoreResult<Vec<F>> {
+    let mut advantages = vec![F::ZERO; rewards.len()];
+    gae_into(rewards, values, value_next, gamma, lambda, &mut advantages)?;
+    Ok(advantages)
+}
+
+/// Lambda returns (TD(lambda) targets) of one trajectory, as POCA computes
+/// them: `G[t] = gamma * lambda * G[t+1] + r[t] + (1 - lambda) * gamma * V[t+1]`.
+pub fn lambda_return_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    gamma: f64,
+    lambda: f64,
+    value_next: F,
+    out: &mut [F],
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    check_len(
+        "value_estimates",
+        values.len(),
+        rewards.len(),
+        "one per reward",
+    )?;
+    check_len("out", out.len(), rewards.len(), "one per reward")?;
+    let Some(last) = rewards.len().checked_sub(1) else {
+        return Ok(());
+    };
+    let gamma_lambda = F::from_f64(gamma * lambda);
+    let gamma_rest = F::from_f64((1.0 - lambda) * gamma);
+    let mut running = rewards[last] + F::from_f64(gamma) * value_next;
+    out[last] = running;
+    for t in (0..last).rev() {
+        running = (gamma_lambda * running + rewards[t]) + gamma_rest * values[t + 1];
+        out[t] = running;
+    }
+    Ok(())
+}
+
+/// [`lambda_return_into`] into a new vector.
+pub fn lambda_return<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    gamma: f64,
+    lambda: f64,
+    value_next: F,
+) -> CoreResult<Vec<F>> {
+    let mut out = vec![F::ZERO; rewards.len()];
+    lambda_return_into(rewards, values, gamma, lambda, value_next, &mut out)?;
+    Ok(out)
+}
+
+/// Checks that `offsets` splits `total` steps into `trajectories` pieces:
+/// `offsets[0] == 0`, non-decreasing, `offsets[trajectories] == total`.
+pub fn check_offsets(offsets: &[usize], trajectories: usize, total: usize) -> CoreResult<()> {
+    check_len(
+        "offsets",
+        offsets.len(),
+        trajectories + 1,
+        "one more than value_next",
+    )?;
+    if offsets[0] != 0 {
+        return Err(CoreError::invalid(
+            "offsets",
+            format!("must start at 0, starts at {}", offsets[0]),
+        ));
+    }
+    if let Some(i) = offsets.windows(2).position(|pair| pair[1] < pair[0]) {
+        return Err(CoreError::invalid(
+            "offsets",
+            format!(
+                "must be non-decreasing, but offsets[{}] = {} > offsets[{}] = {}",
+                i,
+                offsets[i],
+                i + 1,
+                offsets[i + 1]
+            ),
+        ));
+    }
+    let end = offsets[trajectories];
+    if end != total {
+        return Err(CoreError::invalid(
+            "offsets",
+            format!("must end at the number of steps {total}, ends at {end}"),
+        ));
+    }
+    Ok(())
+}
+
+/// One trajectory of a ragged batch: its inputs and its output slices.
+struct RaggedPiece<'a, F> {
+    rewards: &'a [F],
+    values: &'a [F],
+    value_next: F,
+    advantages: &'a mut [F],
+    returns: &'a mut [F],
+}
+
+/// GAE of up to [`INTERLEAVE`] trajectories advanced together from their ends:
+/// each lane is one independent recursion, so the processor overlaps them.
+fn gae_interleaved<F: Real>(pieces: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
+    let lanes = pieces.len();
+    debug_assert!(lanes <= INTERLEAVE);
+    let mut running = [F::ZERO; INTERLEAVE];
+    let mut next_value = [F::ZERO; INTERLEAVE];
+    for (lane, piece) in pieces.iter().enumerate() {
+        next_value[lane] = piece.value_next;
+    }
+    // Lockstep over the shortest trajectory's length, counted from the ends.
+    let common = pieces.iter().map(|p| p.rewards.len()).min().unwrap_or(0);
+    for back in 1..=common {
+        for (lane, piece) in pieces.iter_mut().enumerate() {
+            let t = piece.rewards.len() - back;
+            let value = piece.values[t];
+            let delta = (piece.rewards[t] + gamma * next_value[lane]) - value;
+            let advantage = running[lane] * gamma_lambda + delta;
+            running[lane] = advantage;
+            next_value[lane] = value;
+            piece.advantages[t] = advantage;
+            piece.returns[t] = advantage + value;
+        }
+    }
+    // Whatever is longer than the shortest one finishes lane by lane.
+    for (lane, piece) in pieces.iter_mut().enumerate().take(lanes) {
+        let mut run = running[lane];
+        let mut next = next_value[lane];
+        for t in (0..piece.rewards.len() - common).rev() {
+            let value = piece.values[t];
+            let delta = (piece.rewards[t] + gamma * next) - value;
+            run = run * gamma_lambda + delta;
+            next = value;
+            piece.advantages[t] = run;
+            piece.returns[t] = run + value;
+        }
+    }
+}
+
+/// Batched GAE over trajectories concatenated along one axis.
+///
+/// Trajectory `i` is `rewards[offsets[i]..offsets[i+1]]` (same for `values`),
+/// bootstrapped with `value_next[i]`; each gets exactly what [`gae`] would
+/// give it. `offsets` has one more entry than `value_next`, starts at 0, never
+/// decreases and ends at `rewards.len()` (empty trajectories are allowed).
+/// Writes `advantages` and `returns = advantages + values`.
+#[allow(clippy::too_many_arguments)]
+pub fn gae_ragged_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut [F],
+    returns: &mut [F],
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    let total = rewards.len();
+    check_len("values", values.len(), total, "one per reward")?;
+    check_len("advantages", advantages.len(), total, "one per reward")?;
+    check_len("returns", returns.len(), total, "one per reward")?;
+    check_offsets(offsets, value_next.len(), total)?;
+
+    // Cut inputs and outputs into per-trajectory pieces (disjoint borrows).
+    let mut pieces = Vec::with_capacity(value_next.len());
+    let (mut adv_rest, mut ret_rest) = (advantages, returns);
+    for (i, &bootstrap) in value_next.iter().enumerate() {
+        let (start, end) = (offsets[i], offsets[i + 1]);
+        let (adv_piece, adv_tail) = std::mem::take(&mut adv_rest).split_at_mut(end - start);
+        let (ret_piece, ret_tail) = std::mem::take(&mut ret_rest).split_at_mut(end - start);
+        adv_rest = adv_tail;
+        ret_rest = ret_tail;
+        pieces.push(RaggedPiece {
+            rewards: &rewards[start..end],
+            values: &values[start..end],
+            value_next: bootstrap,
+            advantages: adv_piece,
+            returns: ret_piece,
+        });
+    }
+
+    let gamma_lambda = F::from_f64(gamma * lambda);
+    let gamma = F::from_f64(gamma);
+    if total >= PARALLEL_MIN_STEPS && pieces.len() > INTERLEAVE && parallel::enabled() {
+        pieces
+            .par_chunks_mut(INTERLEAVE)
+            .for_each(|group| gae_interleaved(group, gamma, gamma_lambda));
+    } else {
+        for group in pieces.chunks_mut(INTERLEAVE) {
+            gae_interleaved(group, gamma, gamma_lambda);
+        }
+    }
+    Ok(())
+}
+
+/// [`gae_ragged_into`] into new vectors.
+pub fn gae_ragged<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+) -> CoreResult<AdvantagesAndReturns<F>> {
+    let mut advantages = vec![F::ZERO; rewards.len()];
+    let mut returns = vec![F::ZERO; rewards.len()];
+    gae_ragged_into(
+        rewards,
+        values,
+        offsets,
+        value_next,
+        gamma,
+        lambda,
+        &mut advantages,
+        &mut returns,
+    )?;
+    Ok(AdvantagesAndReturns {
+        advantages,
+        returns,
+    })
+}
+
+/// Inputs of [`gae_time_major`]: `[T, N]` arrays flattened row by row.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeMajorBatch<'a, F> {
+    /// `T`: number of steps (rows).
+    pub steps: usize,
+    /// `N`: number of environments (columns).
+    pub envs: usize,
+    /// `rewards[t, n]`: reward received for the action at step `t`.
+    pub rewards: &'a [F],
+    /// `values[t, n]`: value estimate of the state at step `t`.
+    pub values: &'a [F],
+    /// `next_values[t, n]`: value estimate of the state reached after step
+    /// `t` (for a truncated step: of the final observation, before reset).
+    pub next_values: &'a [F],
+    /// `terminated[t, n] != 0`: the state after step `t` is terminal; its
+    /// value is 0 and `next_values[t, n]` is ignored.
+    pub terminated: &'a [u8],
+    /// `truncated[t, n] != 0`: the episode was cut after step `t` (time
+    /// limit); `next_values[t, n]` bootstraps, but the recursion does not
+    /// reach into the next episode.
+    pub truncated: &'a [u8],
+}
+
+/// Batched GAE over `N` environments stepped together for `T` steps.
+///
+/// Shape contract (like TorchRL's `generalized_advantage_estimate`, but
+/// time-major): every array is `[T, N]`, row `t` holding step `t` of all
+/// environments. With `done = terminated | truncated`:
+///
+/// ```text
+/// delta[t] = r[t] + gamma * (terminated[t] ? 0 : next_values[t]) - values[t]
+/// A[t]     = delta[t] + gamma * lambda * (done[t] ? 0 : A[t+1]),   A[T] = 0
+/// returns  = A + values
+/// ```
+///
+/// Truncation bootstraps with the value of the next state, termination does
+/// not; either stops the recursion at the episode boundary. The last row is
+/// bootstrapped with `next_values[T-1]` unless terminated. Masked-out next
+/// values are selected away, never multiplied by zero, so a NaN there does
+/// not leak. With values `V` of `T + 1` rows, pass `V[:-1]` and `V[1:]`.
+pub fn gae_time_major_into<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut [F],
+    returns: &mut [F],
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    let total = batch.steps.checked_mul(batch.envs).ok_or_else(|| {
+        CoreError::invalid("rewards", "number of steps times environments overflows")
+    })?;
+    let what = "steps x environments";
+    check_len("rewards", batch.rewards.len(), total, what)?;
+    check_len("values", batch.values.len(), total, what)?;
+    check_len("next_values", batch.next_values.len(), total, what)?;
+    check_len("terminated", batch.terminated.len(), total, what)?;
+    check_len("truncated", batch.truncated.len(), total, what)?;
+    check_len("advantages", advantages.len(), total, what)?;
+    check_len("returns", returns.len(), total, what)?;
+    if total == 0 {
+        return Ok(());
+    }
+
+    let gamma_lambda = F::from_f64(gamma * lambda);
+    let gamma = F::from_f64(gamma);
+    let envs = batch.envs;
+    let mut running = vec![F::ZERO; envs];
+    for t in (0..batch.steps).rev() {
+        let row = t * envs..(t + 1) * envs;
+        let rewards = &batch.rewards[row.clone()];
+        let values = &batch.values[row.clone()];
+        let next_values = &batch.next_values[row.clone()];
+        let terminated = &batch.terminated[row.clone()];
+        let truncated = &batch.truncated[row.clone()];
+        let advantages = &mut advantages[row.clone()];
+        let returns = &mut returns[row];
+        // Plain indexed loop over equal-length rows: the compiler drops the
+        // bounds checks and vectorizes it across environments.
+        for n in 0..envs {
+            let is_terminal = terminated[n] != 0;
+            let is_cut = is_terminal | (truncated[n] != 0);
+            let next_value = if is_terminal { F::ZERO } else { next_values[n] };
+            let carried = if is_cut { F::ZERO } else { running[n] };
+            let delta = (rewards[n] + gamma * next_value) - values[n];
+            let advantage = carried * gamma_lambda + delta;
+            running[n] = advantage;
+            advantages[n] = advantage;
+            returns[n] = advantage + values[n];
+        }
+    }
+    Ok(())
+}
+
+/// [`gae_time_major_into`] into new vectors.
+pub fn gae_time_major<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: f64,
+    lambda: f64,
+) -> CoreResult<AdvantagesAndReturns<F>> {
+    let total = batch.rewards.len();
+    let mut advantages = vec![F::ZERO; total];
+    let mut returns = vec![F::ZERO; total];
+    gae_time_major_into(batch, gamma, lambda, &mut advantages, &mut returns)?;
+    Ok(AdvantagesAndReturns {
+        advantages,
+        returns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+
+    fn close(a: &[f64], b: &[f64], tolerance: f64) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= tolerance * (1.0 + y.abs()))
+    }
+
+    fn random_vec(rng: &mut Pcg64, len: usize) -> Vec<f64> {
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    /// GAE the long way: deltas first, then their discounted sum (as ML-Agents does).
+    fn gae_by_definition(r: &[f64], v: &[f64], v_next: f64, g: f64, l: f64) -> Vec<f64> {
+        let deltas: Vec<f64> = (0..r.len())
+            .map(|t| {
+                let next = if t + 1 < r.len() { v[t + 1] } else { v_next };
+                r[t] + g * next - v[t]
+            })
+            .collect();
+        discount_rewards(&deltas, g * l, 0.0).unwrap()
+    }
+
+    #[test]
+    fn discount_rewards_by_hand() {
+        let out = discount_rewards(&[1.0f64, 0.0, 2.0], 0.5, 4.0).unwrap();
+        // R2 = 2 + 0.5*4 = 4, R1 = 0 + 0.5*4 = 2, R0 = 1 + 0.5*2 = 2
+        assert_eq!(out, vec![2.0, 2.0, 4.0]);
+        assert!(discount_rewards::<f32>(&[], 0.9, 1.0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn gae_matches_its_definition_and_lambda_one_is_monte_carlo() {
+        let mut rng = Pcg64::seed_from_u64(7);
+        for len in [1, 3, 1000] {
+            let r = random_vec(&mut rng, len);
+            let v = random_vec(&mut rng, len);
+            let v_next = rng.random_range(-1.0..1.0);
+            let got = gae(&r, &v, v_next, 0.99, 0.95).unwrap();
+            assert!(close(
+                &got,
+                &gae_by_definition(&r, &v, v_next, 0.99, 0.95),
+                1e-12
+            ));
+            // lambda = 1: A + V is the discounted return bootstrapped with v_next.
+            let a1 = gae(&r, &v, v_next, 0.97, 1.0).unwrap();
+            let returns: Vec<f64> = a1.iter().zip(&v).map(|(a, v)| a + v).collect();
+            assert!(close(
+                &returns,
+                &discount_rewards(&r, 0.97, v_next).unwrap(),
+                1e-9
+            ));
+        }
+    }
+
+    #[test]
+    fn gae_constant_value_one_terminal_reward() {
+        // V = 1 everywhere, reward 1 on the last step, episode ends (value_next 0):
+        // delta = [g-1, g-1, 0] (last: 1 + 0 - 1), A[t] = delta[t] + g*l*A[t+1].
+        let (g, l) = (0.9f64, 0.8f64);
+        let got = gae(&[0.0, 0.0, 1.0], &[1.0, 1.0, 1.0], 0.0, g, l).unwrap();
+        let a2 = 0.0;
+        let a1 = (g - 1.0) + g * l * a2;
+        let a0 = (g - 1.0) + g * l * a1;
+        assert!(close(&got, &[a0, a1, a2], 1e-15));
+    }
+
+    #[test]
+    fn lambda_return_limits() {
+        let mut rng = Pcg64::seed_from_u64(3);
+        let r = random_vec(&mut rng, 50);
+        let v = random_vec(&mut rng, 50);
+        // lambda = 1: the Monte Carlo return.
+        let g1 = lambda_return(&r, &v, 0.9, 1.0, 0.5).unwrap();
+        assert!(close(&g1, &discount_rewards(&r, 0.9, 0.5).unwrap(), 1e-12));
+        // lambda = 0: one-step TD targets r[t] + gamma * V[t+1].
+        let g0 = lambda_return(&r, &v, 0.9, 0.0, 0.5).unwrap();
+        let td: Vec<f64> = (0..50)
+            .map(|t| r[t] + 0.9 * if t < 49 { v[t + 1] } else { 0.5 })
+            .collect();
+        assert!(close(&g0, &td, 1e-12));
+        assert!(lambda_return::<f64>(&[], &[], 0.9, 0.8, 1.0)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn f32_kernels_agree_with_f64() {
+        let mut rng = Pcg64::seed_from_u64(11);
+        let r = random_vec(&mut rng, 1000);
+        let v = random_vec(&mut rng, 1000);
+        let r32: Vec<f32> = r.iter().map(|&x| x as f32).collect();
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        let widen = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<f64>>();
+        let got = widen(gae(&r32, &v32, 0.25, 0.99, 0.95).unwrap());
+        assert!(close(&got, &gae(&r, &v, 0.25, 0.99, 0.95).unwrap(), 1e-4));
+        let got = widen(lambda_return(&r32, &v32, 0.99, 0.8, 0.25).unwrap());
+        assert!(close(
+            &got,
+            &lambda_return(&r, &v, 0.99, 0.8, 0.25).unwrap(),
+            1e-4
+        ));
+    }
+
+    fn random_ragged(rng: &mut Pcg64, trajectories: usize, max_len: usize) -> Vec<usize> {
+        let mut offsets = vec![0];
+        for _ in 0..trajectories {
+            let len = rng.random_range(0..=max_len);
+            offsets.push(offsets.last().unwrap() + len);
+        }
+        offsets
+    }
+
+    #[test]
+    fn ragged_equals_one_gae_per_trajectory() {
+        let mut rng = Pcg64::seed_from_u64(5);
+        // Small (sequential path) and large (parallel path) batches, ragged lengths incl. 0.
+        for (trajectories, max_len) in [(1, 0), (3, 5), (13, 40), (70, 2000)] {
+            let offsets = random_ragged(&mut rng, trajectories, max_len);
+            let total = *offsets.last().unwrap();
+            let r = random_vec(&mut rng, total);
+            let v = random_vec(&mut rng, total);
+            let v_next = random_vec(&mut rng, trajectories);
+            let out = gae_ragged(&r, &v, &offsets, &v_next, 0.99, 0.95).unwrap();
+            for i in 0..trajectories {
+                let span = offsets[i]..offsets[i + 1];
+                let expected = gae(&r[span.clone()], &v[span.clone()], v_next[i], 0.99, 0.95);
+                // Same operations in the same order: bit-identical.
+                assert_eq!(out.advantages[span.clone()], expected.unwrap()[..]);
+                for t in span {
+                    assert_eq!(out.returns[t], out.advantages[t] + v[t]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ragged_rejects_bad_offsets() {
+        let r = [0.0f32; 4];
+        let cases: [(&[usize], &str); 4] = [
+            (&[0, 2], "one more than value_next"),
+            (&[1, 2, 4], "must start at 0"),
+            (&[0, 3, 2], "non-decreasing"),
+            (&[0, 2, 5], "must end at the number of steps 4"),
+        ];
+        for (offsets, message) in cases {
+            let err = gae_ragged(&r, &r, offsets, &[0.0, 0.0], 0.99, 0.95).unwrap_err();
+            match err {
+                CoreError::InvalidArgument {
+                    argument,
+                    message: m,
+                } => {
+                    assert_eq!(argument, "offsets");
+                    assert!(m.contains(message), "{m}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let err = gae_ragged(&r, &r[..3], &[0, 4], &[0.0], 0.99, 0.95).unwrap_err();
+        assert!(
+            matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "values")
+        );
+        let err = gae(&r, &r, 0.0, f64::NAN, 0.95).unwrap_err();
+        assert!(
+            matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "gamma")
+        );
+    }
+
+    /// Column-by-column loop, written from the formula in `gae_time_major`'s docs.
+    #[allow(clippy::too_many_arguments)]
+    fn time_major_reference(
+        steps: usize,
+        envs: usize,
+        r: &[f64],
+        v: &[f64],
+        nv: &[f64],
+        term: &[u8],
+        trunc: &[u8],
+        g: f64,
+        l: f64,
+    ) -> Vec<f64> {
+        let mut adv = vec![0.0; steps * envs];
+        for n in 0..envs {
+            let mut next_adv = 0.0;
+            for t in (0..steps).rev() {
+                let i = t * envs + n;
+                let not_terminal = if term[i] != 0 { 0.0 } else { 1.0 };
+                let not_done = if term[i] != 0 || trunc[i] != 0 {
+                    0.0
+                } else {
+                    1.0
+                };
+                let delta = r[i] + g * nv[i] * not_terminal - v[i];
+                next_adv = delta + g * l * not_done * next_adv;
+                adv[i] = next_adv;
+            }
+        }
+        adv
+    }
+
+    #[test]
+    fn time_major_matches_reference_with_random_masks() {
+        let mut rng = Pcg64::seed_from_u64(9);
+        for (steps, envs) in [(1, 1), (3, 5), (1000, 7), (17, 64)] {
+            let n = steps * envs;
+            let r = random_vec(&mut rng, n);
+            let v = random_vec(&mut rng, n);
+            let nv = random_vec(&mut rng, n);
+            let term: Vec<u8> = (0..n).map(|_| rng.random_bool(0.1) as u8).collect();
+            let trunc: Vec<u8> = (0..n).map(|_| rng.random_bool(0.1) as u8).collect();
+            let batch = TimeMajorBatch {
+                steps,
+                envs,
+                rewards: &r,
+                values: &v,
+                next_values: &nv,
+                terminated: &term,
+                truncated: &trunc,
+            };
+            let out = gae_time_major(&batch, 0.99, 0.95).unwrap();
+            let expected =
+                time_major_reference(steps, envs, &r, &v, &nv, &term, &trunc, 0.99, 0.95);
+            assert!(close(&out.advantages, &expected, 1e-12));
+            for ((ret, adv), value) in out.returns.iter().zip(&out.advantages).zip(&v) {
+                assert_eq!(*ret, adv + value);
+            }
+        }
+    }
+
+    #[test]
+    fn time_major_infinite_horizon_needs_truncation_bootstrap() {
+        // Reward 1 forever, exact value 1/(1-gamma); episodes are cut by a time
+        // limit every 10 steps. Bootstrapping at truncation makes every
+        // advantage 0 and every return 1/(1-gamma); treating the cut as a
+        // termination would not.
+        let (g, steps, envs) = (0.9f64, 35, 2);
+        let value = 1.0 / (1.0 - g);
+        let ones = vec![1.0; steps * envs];
+        let values = vec![value; steps * envs];
+        let never = vec![0u8; steps * envs];
+        let cut: Vec<u8> = (0..steps * envs)
+            .map(|i| ((i / envs) % 10 == 9) as u8)
+            .collect();
+        let mut batch = TimeMajorBatch {
+            steps,
+            envs,
+            rewards: &ones,
+            values: &values,
+            next_values: &values,
+            terminated: &never,
+            truncated: &cut,
+        };
+        let out = gae_time_major(&batch, g, 0.95).unwrap();
+        assert!(out.advantages.iter().all(|a| a.abs() < 1e-12));
+        assert!(out.returns.iter().all(|r| (r - value).abs() < 1e-12));
+        // The same cut marked as termination loses the future value.
+        batch.terminated = &cut;
+        batch.truncated = &never;
+        let wrong = gae_time_major(&batch, g, 0.95).unwrap();
+        assert!((wrong.advantages[9 * envs] + g * value).abs() < 1e-12);
+    }
+
+    #[test]
+    fn time_major_terminal_ignores_nan_next_value() {
+        let batch = TimeMajorBatch {
+            steps: 2,
+            envs: 1,
+            rewards: &[0.0f32, 1.0],
+            values: &[0.5, 0.5],
+            next_values: &[0.5, f32::NAN],
+            terminated: &[0, 1],
+            truncated: &[0, 0],
+        };
+        let out = gae_time_major(&batch, 0.5, 1.0).unwrap();
+        // A1 = 1 - 0.5; A0 = (0 + 0.5*0.5 - 0.5) + 0.5*A1 = 0
+        assert_eq!(out.advantages, vec![0.0, 0.5]);
+        let bad = TimeMajorBatch {
+            truncated: &[0],
+            ..batch
+        };
+        let err = gae_time_major(&bad, 0.5, 1.0).unwrap_err();
+        assert!(
+            matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "truncated")
+        );
+    }
+}

@@ -7,11 +7,13 @@
 //! - [`replay`]: fixed-capacity replay ring for off-policy trainers.
 //! - [`proto`]: Unity communicator messages decoded into flat arrays.
 //! - [`envs`]: built-in vectorized environments that need no Unity.
+//! - [`parallel`]: the process-wide switch for the rayon pool (off after fork).
 
 pub mod advantages;
 pub mod agent_buffer;
 pub mod envs;
 pub mod error;
+pub mod parallel;
 pub mod proto;
 pub mod replay;
 pub mod storage;

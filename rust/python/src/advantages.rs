@@ -1,7 +1,411 @@
-//! (being written)
+//! Bindings of `mlagents_fast_core::advantages`: dtype dispatch (float32 or
+//! float64, every array of one dtype), shape checks, then the kernel with the
+//! interpreter released. Results are handed to numpy without a copy.
+//! The Python-facing drop-ins live in `mlagents_fast.trainers.trainer.trainer_utils`.
 
+use mlagents_fast_core::advantages::{self as core, Real, TimeMajorBatch};
+use numpy::ndarray::Array2;
+use numpy::{
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::{invalid_argument, IntoPyResult};
+use crate::validate::{check_shape, readonly_array};
+
+/// The two element types every kernel comes in.
+#[derive(Clone, Copy)]
+enum Precision {
+    F32,
+    F64,
+}
+
+/// Picks the kernel from the dtype of the first array argument.
+fn precision_of(obj: &Bound<'_, PyAny>, argument: &str) -> PyResult<Precision> {
+    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
+        return Ok(Precision::F32);
+    }
+    if obj.cast::<PyArrayDyn<f64>>().is_ok() {
+        return Ok(Precision::F64);
+    }
+    let found = obj
+        .getattr("dtype")
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| obj.get_type().to_string());
+    Err(invalid_argument(
+        argument,
+        format!("expected a numpy array of dtype float32 or float64, got {found}"),
+    ))
+}
+
+/// Name numpy gives the element type, for error messages.
+fn dtype_name<F: Real>() -> &'static str {
+    if std::mem::size_of::<F>() == 4 {
+        "float32"
+    } else {
+        "float64"
+    }
+}
+
+/// A further float array, which must share the dtype of `rewards`.
+fn matching_array<'py, F: Real + Element>(
+    obj: &Bound<'py, PyAny>,
+    argument: &str,
+) -> PyResult<PyReadonlyArrayDyn<'py, F>> {
+    let expected = format!("{} (the dtype of rewards)", dtype_name::<F>());
+    readonly_array::<F>(obj, argument, &expected)
+}
+
+fn slice_of<'a, T: Element>(
+    array: &'a PyReadonlyArrayDyn<'_, T>,
+    argument: &str,
+) -> PyResult<&'a [T]> {
+    array
+        .as_slice()
+        .map_err(|_| invalid_argument(argument, "array must be C-contiguous"))
+}
+
+/// A one-dimensional float array of the kernel's dtype.
+fn vector<'py, F: Real + Element>(
+    obj: &Bound<'py, PyAny>,
+    argument: &str,
+    len: Option<usize>,
+) -> PyResult<PyReadonlyArrayDyn<'py, F>> {
+    let array = matching_array::<F>(obj, argument)?;
+    check_shape(argument, array.shape(), &[len])?;
+    Ok(array)
+}
+
+/// A boolean mask, read as bytes (`bool` or `uint8`, non-zero means set).
+enum Mask<'py> {
+    Bool(PyReadonlyArrayDyn<'py, bool>),
+    Byte(PyReadonlyArrayDyn<'py, u8>),
+}
+
+impl Mask<'_> {
+    fn extract<'py>(obj: &Bound<'py, PyAny>, argument: &str) -> PyResult<Mask<'py>> {
+        if obj.cast::<PyArrayDyn<bool>>().is_ok() {
+            return Ok(Mask::Bool(readonly_array::<bool>(obj, argument, "bool")?));
+        }
+        readonly_array::<u8>(obj, argument, "bool (or uint8)").map(Mask::Byte)
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            Mask::Bool(array) => array.shape(),
+            Mask::Byte(array) => array.shape(),
+        }
+    }
+
+    /// The mask's bytes. A numpy bool array may hold bytes other than 0 and 1
+    /// (made with `.view(bool)`), which a Rust `bool` must never, so bool data
+    /// is read as raw bytes instead of through `&[bool]`.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: `readonly_array` checked C-contiguity; the readonly
+            // borrow keeps the buffer alive and unaliased by writers for `self`'s
+            // lifetime; numpy bools are one byte each.
+            Mask::Bool(array) => unsafe {
+                std::slice::from_raw_parts(array.data() as *const u8, array.len())
+            },
+            Mask::Byte(array) => array.as_slice().unwrap_or(&[]),
+        }
+    }
+}
+
+fn check_factors(gamma: f64, lambd: f64) -> PyResult<()> {
+    for (argument, value) in [("gamma", gamma), ("lambd", lambd)] {
+        if !value.is_finite() {
+            return Err(invalid_argument(
+                argument,
+                format!("must be a finite number, got {value}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn discount_rewards_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    gamma: f64,
+    value_next: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rewards = vector::<F>(rewards, "r", None)?;
+    let rewards = slice_of(&rewards, "r")?;
+    let value_next = F::from_f64(value_next);
+    let out = py
+        .detach(|| core::discount_rewards(rewards, gamma, value_next))
+        .py()?;
+    Ok(PyArray1::from_vec(py, out).into_any())
+}
+
+/// Discounted returns of one trajectory (`r` float32 or float64, 1-D); the result has `r`'s dtype.
+#[pyfunction]
+#[pyo3(signature = (r, gamma, value_next))]
+fn discount_rewards<'py>(
+    py: Python<'py>,
+    r: &Bound<'py, PyAny>,
+    gamma: f64,
+    value_next: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_factors(gamma, 0.0)?;
+    match precision_of(r, "r")? {
+        Precision::F32 => discount_rewards_typed::<f32>(py, r, gamma, value_next),
+        Precision::F64 => discount_rewards_typed::<f64>(py, r, gamma, value_next),
+    }
+}
+
+fn gae_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    value_next: f64,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rewards = vector::<F>(rewards, "rewards", None)?;
+    let values = vector::<F>(values, "value_estimates", Some(rewards.len()))?;
+    let (rewards, values) = (
+        slice_of(&rewards, "rewards")?,
+        slice_of(&values, "value_estimates")?,
+    );
+    let value_next = F::from_f64(value_next);
+    let out = py
+        .detach(|| core::gae(rewards, values, value_next, gamma, lambd))
+        .py()?;
+    Ok(PyArray1::from_vec(py, out).into_any())
+}
+
+/// GAE of one trajectory; `rewards` and `value_estimates` 1-D, same float dtype.
+#[pyfunction]
+#[pyo3(signature = (rewards, value_estimates, value_next, gamma, lambd))]
+fn get_gae<'py>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    value_estimates: &Bound<'py, PyAny>,
+    value_next: f64,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_factors(gamma, lambd)?;
+    match precision_of(rewards, "rewards")? {
+        Precision::F32 => gae_typed::<f32>(py, rewards, value_estimates, value_next, gamma, lambd),
+        Precision::F64 => gae_typed::<f64>(py, rewards, value_estimates, value_next, gamma, lambd),
+    }
+}
+
+fn lambda_return_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+    value_next: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rewards = vector::<F>(rewards, "r", None)?;
+    let values = vector::<F>(values, "value_estimates", Some(rewards.len()))?;
+    let (rewards, values) = (
+        slice_of(&rewards, "r")?,
+        slice_of(&values, "value_estimates")?,
+    );
+    let value_next = F::from_f64(value_next);
+    let out = py
+        .detach(|| core::lambda_return(rewards, values, gamma, lambd, value_next))
+        .py()?;
+    Ok(PyArray1::from_vec(py, out).into_any())
+}
+
+/// Lambda returns of one trajectory (POCA); `r` and `value_estimates` 1-D, same float dtype.
+#[pyfunction]
+#[pyo3(signature = (r, value_estimates, gamma, lambd, value_next))]
+fn lambda_return<'py>(
+    py: Python<'py>,
+    r: &Bound<'py, PyAny>,
+    value_estimates: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+    value_next: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_factors(gamma, lambd)?;
+    match precision_of(r, "r")? {
+        Precision::F32 => {
+            lambda_return_typed::<f32>(py, r, value_estimates, gamma, lambd, value_next)
+        }
+        Precision::F64 => {
+            lambda_return_typed::<f64>(py, r, value_estimates, gamma, lambd, value_next)
+        }
+    }
+}
+
+/// Converts int64 offsets to indices, rejecting negative entries by position.
+fn offsets_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let offsets = readonly_array::<i64>(obj, "offsets", "int64")?;
+    check_shape("offsets", offsets.shape(), &[None])?;
+    slice_of(&offsets, "offsets")?
+        .iter()
+        .enumerate()
+        .map(|(i, &offset)| {
+            usize::try_from(offset).map_err(|_| {
+                invalid_argument("offsets", format!("offsets[{i}] = {offset} is negative"))
+            })
+        })
+        .collect()
+}
+
+type ArrayPair<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+fn gae_ragged_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    offsets: Vec<usize>,
+    value_next: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<ArrayPair<'py>> {
+    let rewards = vector::<F>(rewards, "rewards", None)?;
+    let values = vector::<F>(values, "values", Some(rewards.len()))?;
+    let value_next = vector::<F>(value_next, "value_next", None)?;
+    let rewards = slice_of(&rewards, "rewards")?;
+    let values = slice_of(&values, "values")?;
+    let value_next = slice_of(&value_next, "value_next")?;
+    // Offsets are checked before the interpreter is released, so a bad call
+    // costs nothing; the kernel checks them again (cheaply) for Rust callers.
+    core::check_offsets(&offsets, value_next.len(), rewards.len()).py()?;
+    let out = py
+        .detach(|| core::gae_ragged(rewards, values, &offsets, value_next, gamma, lambd))
+        .py()?;
+    Ok((
+        PyArray1::from_vec(py, out.advantages).into_any(),
+        PyArray1::from_vec(py, out.returns).into_any(),
+    ))
+}
+
+/// Batched GAE over concatenated trajectories; see `compute_gae_ragged` in Python.
+#[pyfunction]
+#[pyo3(signature = (rewards, values, offsets, value_next, gamma, lambd))]
+fn gae_ragged<'py>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    value_next: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<ArrayPair<'py>> {
+    check_factors(gamma, lambd)?;
+    let precision = precision_of(rewards, "rewards")?;
+    let offsets = offsets_of(offsets)?;
+    match precision {
+        Precision::F32 => {
+            gae_ragged_typed::<f32>(py, rewards, values, offsets, value_next, gamma, lambd)
+        }
+        Precision::F64 => {
+            gae_ragged_typed::<f64>(py, rewards, values, offsets, value_next, gamma, lambd)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gae_time_major_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    next_values: &Bound<'py, PyAny>,
+    terminated: &Bound<'py, PyAny>,
+    truncated: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<ArrayPair<'py>> {
+    let rewards = matching_array::<F>(rewards, "rewards")?;
+    check_shape("rewards", rewards.shape(), &[None, None])?;
+    let (steps, envs) = (rewards.shape()[0], rewards.shape()[1]);
+    let shape = [Some(steps), Some(envs)];
+    let values = matching_array::<F>(values, "values")?;
+    check_shape("values", values.shape(), &shape)?;
+    let next_values = matching_array::<F>(next_values, "next_values")?;
+    check_shape("next_values", next_values.shape(), &shape)?;
+    let terminated = Mask::extract(terminated, "terminated")?;
+    check_shape("terminated", terminated.shape(), &shape)?;
+    let truncated = Mask::extract(truncated, "truncated")?;
+    check_shape("truncated", truncated.shape(), &shape)?;
+    let batch = TimeMajorBatch {
+        steps,
+        envs,
+        rewards: slice_of(&rewards, "rewards")?,
+        values: slice_of(&values, "values")?,
+        next_values: slice_of(&next_values, "next_values")?,
+        terminated: terminated.bytes(),
+        truncated: truncated.bytes(),
+    };
+    let out = py
+        .detach(|| core::gae_time_major(&batch, gamma, lambd))
+        .py()?;
+    let to_2d = |data: Vec<F>| -> PyResult<Bound<'py, PyArray2<F>>> {
+        let array = Array2::from_shape_vec((steps, envs), data)
+            .map_err(|e| invalid_argument("rewards", e.to_string()))?;
+        Ok(array.into_pyarray(py))
+    };
+    Ok((
+        to_2d(out.advantages)?.into_any(),
+        to_2d(out.returns)?.into_any(),
+    ))
+}
+
+/// Batched GAE over `[T, N]` time-major arrays; see `compute_gae_time_major` in Python.
+#[pyfunction]
+#[pyo3(signature = (rewards, values, next_values, terminated, truncated, gamma, lambd))]
+#[allow(clippy::too_many_arguments)]
+fn gae_time_major<'py>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    next_values: &Bound<'py, PyAny>,
+    terminated: &Bound<'py, PyAny>,
+    truncated: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<ArrayPair<'py>> {
+    check_factors(gamma, lambd)?;
+    match precision_of(rewards, "rewards")? {
+        Precision::F32 => gae_time_major_typed::<f32>(
+            py,
+            rewards,
+            values,
+            next_values,
+            terminated,
+            truncated,
+            gamma,
+            lambd,
+        ),
+        Precision::F64 => gae_time_major_typed::<f64>(
+            py,
+            rewards,
+            values,
+            next_values,
+            terminated,
+            truncated,
+            gamma,
+            lambd,
+        ),
+    }
+}
+
+/// Turns off the rayon pool in this process: called in a child after fork,
+/// where the parent's pool threads do not exist.
+#[pyfunction]
+fn disable_parallelism() {
+    mlagents_fast_core::parallel::disable();
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(discount_rewards, m)?)?;
+    m.add_function(wrap_pyfunction!(get_gae, m)?)?;
+    m.add_function(wrap_pyfunction!(lambda_return, m)?)?;
+    m.add_function(wrap_pyfunction!(gae_ragged, m)?)?;
+    m.add_function(wrap_pyfunction!(gae_time_major, m)?)?;
+    m.add_function(wrap_pyfunction!(disable_parallelism, m)?)?;
     Ok(())
 }

@@ -1,0 +1,491 @@
+"""Advantage kernels against plain numpy references, hand-computed cases and bad input."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlagents_fast.exceptions import InvalidArgumentError
+from mlagents_fast.trainers.trainer.trainer_utils import (
+    AdvantagesAndReturns,
+    compute_gae_ragged,
+    compute_gae_time_major,
+    discount_rewards,
+    get_gae,
+    lambda_return,
+)
+
+# ---------------------------------------------------------------------------
+# Plain numpy references, written from the formulas (one loop, no tricks).
+
+
+def reference_discount(rewards, gamma, value_next):
+    out = np.zeros(len(rewards), dtype=np.float64)
+    running = float(value_next)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out
+
+
+def reference_gae(rewards, values, value_next, gamma, lambd):
+    """delta[t] = r[t] + gamma V[t+1] - V[t]; A[t] = delta[t] + gamma lambd A[t+1]."""
+    values_ext = np.concatenate([np.ravel(values), np.ravel(value_next)]).astype(np.float64)
+    deltas = np.asarray(rewards, dtype=np.float64) + gamma * values_ext[1:] - values_ext[:-1]
+    return reference_discount(deltas, gamma * lambd, 0.0)
+
+
+def reference_lambda_return(rewards, values, gamma, lambd, value_next):
+    size = len(rewards)
+    out = np.zeros(size, dtype=np.float64)
+    for t in range(size - 1, -1, -1):
+        if t == size - 1:
+            out[t] = rewards[t] + gamma * value_next
+        else:
+            out[t] = rewards[t] + gamma * (lambd * out[t + 1] + (1 - lambd) * values[t + 1])
+    return out
+
+
+def reference_time_major(rewards, values, next_values, terminated, truncated, gamma, lambd):
+    steps, envs = rewards.shape
+    advantages = np.zeros((steps, envs), dtype=np.float64)
+    for n in range(envs):
+        following = 0.0
+        for t in range(steps - 1, -1, -1):
+            bootstrap = 0.0 if terminated[t, n] else float(next_values[t, n])
+            delta = float(rewards[t, n]) + gamma * bootstrap - float(values[t, n])
+            carried = 0.0 if (terminated[t, n] or truncated[t, n]) else following
+            following = delta + gamma * lambd * carried
+            advantages[t, n] = following
+    return advantages
+
+
+def assert_close(actual, expected, dtype):
+    """float32 kernels accumulate in float32: allow error relative to the largest magnitude."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    atol = (2e-5 if dtype == np.float32 else 1e-11) * scale
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=0, atol=atol)
+
+
+# ---------------------------------------------------------------------------
+# Property tests against the references.
+
+factors = st.floats(0.0, 1.0)
+lengths = st.sampled_from([1, 3, 1000])
+dtypes = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(gamma=factors, lambd=factors, length=lengths, dtype=dtypes, seed=seeds)
+def test_single_trajectory_kernels_match_reference(gamma, lambd, length, dtype, seed):
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=length).astype(dtype)
+    values = rng.normal(size=length).astype(dtype)
+    value_next = dtype(rng.normal())
+
+    discounted = discount_rewards(rewards, gamma, value_next)
+    assert discounted.dtype == dtype
+    assert_close(discounted, reference_discount(rewards, gamma, value_next), dtype)
+
+    advantages = get_gae(rewards, values, value_next, gamma, lambd)
+    assert advantages.dtype == dtype
+    assert_close(advantages, reference_gae(rewards, values, value_next, gamma, lambd), dtype)
+
+    targets = lambda_return(rewards, values, gamma, lambd, value_next)
+    assert targets.dtype == dtype
+    expected = reference_lambda_return(rewards, values, gamma, lambd, value_next)
+    assert_close(targets, expected, dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gamma=factors,
+    lambd=factors,
+    dtype=dtypes,
+    seed=seeds,
+    lengths=st.lists(st.sampled_from([0, 1, 3, 1000]), min_size=1, max_size=12),
+)
+def test_ragged_matches_reference(gamma, lambd, dtype, seed, lengths):
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rewards = rng.normal(size=offsets[-1]).astype(dtype)
+    values = rng.normal(size=offsets[-1]).astype(dtype)
+    # Terminated trajectories are passed value_next 0, as the docstring asks.
+    value_next = np.where(rng.random(len(lengths)) < 0.3, 0.0, rng.normal(size=len(lengths)))
+    value_next = value_next.astype(dtype)
+
+    result = compute_gae_ragged(rewards, values, offsets, value_next, gamma, lambd)
+    assert isinstance(result, AdvantagesAndReturns)
+    assert result.advantages.dtype == dtype and result.returns.dtype == dtype
+    assert result.advantages.shape == rewards.shape
+    for i, (start, end) in enumerate(itertools.pairwise(offsets)):
+        expected = reference_gae(rewards[start:end], values[start:end], value_next[i], gamma, lambd)
+        assert_close(result.advantages[start:end], expected, dtype)
+        # The batched call gives each trajectory exactly what the drop-in gives it.
+        alone = get_gae(rewards[start:end], values[start:end], value_next[i], gamma, lambd)
+        np.testing.assert_array_equal(result.advantages[start:end], alone)
+    np.testing.assert_array_equal(result.returns, result.advantages + values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gamma=factors,
+    lambd=factors,
+    steps=lengths,
+    envs=st.integers(1, 9),
+    dtype=dtypes,
+    seed=seeds,
+    terminated_rate=st.floats(0.0, 0.5),
+    truncated_rate=st.floats(0.0, 0.5),
+)
+def test_time_major_matches_reference_with_random_masks(
+    gamma, lambd, steps, envs, dtype, seed, terminated_rate, truncated_rate
+):
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=(steps, envs)).astype(dtype)
+    values = rng.normal(size=(steps, envs)).astype(dtype)
+    next_values = rng.normal(size=(steps, envs)).astype(dtype)
+    terminated = rng.random((steps, envs)) < terminated_rate
+    truncated = rng.random((steps, envs)) < truncated_rate
+
+    result = compute_gae_time_major(
+        rewards, values, next_values, terminated, truncated, gamma, lambd
+    )
+    assert result.advantages.shape == (steps, envs) and result.advantages.dtype == dtype
+    expected = reference_time_major(
+        rewards, values, next_values, terminated, truncated, gamma, lambd
+    )
+    assert_close(result.advantages, expected, dtype)
+    np.testing.assert_array_equal(result.returns, result.advantages + values)
+    # uint8 masks mean the same as bool masks.
+    as_bytes = compute_gae_time_major(
+        rewards,
+        values,
+        next_values,
+        terminated.astype(np.uint8),
+        truncated.astype(np.uint8),
+        gamma,
+        lambd,
+    )
+    np.testing.assert_array_equal(as_bytes.advantages, result.advantages)
+
+
+def test_time_major_without_episode_ends_equals_per_column_get_gae():
+    rng = np.random.default_rng(1)
+    steps, envs = 50, 4
+    values_ext = rng.normal(size=(steps + 1, envs))
+    rewards = rng.normal(size=(steps, envs))
+    never = np.zeros((steps, envs), dtype=bool)
+    result = compute_gae_time_major(
+        rewards, values_ext[:-1], values_ext[1:], never, never, 0.97, 0.9
+    )
+    for n in range(envs):
+        column = get_gae(
+            np.ascontiguousarray(rewards[:, n]), values_ext[:-1, n], values_ext[-1, n], 0.97, 0.9
+        )
+        np.testing.assert_allclose(result.advantages[:, n], column, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Hand-computed cases.
+
+
+def test_constant_value_one_terminal_reward():
+    # Values are 0.5 everywhere; the only reward, 1, comes on the terminal last step.
+    # With lambda = 1, returns are Monte Carlo: gamma^(T-1-t); advantages subtract 0.5.
+    gamma = 0.9
+    rewards = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+    values = np.full(4, 0.5, dtype=np.float32)
+    expected_returns = np.array([0.729, 0.81, 0.9, 1.0])
+    advantages = get_gae(rewards, values, np.float32(0.0), gamma, 1.0)
+    np.testing.assert_allclose(advantages, expected_returns - 0.5, rtol=1e-6)
+
+    # The same episode, twice side by side, in both batched layouts.
+    ragged = compute_gae_ragged(
+        np.tile(rewards, 2),
+        np.tile(values, 2),
+        np.array([0, 4, 8]),
+        np.zeros(2, np.float32),
+        gamma,
+        1.0,
+    )
+    np.testing.assert_allclose(ragged.returns, np.tile(expected_returns, 2), rtol=1e-6)
+    column = rewards[:, None].repeat(2, axis=1)
+    terminated = np.zeros((4, 2), dtype=bool)
+    terminated[-1] = True
+    next_values = np.full((4, 2), np.nan, dtype=np.float32)  # terminal: never read
+    next_values[:-1] = 0.5
+    time_major = compute_gae_time_major(
+        column,
+        np.full((4, 2), 0.5, np.float32),
+        next_values,
+        terminated,
+        np.zeros((4, 2), bool),
+        gamma,
+        1.0,
+    )
+    np.testing.assert_allclose(
+        time_major.returns, expected_returns[:, None].repeat(2, 1), rtol=1e-6
+    )
+
+    # lambda = 0.5: delta = [-0.05, -0.05, -0.05, 0.5]; A[t] = delta[t] + 0.45 A[t+1].
+    a3 = 0.5
+    a2 = -0.05 + 0.45 * a3
+    a1 = -0.05 + 0.45 * a2
+    a0 = -0.05 + 0.45 * a1
+    np.testing.assert_allclose(
+        get_gae(rewards, values, np.float32(0.0), gamma, 0.5), [a0, a1, a2, a3], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_infinite_horizon_value_holds_only_if_truncation_bootstraps(dtype):
+    # Reward 1 on every step forever: the true value is 1 / (1 - gamma) = 10 everywhere.
+    # A time limit cuts episodes every 7 steps; with correct bootstrapping the estimated
+    # returns equal the true value and every advantage is 0.
+    gamma, steps, envs = 0.9, 30, 3
+    true_value = 1.0 / (1.0 - gamma)
+    rewards = np.ones((steps, envs), dtype=dtype)
+    values = np.full((steps, envs), true_value, dtype=dtype)
+    truncated = (np.arange(steps)[:, None] % 7 == 6).repeat(envs, axis=1)
+    never = np.zeros_like(truncated)
+    result = compute_gae_time_major(rewards, values, values, never, truncated, gamma, 0.95)
+    np.testing.assert_allclose(result.returns, true_value, rtol=1e-5)
+    np.testing.assert_allclose(result.advantages, 0.0, atol=1e-5)
+
+    # Treating the time limit as termination drops the future: the return at the cut is 1.
+    wrong = compute_gae_time_major(rewards, values, values, truncated, never, gamma, 0.95)
+    np.testing.assert_allclose(wrong.returns[6], 1.0, rtol=1e-5)
+
+    # The drop-in gets the same with value_next = true value on a cut trajectory.
+    alone = get_gae(rewards[:7, 0], values[:7, 0], dtype(true_value), gamma, 0.95)
+    np.testing.assert_allclose(alone, 0.0, atol=1e-5)
+
+
+def test_lambda_return_by_hand():
+    # gamma 0.5, lambda 0.5, value_next 4: G2 = 1 + 2 = 3;
+    # G1 = 0.25 * 3 + 0 + 0.25 * V2(2) = 1.25; G0 = 0.25 * 1.25 + 2 + 0.25 * V1(8) = 4.3125
+    got = lambda_return(np.array([2.0, 0.0, 1.0]), np.array([0.0, 8.0, 2.0]), 0.5, 0.5, 4.0)
+    np.testing.assert_array_equal(got, [4.3125, 1.25, 3.0])
+    np.testing.assert_array_equal(discount_rewards(np.array([1.0, 0.0, 2.0]), 0.5, 4.0), [2, 2, 4])
+
+
+# ---------------------------------------------------------------------------
+# Drop-in behavior: what ML-Agents' numpy code accepts, and the dtype it gives.
+
+
+def numpy_dtype_of_ml_agents_gae(rewards, value_estimates, value_next):
+    """The dtype ML-Agents' get_gae returns, computed by numpy itself."""
+    values_ext = np.append(value_estimates, value_next)
+    return (rewards + 0.99 * values_ext[1:] - values_ext[:-1]).dtype
+
+
+@pytest.mark.parametrize(
+    "rewards, values, value_next",
+    [
+        (np.ones(5, np.float32), np.ones(5, np.float32), np.float32(0.5)),
+        (np.ones(5, np.float32), np.ones(5, np.float32), np.array([0.5], np.float32)),
+        (np.ones(5, np.float32), np.ones(5, np.float32), 0.5),  # python float promotes
+        (np.ones(5, np.float32), np.ones(5, np.float64), np.float32(0.5)),
+        (np.ones(5, np.float64), np.ones(5, np.float32), np.float32(0.5)),
+        ([1.0, 1.0, 1.0, 1.0, 1.0], np.ones(5, np.float32), np.float32(0.5)),
+        (np.ones(5, np.int64), np.ones(5, np.float32), np.float32(0.5)),
+        (np.ones(5, np.float16), np.ones(5, np.float16), np.float16(0.5)),
+    ],
+)
+def test_get_gae_gives_ml_agents_dtype(rewards, values, value_next):
+    got = get_gae(rewards, values, value_next, 0.99, 0.95)
+    assert got.dtype == numpy_dtype_of_ml_agents_gae(np.asarray(rewards), values, value_next)
+    expected = reference_gae(rewards, values, value_next, 0.99, 0.95)
+    np.testing.assert_allclose(
+        got.astype(np.float64), expected, rtol=2e-3 if got.dtype == np.float16 else 1e-5
+    )
+
+
+def test_drop_ins_accept_non_contiguous_and_column_values():
+    rng = np.random.default_rng(2)
+    wide = rng.normal(size=(20, 2)).astype(np.float32)
+    rewards, values = wide[:, 0], wide[:, 1]  # strided views
+    expected = reference_gae(rewards, values, 0.0, 0.99, 0.95)
+    assert_close(get_gae(rewards, values[:, None], np.float32(0.0)), expected, np.float32)
+    assert_close(discount_rewards(rewards), reference_discount(rewards, 0.99, 0.0), np.float32)
+    assert_close(
+        lambda_return(rewards, values),
+        reference_lambda_return(rewards, values, 0.99, 0.8, 0.0),
+        np.float32,
+    )
+    assert discount_rewards(np.arange(3)).dtype == np.float64  # integers: exact float64
+
+
+def test_outputs_are_fresh_writable_contiguous_arrays():
+    rewards = np.ones((8, 4), np.float32)
+    never = np.zeros((8, 4), bool)
+    result = compute_gae_time_major(rewards, rewards, rewards, never, never)
+    for array in (*result, get_gae(rewards[:, 0].copy(), rewards[:, 1].copy(), np.float32(0))):
+        assert array.flags.c_contiguous and array.flags.writeable
+        assert not np.shares_memory(array, rewards)
+
+
+# ---------------------------------------------------------------------------
+# Bad input: InvalidArgumentError (a ValueError) naming the argument, before any work.
+
+
+def ragged_inputs(dtype=np.float32):
+    return {
+        "rewards": np.ones(6, dtype),
+        "values": np.ones(6, dtype),
+        "offsets": np.array([0, 2, 6], np.int64),
+        "value_next": np.zeros(2, dtype),
+    }
+
+
+@pytest.mark.parametrize(
+    "change, argument, message",
+    [
+        ({"rewards": np.ones(6, np.int32)}, "rewards", "float32 or float64"),
+        ({"rewards": [1.0] * 6}, "rewards", "float32 or float64"),
+        ({"values": np.ones(6, np.float64)}, "values", "the dtype of rewards"),
+        ({"value_next": np.zeros(2, np.float64)}, "value_next", "the dtype of rewards"),
+        ({"values": np.ones(5, np.float32)}, "values", r"expected shape \(6\)"),
+        ({"values": np.ones(12, np.float32)[::2]}, "values", "C-contiguous"),
+        ({"rewards": np.ones((6, 1), np.float32)}, "rewards", r"expected shape \(\*\)"),
+        ({"offsets": np.array([0, 2, 6], np.int32)}, "offsets", "int64"),
+        ({"offsets": np.array([0, 7, 6])}, "offsets", "non-decreasing"),
+        ({"offsets": np.array([0, 2, 9])}, "offsets", "must end at the number of steps 6"),
+        ({"offsets": np.array([1, 2, 6])}, "offsets", "must start at 0"),
+        ({"offsets": np.array([0, -1, 6])}, "offsets", "negative"),
+        ({"offsets": np.array([0, 6])}, "offsets", "one more than value_next"),
+        ({"gamma": float("nan")}, "gamma", "finite"),
+        ({"lambd": float("inf")}, "lambd", "finite"),
+    ],
+)
+def test_ragged_rejects_bad_input(change, argument, message):
+    arguments = {**ragged_inputs(), **change}
+    with pytest.raises(InvalidArgumentError, match=rf"^{argument}: .*{message}"):
+        compute_gae_ragged(**arguments)
+
+
+def time_major_inputs(dtype=np.float64):
+    array = np.ones((5, 3), dtype)
+    never = np.zeros((5, 3), bool)
+    return {
+        "rewards": array,
+        "values": array,
+        "next_values": array,
+        "terminated": never,
+        "truncated": never,
+    }
+
+
+@pytest.mark.parametrize(
+    "change, argument, message",
+    [
+        ({"rewards": np.ones(15)}, "rewards", r"expected shape \(\*, \*\)"),
+        ({"values": np.ones((5, 3), np.float32)}, "values", "the dtype of rewards"),
+        ({"next_values": np.ones((5, 4))}, "next_values", r"expected shape \(5, 3\)"),
+        ({"values": np.ones((3, 5)).T}, "values", "C-contiguous"),
+        ({"terminated": np.zeros((5, 3), np.float32)}, "terminated", "bool"),
+        ({"truncated": np.zeros((4, 3), bool)}, "truncated", r"expected shape \(5, 3\)"),
+    ],
+)
+def test_time_major_rejects_bad_input(change, argument, message):
+    arguments = {**time_major_inputs(), **change}
+    with pytest.raises(InvalidArgumentError, match=rf"^{argument}: .*{message}"):
+        compute_gae_time_major(**arguments)
+
+
+def test_drop_ins_reject_bad_input():
+    ones = np.ones(4, np.float32)
+    with pytest.raises(InvalidArgumentError, match="^value_estimates: expected 4 values"):
+        get_gae(ones, np.ones(3, np.float32))
+    with pytest.raises(InvalidArgumentError, match="^value_next: expected a single value"):
+        get_gae(ones, ones, np.zeros(2))
+    with pytest.raises(InvalidArgumentError, match="^r: expected a one-dimensional array"):
+        discount_rewards(np.ones((2, 2)))
+    with pytest.raises(InvalidArgumentError, match="^r: expected real numbers"):
+        discount_rewards(np.array(["a", "b"]))
+    with pytest.raises(InvalidArgumentError, match="^value_estimates: expected 4 values"):
+        lambda_return(ones, ones[:2])
+    with pytest.raises(InvalidArgumentError, match="^gamma: must be a finite number"):
+        get_gae(ones, ones, 0.0, float("nan"))
+    assert issubclass(InvalidArgumentError, ValueError)
+
+
+def test_empty_inputs_give_empty_outputs():
+    empty = np.zeros(0, np.float32)
+    assert discount_rewards(empty).shape == (0,)
+    assert get_gae(empty, empty, np.float32(0)).shape == (0,)
+    ragged = compute_gae_ragged(empty, empty, np.array([0]), empty)
+    assert ragged.advantages.shape == (0,)
+    nothing = np.zeros((0, 3), np.float32)
+    result = compute_gae_time_major(nothing, nothing, nothing, nothing > 0, nothing > 0)
+    assert result.advantages.shape == (0, 3)
+
+
+# ---------------------------------------------------------------------------
+# The parallel path, and processes forked after it ran.
+
+
+def test_large_ragged_batch_equals_per_trajectory_drop_in():
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(0, 2000, size=70)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rewards = rng.normal(size=offsets[-1]).astype(np.float32)
+    values = rng.normal(size=offsets[-1]).astype(np.float32)
+    value_next = rng.normal(size=70).astype(np.float32)
+    result = compute_gae_ragged(rewards, values, offsets, value_next)
+    for i in range(70):
+        span = slice(offsets[i], offsets[i + 1])
+        np.testing.assert_array_equal(
+            result.advantages[span], get_gae(rewards[span], values[span], value_next[i])
+        )
+
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, time, warnings
+    import numpy as np
+    from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged
+    warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, fork() may deadlock"
+    offsets = np.arange(0, 64_001, 1000, dtype=np.int64)
+    rewards = np.ones(64_000, np.float32)
+    value_next = np.zeros(64, np.float32)
+    before = compute_gae_ragged(rewards, rewards, offsets, value_next)  # starts the pool
+    pid = os.fork()
+    if pid == 0:
+        after = compute_gae_ragged(rewards, rewards, offsets, value_next)
+        os._exit(0 if np.array_equal(after.advantages, before.advantages) else 3)
+    for _ in range(600):  # a hung child is killed after 60 s, never left behind
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print("child exit", os.waitstatus_to_exitcode(status))
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("child hung")
+    """
+)
+
+
+def test_kernels_work_in_a_child_forked_after_parallel_use():
+    # Without the after-fork hook the child would wait forever for pool threads it lacks.
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "child exit 0"
