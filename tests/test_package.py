@@ -1,6 +1,5 @@
-import pytest
-
 import mlagents_fast
+import pytest
 from mlagents_fast import exceptions
 
 

@@ -1,0 +1,98 @@
+"""Every ML-Agents example config loads here exactly as in ML-Agents 1.1.0.
+
+The ground truth, tests/fixtures/mlagents-1.1.0-settings.json, was written by
+tests/fixtures/make_mlagents_settings_reference.py running ML-Agents 1.1.0 itself (the anchor
+venv); the configs under tests/fixtures/mlagents-configs/ are byte-for-byte copies of
+shared/mlagents-configs/ (see the README there).
+"""
+
+import json
+import logging
+import os
+
+import pytest
+import yaml
+from mlagents_fast.trainers import cli_utils
+from mlagents_fast.trainers.settings import RunOptions, TrainerSettings
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+CONFIG_DIR = os.path.join(FIXTURES, "mlagents-configs")
+
+with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
+    REFERENCE = json.load(_file)
+
+CONFIG_NAMES = sorted(REFERENCE["configs"])
+
+
+def _plain(value):
+    """What a value looks like after a trip through JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _config_path(name):
+    return os.path.join(CONFIG_DIR, name)
+
+
+def test_reference_covers_every_config_file():
+    on_disk = sorted(
+        os.path.relpath(os.path.join(root, name), CONFIG_DIR)
+        for root, _, names in os.walk(CONFIG_DIR)
+        for name in names
+        if name.endswith(".yaml")
+    )
+    assert len(on_disk) == 33
+    assert CONFIG_NAMES == on_disk
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_from_dict_matches_mlagents(name, caplog):
+    expected = REFERENCE["configs"][name]
+    with caplog.at_level(logging.WARNING):
+        options = RunOptions.from_dict(cli_utils.load_config(_config_path(name)))
+    assert _plain(options.as_dict()) == expected["from_dict"]
+    warned = [record.getMessage() for record in caplog.records]
+    assert warned == expected["from_dict_warnings"]
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_parse_command_line_matches_mlagents(name):
+    options = cli_utils.parse_command_line([_config_path(name)])
+    assert _plain(options.as_dict()) == REFERENCE["configs"][name]["parse_command_line"]
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_as_dict_yaml_round_trip_gives_equal_options(name, tmp_path):
+    options = cli_utils.parse_command_line([_config_path(name)])
+    written = tmp_path / "configuration.yaml"
+    written.write_text(yaml.safe_dump(options.as_dict(), sort_keys=False))
+    reloaded = RunOptions.from_dict(cli_utils.load_config(str(written)))
+    assert reloaded == options
+    assert reloaded.as_dict() == options.as_dict()
+
+
+@pytest.mark.parametrize(
+    "case", REFERENCE["command_lines"], ids=lambda case: " ".join(case["argv"]) or "(none)"
+)
+def test_command_line_matches_mlagents(case, caplog):
+    argv = [_config_path(arg[1:-1]) if arg.startswith("{") else arg for arg in case["argv"]]
+    with caplog.at_level(logging.WARNING):
+        options = cli_utils.parse_command_line(argv)
+    assert _plain(options.as_dict()) == case["as_dict"]
+    warned = [record.getMessage() for record in caplog.records]
+    assert warned == case["warnings"]
+
+
+def test_parser_defaults_match_mlagents():
+    namespace = cli_utils.parse_args([])
+    ours = {key: value for key, value in vars(namespace).items() if not key.startswith("_")}
+    assert ours == REFERENCE["defaults"]["parser"]
+
+
+@pytest.mark.parametrize("trainer_type", ["ppo", "sac", "poca"])
+def test_trainer_defaults_match_mlagents(trainer_type):
+    ours = TrainerSettings(trainer_type=trainer_type).as_dict()
+    assert _plain(ours) == REFERENCE["defaults"]["trainer_settings"][trainer_type]
+
+
+def test_run_options_defaults_match_mlagents():
+    assert _plain(RunOptions().as_dict()) == REFERENCE["defaults"]["run_options"]
