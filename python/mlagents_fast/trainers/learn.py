@@ -1,0 +1,106 @@
+"""``mlagents-fast-learn``: the command line of training (the counterpart of ``mlagents.trainers.learn``).
+
+    mlagents-fast-learn config.yaml --run-id NAME [--env builtin:3DBall | path/to/Unity.x86_64]
+
+Every mlagents-learn flag is accepted (parsed by :mod:`mlagents_fast.trainers.cli_utils`); the
+work is done by :func:`mlagents_fast.trainers.run.run_training`. A configuration error (bad YAML,
+unknown key, a run id that exists without --resume/--force) prints one line on stderr and exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+
+from mlagents_fast import __version__
+
+__all__ = ["main", "parse_command_line", "run_cli"]
+
+logger = logging.getLogger("mlagents_fast.trainers")
+
+_BANNER = r"""
+            ┐  ╖
+        ╓╖╬│╡  ││╬╖╖
+    ╓╖╬│││││┘  ╬│││││╬╖
+ ╖╬│││││╬╜        ╙╬│││││╖╖                               ╗╗╗
+ ╬╬╬╬╖││╦╖        ╖╬││╗╣╣╣╬      ╟╣╣╬    ╟╣╣╣             ╜╜╜  ╟╣╣
+ ╬╬╬╬╬╬╬╬╖│╬╖╖╓╬╪│╓╣╣╣╣╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╒╣╣╖╗╣╣╣╗   ╣╣╣ ╣╣╣╣╣╣ ╟╣╣╖   ╣╣╣
+ ╬╬╬╬┐  ╙╬╬╬╬│╓╣╣╣╝╜  ╫╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╟╣╣╣╙ ╙╣╣╣  ╣╣╣ ╙╟╣╣╜╙  ╫╣╣  ╟╣╣
+ ╬╬╬╬┐     ╙╬╬╣╣      ╫╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╟╣╣╬   ╣╣╣  ╣╣╣  ╟╣╣     ╣╣╣┌╣╣╜
+ ╬╬╬╜       ╬╬╣╣      ╙╝╣╣╬      ╙╣╣╣╗╖╓╗╣╣╣╜ ╟╣╣╬   ╣╣╣  ╣╣╣  ╟╣╣╦╓    ╣╣╣╣╣
+ ╙   ╓╦╖    ╬╬╣╣   ╓╗╗╖            ╙╝╣╣╣╣╝╜   ╘╝╝╜   ╝╝╝  ╝╝╝   ╙╣╣╣    ╟╣╣╣
+   ╩╬╬╬╬╬╬╦╦╬╬╣╣╗╣╣╣╣╣╣╣╝                                             ╫╣╣╣╣
+      ╙╬╬╬╬╬╬╬╣╣╣╣╣╣╝╜
+          ╙╬╬╬╣╣╣╜
+             ╙
+"""
+
+
+def parse_command_line(argv: list[str] | None = None) -> Any:
+    """The RunOptions given by ``argv`` (defaults to sys.argv[1:])."""
+    from mlagents_fast.trainers.cli_utils import parse_command_line as parse
+
+    return parse(sys.argv[1:] if argv is None else argv)
+
+
+def _configure_logging(debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO
+    fmt = (
+        "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+        if debug
+        else "[%(levelname)s] %(message)s"
+    )
+    root = logging.getLogger("mlagents_fast")
+    root.setLevel(level)
+    if not any(getattr(h, "_mlagents_fast_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(fmt))
+        handler._mlagents_fast_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.propagate = False
+
+
+def run_cli(options: Any) -> None:
+    """Train with parsed RunOptions, as mlagents-learn's run_cli does."""
+    from mlagents_fast.trainers.run import run_training
+
+    _configure_logging(bool(getattr(options, "debug", False)))
+    print(_BANNER)
+    import torch
+
+    logger.info(
+        "mlagents-fast %s (PyTorch %s, Python %s)",
+        __version__,
+        torch.__version__,
+        sys.version.split()[0],
+    )
+    run_seed = options.env_settings.seed
+    if run_seed == -1:
+        run_seed = int(np.random.randint(0, 10000))
+        logger.debug("run_seed set to %d", run_seed)
+    run_training(run_seed, options, options.env_settings.num_areas)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    run_cli(parse_command_line(argv))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: configuration errors exit 2 with one line on stderr."""
+    from mlagents_fast.trainers.directory_utils import RunFolderError
+    from mlagents_fast.trainers.exception import TrainerConfigError
+
+    try:
+        _main(argv)
+    except (TrainerConfigError, RunFolderError) as err:
+        message = " ".join(str(err).split())
+        print(f"mlagents-fast-learn: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""On-policy trainers such as PPO (the counterpart of ``mlagents.trainers.trainer.on_policy_trainer``)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
+from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer
+
+__all__ = ["OnPolicyTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class OnPolicyTrainer(RLTrainer):
+    """Fills the update buffer to buffer_size, then runs num_epoch passes of minibatch updates."""
+
+    def __init__(
+        self,
+        behavior_name: str,
+        reward_buff_cap: int,
+        trainer_settings: Any,
+        training: bool,
+        load: bool,
+        seed: int,
+        artifact_path: str,
+    ) -> None:
+        """
+        :param behavior_name: behavior name this trainer trains.
+        :param reward_buff_cap: how many recent episode rewards the reward buffer keeps.
+        :param trainer_settings: its TrainerSettings.
+        :param training: False for --inference.
+        :param load: resume from the checkpoint in ``artifact_path``.
+        :param seed: seed of the policy's initialization.
+        :param artifact_path: results/<run-id>/<behavior name>.
+        """
+        super().__init__(
+            behavior_name, trainer_settings, training, load, artifact_path, reward_buff_cap
+        )
+        self.hyperparameters = self.trainer_settings.hyperparameters
+        self.seed = seed
+        self.policy: Any = None
+        self.optimizer: Any = None
+
+    def _is_ready_update(self) -> bool:
+        return self.update_buffer.num_experiences > self.hyperparameters.buffer_size
+
+    def _update_policy(self) -> bool:
+        """num_epoch shuffled passes of minibatch updates over the whole update buffer."""
+        buffer_length = self.update_buffer.num_experiences
+        self.cumulative_returns_since_policy_update.clear()
+        sequence_length = self.policy.sequence_length
+        # batch_size must be a whole number of sequences, and at least one.
+        batch_size = (
+            self.hyperparameters.batch_size - self.hyperparameters.batch_size % sequence_length
+        )
+        batch_size = max(batch_size, sequence_length)
+        n_sequences = max(int(self.hyperparameters.batch_size / sequence_length), 1)
+
+        advantages = np.asarray(
+            self.update_buffer[BufferKey.ADVANTAGES].get_batch(), dtype=np.float32
+        )
+        self.update_buffer[BufferKey.ADVANTAGES].set(
+            (advantages - advantages.mean()) / (advantages.std() + 1e-10)
+        )
+        batch_update_stats: dict[str, list[float]] = defaultdict(list)
+        for _ in range(self.hyperparameters.num_epoch):
+            self.update_buffer.shuffle(sequence_length=sequence_length)
+            max_num_batch = buffer_length // batch_size
+            for start in range(0, max_num_batch * batch_size, batch_size):
+                minibatch = self.update_buffer.make_mini_batch(start, start + batch_size)
+                update_stats = self.optimizer.update(minibatch, n_sequences)
+                update_stats.update(self.optimizer.update_reward_signals(minibatch))
+                for stat_name, value in update_stats.items():
+                    batch_update_stats[stat_name].append(value)
+        for stat_name, values in batch_update_stats.items():
+            self._stats_reporter.add_stat(stat_name, float(np.mean(values)))
+        self._clear_update_buffer()
+        return True
+
+    def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
+        """Attach ``policy``, create its optimizer and load (or initialize) its weights."""
+        if self.policy is not None:
+            logger.warning(
+                "Your environment contains multiple teams, but %s doesn't support adversarial "
+                "games.",
+                type(self).__name__,
+            )
+        self.policy = policy
+        self.policies[parsed_behavior_id.behavior_id] = policy
+        self.optimizer = self.create_optimizer()
+        for reward_signal in self.optimizer.reward_signals:
+            self.collected_rewards[reward_signal] = defaultdict(float)
+        self.model_saver.register(self.policy)
+        self.model_saver.register(self.optimizer)
+        self.model_saver.initialize_or_load()
+        # A resumed policy knows its step: continue counting from there.
+        self._step = policy.get_current_step()
