@@ -1,6 +1,8 @@
 # Type stub of the private compiled module. Public names are re-exported by the
 # Python modules that wrap them; import from those, not from here.
 
+import os
+from collections.abc import Mapping
 from typing import TypeAlias
 
 import numpy as np
@@ -9,12 +11,6 @@ import numpy.typing as npt
 __version__: str
 
 # --- field files (rust/python/src/replay.rs) ---
-import os
-from collections.abc import Mapping
-
-import numpy as np
-import numpy.typing as npt
-
 def save_fields(
     path: str | os.PathLike[str], kind: str, fields: Mapping[str, npt.NDArray[np.generic]]
 ) -> None: ...
@@ -55,3 +51,33 @@ def gae_time_major(
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def disable_parallelism() -> None:
     """Runs every kernel on the calling thread from now on (called in a child after fork)."""
+
+# --- replay ring (rust/python/src/replay.rs); use mlagents_fast.trainers.replay_buffer ---
+_Arrays: TypeAlias = dict[str, npt.NDArray[np.generic]]
+_Sample: TypeAlias = tuple[_Arrays, _Arrays, npt.NDArray[np.bool_], npt.NDArray[np.int64]]
+
+class ReplayRing:
+    def __init__(
+        self, capacity: int, specs: list[tuple[str, str, list[int], bool]], seed: int
+    ) -> None: ...
+    def push_trajectory(
+        self,
+        fields: Mapping[str, npt.NDArray[np.generic]],
+        next_fields: Mapping[str, npt.NDArray[np.generic]],
+        terminated: bool,
+    ) -> None: ...
+    def sample(self, batch_size: int) -> _Sample: ...
+    def rows(self, indices: list[int]) -> _Sample: ...
+    def truncate(self, max_length: int) -> None: ...
+    def clear(self) -> None: ...
+    def reseed(self, seed: int) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def rng_state(self) -> tuple[int, int]: ...
+    @property
+    def specs(self) -> list[tuple[str, str, list[int], bool]]: ...
+    def save(self, path: str | os.PathLike[str]) -> None: ...
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> ReplayRing: ...

@@ -1,1 +1,1178 @@
-//! (being written)
+//! Fixed-capacity replay ring for off-policy trainers (SAC).
+//!
+//! # Model
+//!
+//! The ring holds up to `capacity` *steps* (rows). Each row has one value per
+//! field (a typed array row of a fixed shape: observations, actions, rewards,
+//! ...). Trajectories are pushed whole, oldest rows are overwritten first,
+//! and every row stays contiguous in a per-field array of `capacity` rows.
+//!
+//! # Next observations and `done`
+//!
+//! Fields declared with `has_next` (observations) also come out of
+//! [`ReplayRing::sample`] as `next_<field>`, the value after the row's action:
+//!
+//! - for a row inside a trajectory, the next row of the same trajectory (the
+//!   next slot of the ring, so it is not stored twice);
+//! - for the last row of a trajectory, the trajectory's *final next value*,
+//!   given to [`ReplayRing::push_trajectory`] (`next_fields`, one row per
+//!   `has_next` field): the terminal observation if the episode terminated, or
+//!   the observation to bootstrap from if it was cut off (max steps, interrupted).
+//!   These final rows live in a small FIFO side store, one row per trajectory.
+//!
+//! `done` is true only for the last row of a trajectory pushed with
+//! `terminated = true`; a truncated trajectory ends with `done = false`, so the
+//! learner bootstraps from its final next observation (treating a time-out as
+//! a terminal state biases values; see Pardo et al. 2018, "Time Limits in RL").
+//!
+//! When old rows are overwritten, the oldest trajectory may lose its first rows;
+//! its remaining rows keep correct next values because a trajectory's rows are
+//! always overwritten oldest first and its last row (holding the final next
+//! value) is overwritten last.
+//!
+//! # Sampling
+//!
+//! [`ReplayRing::sample`] draws `batch_size` logical indices uniformly (with
+//! replacement) from `[0, len)`, index 0 being the oldest row, using its own
+//! PCG-64 generator seeded at construction. The generator counts its draws,
+//! so its state is saved as (seed, draws) and restored exactly by
+//! [`ReplayRing::load`]: a loaded ring samples the same batches as the ring
+//! that was saved.
+//!
+//! # File
+//!
+//! [`ReplayRing::save`] writes a field file (`storage.rs`) of kind
+//! `"replay_buffer"` with the rows in logical order (oldest first):
+//! - `__ring__`: int64 `[layout 1, capacity, len, seed, draws]` (seed and draws as u64 bits);
+//! - `__end__`: uint8 per row: 0 = the trajectory continues in the next row,
+//!   1 = last row of a truncated trajectory, 2 = last row of a terminated one;
+//! - `field/<name>`: the field's rows;
+//! - `next/<name>`: for each `has_next` field, the final next values of the
+//!   trajectories whose last row is in the ring, in order.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::{RngCore, SeedableRng};
+use rand_pcg::Pcg64;
+
+use crate::error::{CoreError, CoreResult};
+use crate::storage::{self, Dtype, FieldData, FieldRef, FieldSlice, FieldValues};
+
+/// File kind of a saved replay ring.
+pub const REPLAY_FILE_KIND: &str = "replay_buffer";
+const LAYOUT_VERSION: i64 = 1;
+/// `end_seq` of a row whose trajectory continues in the next slot.
+const CONTINUES: u64 = u64::MAX;
+const END_CONTINUES: u8 = 0;
+const END_TRUNCATED: u8 = 1;
+const END_TERMINATED: u8 = 2;
+
+/// Name, type and row shape of one field of the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub name: String,
+    pub dtype: Dtype,
+    /// Shape of one row (empty for a scalar per step).
+    pub row_shape: Vec<usize>,
+    /// Whether samples also return this field's next value (observations).
+    pub has_next: bool,
+}
+
+impl FieldSpec {
+    /// Values per row.
+    pub fn row_len(&self) -> usize {
+        self.row_shape.iter().product()
+    }
+}
+
+/// A uniform sample from the ring. Values are flat, row-major, one row per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplaySample {
+    /// One entry per field, in spec order.
+    pub fields: Vec<FieldValues>,
+    /// One entry per `has_next` field, in spec order.
+    pub next_fields: Vec<FieldValues>,
+    /// Whether the sampled step ended its episode by termination.
+    pub done: Vec<bool>,
+    /// Logical index of each sampled row (0 = oldest row in the ring).
+    pub indices: Vec<i64>,
+}
+
+/// PCG-64 that counts its 64-bit draws, so its state can be saved as (seed, draws).
+#[derive(Clone, Debug)]
+struct CountingRng {
+    rng: Pcg64,
+    seed: u64,
+    draws: u64,
+}
+
+impl CountingRng {
+    fn new(seed: u64) -> Self {
+        CountingRng {
+            rng: Pcg64::seed_from_u64(seed),
+            seed,
+            draws: 0,
+        }
+    }
+
+    fn restore(seed: u64, draws: u64) -> Self {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        // One LCG step per next_u64 of Lcg128Xsl64.
+        rng.advance(draws as u128);
+        CountingRng { rng, seed, draws }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.draws += 1;
+        self.rng.next_u64()
+    }
+
+    /// Uniform in `[0, n)`, `n > 0`, without bias (Lemire 2019, "Fast Random
+    /// Integer Generation in an Interval").
+    fn below(&mut self, n: u64) -> u64 {
+        let mut product = self.next_u64() as u128 * n as u128;
+        if (product as u64) < n {
+            let threshold = n.wrapping_neg() % n;
+            while (product as u64) < threshold {
+                product = self.next_u64() as u128 * n as u128;
+            }
+        }
+        (product >> 64) as u64
+    }
+}
+
+/// Element types a column can hold; converts a typed vector back to [`FieldValues`].
+trait ColumnElement: Copy + Default + Send + Sync {
+    fn wrap(values: Vec<Self>) -> FieldValues;
+}
+macro_rules! impl_column_element {
+    ($($t:ty => $variant:ident),*) => {$(impl ColumnElement for $t {
+        fn wrap(values: Vec<Self>) -> FieldValues { FieldValues::$variant(values) }
+    })*};
+}
+impl_column_element!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, u8 => U8, bool => Bool);
+
+/// Runs `$body` with `$dst` (a `&mut Vec<T>` in a `FieldValues`) and `$src` (the
+/// `&[T]` of a `FieldSlice` of the same dtype). Dtypes are checked beforehand;
+/// a mismatch here is a bug and yields `$mismatch`.
+macro_rules! with_same_dtype {
+    ($values:expr, $slice:expr, $dst:ident, $src:ident => $body:expr, $mismatch:expr) => {
+        match ($values, $slice) {
+            (FieldValues::F32($dst), FieldSlice::F32($src)) => $body,
+            (FieldValues::F64($dst), FieldSlice::F64($src)) => $body,
+            (FieldValues::I32($dst), FieldSlice::I32($src)) => $body,
+            (FieldValues::I64($dst), FieldSlice::I64($src)) => $body,
+            (FieldValues::U8($dst), FieldSlice::U8($src)) => $body,
+            (FieldValues::Bool($dst), FieldSlice::Bool($src)) => $body,
+            _ => $mismatch,
+        }
+    };
+}
+
+fn internal_dtype_mismatch(name: &str) -> CoreError {
+    CoreError::invalid(
+        format!("fields[{name:?}]"),
+        "dtype does not match the field spec",
+    )
+}
+
+/// Copies rows `rows` (slot indices) of `values` (rows of `row_len`) into a new vector.
+fn gather_rows<T: ColumnElement>(values: &[T], row_len: usize, rows: &[usize]) -> FieldValues {
+    let mut out = Vec::with_capacity(rows.len() * row_len);
+    if row_len == 1 {
+        out.extend(rows.iter().map(|&r| values[r]));
+    } else {
+        for &r in rows {
+            out.extend_from_slice(&values[r * row_len..(r + 1) * row_len]);
+        }
+    }
+    T::wrap(out)
+}
+
+/// Copies, for each sample, either row `ring_rows[i]` of `ring` or, where
+/// `tail_rows[i]` is `Some`, that row of `tails`.
+fn gather_next_rows<T: ColumnElement>(
+    ring: &[T],
+    tails: &[T],
+    row_len: usize,
+    ring_rows: &[usize],
+    tail_rows: &[Option<usize>],
+) -> FieldValues {
+    let mut out = Vec::with_capacity(ring_rows.len() * row_len);
+    for (&ring_row, tail_row) in ring_rows.iter().zip(tail_rows) {
+        let (source, row) = match tail_row {
+            Some(t) => (tails, *t),
+            None => (ring, ring_row),
+        };
+        out.extend_from_slice(&source[row * row_len..(row + 1) * row_len]);
+    }
+    T::wrap(out)
+}
+
+/// One field's storage.
+#[derive(Clone, Debug)]
+struct Column {
+    spec: FieldSpec,
+    row_len: usize,
+    /// `capacity * row_len` values; slot `s` is `values[s*row_len..(s+1)*row_len]`.
+    values: FieldValues,
+    /// For `has_next` fields: final next values of trajectories, in trajectory
+    /// order, row `i` belonging to tail sequence number `tail_base_seq + i`.
+    tails: Option<FieldValues>,
+}
+
+/// Fixed-capacity ring of named columns with whole-trajectory pushes and
+/// seeded uniform sampling. See the module documentation for semantics.
+#[derive(Clone, Debug)]
+pub struct ReplayRing {
+    capacity: usize,
+    columns: Vec<Column>,
+    /// Slot of the oldest row.
+    start: usize,
+    len: usize,
+    /// Per slot: `CONTINUES`, or the tail sequence number of the trajectory it ends.
+    end_seq: Vec<u64>,
+    /// Per slot: the row ends a trajectory that terminated.
+    terminated: Vec<bool>,
+    /// Sequence number of the first row kept in each column's `tails`.
+    tail_base_seq: u64,
+    /// Oldest tail still referenced by a row in the ring.
+    first_live_tail_seq: u64,
+    /// Sequence number the next pushed trajectory gets.
+    next_tail_seq: u64,
+    rng: CountingRng,
+}
+
+fn check_specs(specs: &[FieldSpec]) -> CoreResult<()> {
+    if specs.is_empty() {
+        return Err(CoreError::invalid("fields", "at least one field is needed"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for spec in specs {
+        if spec.name.is_empty() || spec.name.contains('/') {
+            return Err(CoreError::invalid(
+                format!("fields[{:?}]", spec.name),
+                "field names must be non-empty and contain no '/'",
+            ));
+        }
+        if !seen.insert(spec.name.as_str()) {
+            return Err(CoreError::invalid(
+                format!("fields[{:?}]", spec.name),
+                "field name appears twice",
+            ));
+        }
+        let row_len = spec
+            .row_shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if row_len.is_none_or(|n| n == 0) {
+            return Err(CoreError::invalid(
+                format!("fields[{:?}]", spec.name),
+                format!("row shape {:?} must have no zero dimension", spec.row_shape),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl ReplayRing {
+    /// An empty ring of `capacity` rows of `specs`, sampling with a PCG-64 seeded by `seed`.
+    pub fn new(specs: Vec<FieldSpec>, capacity: usize, seed: u64) -> CoreResult<Self> {
+        if capacity == 0 {
+            return Err(CoreError::invalid("capacity", "must be at least 1"));
+        }
+        check_specs(&specs)?;
+        let mut columns = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let row_len = spec.row_len();
+            let total = capacity
+                .checked_mul(row_len)
+                .ok_or_else(|| CoreError::invalid("capacity", "capacity x row size overflows"))?;
+            let tails = spec.has_next.then(|| FieldValues::zeros(spec.dtype, 0));
+            let values = FieldValues::zeros(spec.dtype, total);
+            crate::with_field_values!(FieldValues, &values, v => advise_huge_pages(v));
+            columns.push(Column {
+                values,
+                spec,
+                row_len,
+                tails,
+            });
+        }
+        let end_seq = vec![CONTINUES; capacity];
+        let terminated = vec![false; capacity];
+        advise_huge_pages(&end_seq);
+        advise_huge_pages(&terminated);
+        Ok(ReplayRing {
+            capacity,
+            columns,
+            start: 0,
+            len: 0,
+            end_seq,
+            terminated,
+            tail_base_seq: 0,
+            first_live_tail_seq: 0,
+            next_tail_seq: 0,
+            rng: CountingRng::new(seed),
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Rows currently stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &FieldSpec> {
+        self.columns.iter().map(|c| &c.spec)
+    }
+
+    /// The seed of the sampling generator and how many 64-bit draws it made.
+    pub fn rng_state(&self) -> (u64, u64) {
+        (self.rng.seed, self.rng.draws)
+    }
+
+    /// Restarts the sampling generator from `seed`.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = CountingRng::new(seed);
+    }
+
+    /// Removes every row (the generator state is kept).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.len = 0;
+        self.end_seq.fill(CONTINUES);
+        self.terminated.fill(false);
+        for column in &mut self.columns {
+            if let Some(tails) = &mut column.tails {
+                *tails = FieldValues::zeros(column.spec.dtype, 0);
+            }
+        }
+        self.tail_base_seq = self.next_tail_seq;
+        self.first_live_tail_seq = self.next_tail_seq;
+    }
+
+    fn slot(&self, logical: usize) -> usize {
+        let slot = self.start + logical;
+        if slot >= self.capacity {
+            slot - self.capacity
+        } else {
+            slot
+        }
+    }
+
+    /// Drops the `count` oldest rows.
+    fn drop_oldest(&mut self, count: usize) {
+        let count = count.min(self.len);
+        for logical in 0..count {
+            let seq = self.end_seq[self.slot(logical)];
+            if seq != CONTINUES {
+                self.first_live_tail_seq = self.first_live_tail_seq.max(seq + 1);
+            }
+        }
+        self.start = self.slot(count);
+        self.len -= count;
+        if self.len == 0 {
+            self.start = 0;
+        }
+        self.compact_tails();
+    }
+
+    /// Frees tail rows no longer referenced once they outnumber the live ones,
+    /// so the side store stays within twice its live size (amortized O(1)).
+    fn compact_tails(&mut self) {
+        let dead = (self.first_live_tail_seq - self.tail_base_seq) as usize;
+        let live = (self.next_tail_seq - self.first_live_tail_seq) as usize;
+        if dead < 1024 || dead < live {
+            return;
+        }
+        for column in &mut self.columns {
+            if let Some(tails) = &mut column.tails {
+                let end = dead * column.row_len;
+                storage_drain_front(tails, end);
+            }
+        }
+        self.tail_base_seq = self.first_live_tail_seq;
+    }
+
+    /// Keeps only the newest `max_len` rows (like AgentBuffer.truncate).
+    pub fn truncate(&mut self, max_len: usize) {
+        if self.len > max_len {
+            self.drop_oldest(self.len - max_len);
+        }
+    }
+
+    /// Appends one whole trajectory. `fields` has every field once, each with
+    /// the same number of rows T >= 1; `next_fields` has, for every `has_next`
+    /// field, the final next value (one row). `terminated` says whether the
+    /// episode ended (true) or was cut off (false). A trajectory longer than
+    /// the capacity keeps its last `capacity` rows. Everything is checked
+    /// before the ring changes.
+    pub fn push_trajectory(
+        &mut self,
+        fields: &[(&str, FieldSlice<'_>)],
+        next_fields: &[(&str, FieldSlice<'_>)],
+        terminated: bool,
+    ) -> CoreResult<()> {
+        let ordered = self.match_fields(fields, next_fields)?;
+        let steps = ordered.steps;
+        let skip = steps.saturating_sub(self.capacity);
+        let kept = steps - skip;
+        let overflow = (self.len + kept).saturating_sub(self.capacity);
+        self.drop_oldest(overflow);
+
+        let first_slot = self.slot(self.len);
+        // The kept rows may wrap: [first_slot, capacity) then [0, ...).
+        let first_chunk = kept.min(self.capacity - first_slot);
+        for (column, (values, next)) in self.columns.iter_mut().zip(ordered.columns) {
+            let row_len = column.row_len;
+            let name = column.spec.name.as_str();
+            with_same_dtype!(&mut column.values, values, dst, src => {
+                let src = &src[skip * row_len..];
+                let (head, rest) = src.split_at(first_chunk * row_len);
+                dst[first_slot * row_len..(first_slot + first_chunk) * row_len]
+                    .copy_from_slice(head);
+                dst[..rest.len()].copy_from_slice(rest);
+            }, return Err(internal_dtype_mismatch(name)));
+            if let (Some(tails), Some(next)) = (&mut column.tails, next) {
+                with_same_dtype!(tails, next, dst, src => dst.extend_from_slice(src),
+                    return Err(internal_dtype_mismatch(name)));
+            }
+        }
+        for logical in self.len..self.len + kept {
+            let slot = self.slot(logical);
+            self.end_seq[slot] = CONTINUES;
+            self.terminated[slot] = false;
+        }
+        self.len += kept;
+        let last = self.slot(self.len - 1);
+        self.end_seq[last] = self.next_tail_seq;
+        self.terminated[last] = terminated;
+        self.next_tail_seq += 1;
+        Ok(())
+    }
+
+    /// Puts `fields` and `next_fields` in spec order and checks names, dtypes and sizes.
+    fn match_fields<'a>(
+        &self,
+        fields: &[(&str, FieldSlice<'a>)],
+        next_fields: &[(&str, FieldSlice<'a>)],
+    ) -> CoreResult<OrderedTrajectory<'a>> {
+        let by_name: HashMap<&str, usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.spec.name.as_str(), i))
+            .collect();
+        let mut values: Vec<Option<FieldSlice<'a>>> = vec![None; self.columns.len()];
+        let mut nexts: Vec<Option<FieldSlice<'a>>> = vec![None; self.columns.len()];
+        for (target, given, what) in [
+            (&mut values, fields, "fields"),
+            (&mut nexts, next_fields, "next_fields"),
+        ] {
+            for (name, slice) in given {
+                let argument = format!("{what}[{name:?}]");
+                let index = *by_name.get(name).ok_or_else(|| {
+                    CoreError::invalid(&argument, "not a field of this replay buffer")
+                })?;
+                let spec = &self.columns[index].spec;
+                if what == "next_fields" && !spec.has_next {
+                    return Err(CoreError::invalid(
+                        &argument,
+                        "this field was declared without has_next",
+                    ));
+                }
+                if target[index].is_some() {
+                    return Err(CoreError::invalid(&argument, "given twice"));
+                }
+                if slice.dtype() != spec.dtype {
+                    return Err(CoreError::invalid(
+                        &argument,
+                        format!(
+                            "expected dtype {}, got {}",
+                            spec.dtype.numpy_name(),
+                            slice.dtype().numpy_name()
+                        ),
+                    ));
+                }
+                target[index] = Some(*slice);
+            }
+        }
+        let mut steps = None;
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for ((column, value), next) in self.columns.iter().zip(values).zip(nexts) {
+            let name = &column.spec.name;
+            let value = value.ok_or_else(|| {
+                CoreError::invalid(format!("fields[{name:?}]"), "missing from the trajectory")
+            })?;
+            if value.len() % column.row_len != 0 {
+                return Err(CoreError::invalid(
+                    format!("fields[{name:?}]"),
+                    format!(
+                        "{} values are not whole rows of shape {:?}",
+                        value.len(),
+                        column.spec.row_shape
+                    ),
+                ));
+            }
+            let rows = value.len() / column.row_len;
+            match steps {
+                None => steps = Some((rows, name)),
+                Some((expected, first)) if expected != rows => {
+                    return Err(CoreError::invalid(
+                        format!("fields[{name:?}]"),
+                        format!("has {rows} rows but fields[{first:?}] has {expected}"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if column.spec.has_next {
+                let next = next.ok_or_else(|| {
+                    CoreError::invalid(
+                        format!("next_fields[{name:?}]"),
+                        "missing: the final next value of a has_next field is required",
+                    )
+                })?;
+                if next.len() != column.row_len {
+                    return Err(CoreError::invalid(
+                        format!("next_fields[{name:?}]"),
+                        format!(
+                            "expected one row of shape {:?} ({} values), got {} values",
+                            column.spec.row_shape,
+                            column.row_len,
+                            next.len()
+                        ),
+                    ));
+                }
+            }
+            columns.push((value, next));
+        }
+        let steps = steps.map_or(0, |(rows, _)| rows);
+        if steps == 0 {
+            return Err(CoreError::invalid(
+                "fields",
+                "a trajectory needs at least one step",
+            ));
+        }
+        Ok(OrderedTrajectory { steps, columns })
+    }
+
+    /// Draws `batch_size` rows uniformly with replacement. Errors if
+    /// `batch_size` exceeds the number of stored rows.
+    pub fn sample(&mut self, batch_size: usize) -> CoreResult<ReplaySample> {
+        if batch_size > self.len {
+            return Err(CoreError::invalid(
+                "batch_size",
+                format!(
+                    "cannot sample {batch_size} steps from a replay buffer holding {}",
+                    self.len
+                ),
+            ));
+        }
+        let mut indices = Vec::with_capacity(batch_size);
+        let mut slots = Vec::with_capacity(batch_size);
+        for _ in 0..batch_size {
+            let logical = self.rng.below(self.len as u64) as usize;
+            indices.push(logical as i64);
+            slots.push(self.slot(logical));
+        }
+        Ok(self.gather(&slots, indices))
+    }
+
+    /// The rows at logical indices `indices` (0 = oldest), as a sample.
+    pub fn rows(&self, indices: &[usize]) -> CoreResult<ReplaySample> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len) {
+            return Err(CoreError::invalid(
+                "indices",
+                format!("index {bad} out of range for {} rows", self.len),
+            ));
+        }
+        let slots: Vec<usize> = indices.iter().map(|&i| self.slot(i)).collect();
+        Ok(self.gather(&slots, indices.iter().map(|&i| i as i64).collect()))
+    }
+
+    fn gather(&self, slots: &[usize], indices: Vec<i64>) -> ReplaySample {
+        // Sampled rows are scattered over large arrays: touch every needed cache
+        // line first so the misses overlap instead of being paid one by one.
+        for &slot in slots {
+            prefetch(&self.end_seq, slot);
+            prefetch(&self.terminated, slot);
+            for column in &self.columns {
+                let first = slot * column.row_len;
+                crate::with_field_values!(FieldValues, &column.values, v => prefetch(v, first));
+            }
+        }
+        let mut next_slots = Vec::new();
+        let mut tail_rows = Vec::new();
+        if self.columns.iter().any(|c| c.tails.is_some()) {
+            for &slot in slots {
+                let seq = self.end_seq[slot];
+                if seq == CONTINUES {
+                    next_slots.push(if slot + 1 == self.capacity {
+                        0
+                    } else {
+                        slot + 1
+                    });
+                    tail_rows.push(None);
+                } else {
+                    next_slots.push(slot);
+                    tail_rows.push(Some((seq - self.tail_base_seq) as usize));
+                }
+            }
+        }
+        let mut fields = Vec::with_capacity(self.columns.len());
+        let mut next_fields = Vec::new();
+        for column in &self.columns {
+            let row_len = column.row_len;
+            fields.push(crate::with_field_values!(FieldValues, &column.values, v =>
+                gather_rows(v, row_len, slots)));
+            if let Some(tails) = &column.tails {
+                next_fields.push(match (&column.values, tails) {
+                    (FieldValues::F32(v), FieldValues::F32(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    (FieldValues::F64(v), FieldValues::F64(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    (FieldValues::I32(v), FieldValues::I32(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    (FieldValues::I64(v), FieldValues::I64(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    (FieldValues::U8(v), FieldValues::U8(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    (FieldValues::Bool(v), FieldValues::Bool(t)) => {
+                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
+                    }
+                    // Both are created from the same spec dtype.
+                    _ => unreachable!("tail store dtype differs from its column"),
+                });
+            }
+        }
+        let done = slots
+            .iter()
+            .map(|&s| self.end_seq[s] != CONTINUES && self.terminated[s])
+            .collect();
+        ReplaySample {
+            fields,
+            next_fields,
+            done,
+            indices,
+        }
+    }
+
+    /// Saves the ring (rows oldest first, final next values, generator state)
+    /// to `path` as a field file of kind `"replay_buffer"`, atomically.
+    pub fn save(&self, path: &Path) -> CoreResult<()> {
+        let ring_state = [
+            LAYOUT_VERSION,
+            self.capacity as i64,
+            self.len as i64,
+            self.rng.seed as i64,
+            self.rng.draws as i64,
+        ];
+        let end_codes: Vec<u8> = (0..self.len)
+            .map(|logical| {
+                let slot = self.slot(logical);
+                match (self.end_seq[slot] == CONTINUES, self.terminated[slot]) {
+                    (true, _) => END_CONTINUES,
+                    (false, false) => END_TRUNCATED,
+                    (false, true) => END_TERMINATED,
+                }
+            })
+            .collect();
+        // Rows in logical order: borrowed when contiguous, copied when wrapped.
+        let wraps = self.start + self.len > self.capacity;
+        let unwrapped: Vec<Option<FieldValues>> = self
+            .columns
+            .iter()
+            .map(|column| {
+                wraps.then(|| {
+                    let slots: Vec<usize> = (0..self.len).map(|l| self.slot(l)).collect();
+                    crate::with_field_values!(FieldValues, &column.values, v =>
+                        gather_rows(v, column.row_len, &slots))
+                })
+            })
+            .collect();
+        let live_tails = (self.next_tail_seq - self.first_live_tail_seq) as usize;
+        let first_tail = (self.first_live_tail_seq - self.tail_base_seq) as usize;
+        let mut names = Vec::new();
+        for column in &self.columns {
+            names.push(format!("field/{}", column.spec.name));
+            names.push(format!("next/{}", column.spec.name));
+        }
+        let mut refs = vec![
+            FieldRef {
+                name: "__ring__",
+                row_shape: &[],
+                rows: ring_state.len(),
+                values: FieldSlice::I64(&ring_state),
+            },
+            FieldRef {
+                name: "__end__",
+                row_shape: &[],
+                rows: self.len,
+                values: FieldSlice::U8(&end_codes),
+            },
+        ];
+        for (i, (column, owned)) in self.columns.iter().zip(&unwrapped).enumerate() {
+            let row_len = column.row_len;
+            let values = match owned {
+                Some(values) => values.as_slice(),
+                None => slice_range(
+                    column.values.as_slice(),
+                    self.start * row_len,
+                    (self.start + self.len) * row_len,
+                ),
+            };
+            refs.push(FieldRef {
+                name: &names[2 * i],
+                row_shape: &column.spec.row_shape,
+                rows: self.len,
+                values,
+            });
+            if let Some(tails) = &column.tails {
+                refs.push(FieldRef {
+                    name: &names[2 * i + 1],
+                    row_shape: &column.spec.row_shape,
+                    rows: live_tails,
+                    values: slice_range(
+                        tails.as_slice(),
+                        first_tail * row_len,
+                        (first_tail + live_tails) * row_len,
+                    ),
+                });
+            }
+        }
+        storage::save_fields(path, REPLAY_FILE_KIND, &refs)
+    }
+
+    /// Loads a ring saved by [`ReplayRing::save`]: same capacity, fields, rows
+    /// and generator state. A damaged or inconsistent file gives
+    /// [`CoreError::CorruptFile`] and nothing is loaded.
+    pub fn load(path: &Path) -> CoreResult<ReplayRing> {
+        let fields = storage::load_fields(path, REPLAY_FILE_KIND)?;
+        let bad = |message: String| CoreError::CorruptFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut by_name: HashMap<String, FieldData> = HashMap::with_capacity(fields.len());
+        let mut order = Vec::new();
+        for field in fields {
+            if let Some(name) = field.name.strip_prefix("field/") {
+                order.push(name.to_string());
+            }
+            by_name.insert(field.name.clone(), field);
+        }
+        let ring_state = match by_name.remove("__ring__") {
+            Some(FieldData {
+                values: FieldValues::I64(v),
+                ..
+            }) if v.len() == 5 => v,
+            _ => {
+                return Err(bad(
+                    "replay buffer file lacks a valid __ring__ record".into()
+                ))
+            }
+        };
+        if ring_state[0] != LAYOUT_VERSION {
+            return Err(bad(format!(
+                "replay buffer layout {} is not supported (this build reads {LAYOUT_VERSION})",
+                ring_state[0]
+            )));
+        }
+        let capacity = usize::try_from(ring_state[1]).unwrap_or(0);
+        let len = usize::try_from(ring_state[2]).unwrap_or(usize::MAX);
+        if capacity == 0 || len > capacity {
+            return Err(bad(format!(
+                "replay buffer holds {} rows for capacity {}",
+                ring_state[2], ring_state[1]
+            )));
+        }
+        let end_codes = match by_name.remove("__end__") {
+            Some(FieldData {
+                values: FieldValues::U8(v),
+                ..
+            }) if v.len() == len => v,
+            _ => {
+                return Err(bad(format!(
+                    "__end__ record missing or not {len} uint8 rows"
+                )))
+            }
+        };
+        if let Some(bad_code) = end_codes.iter().find(|&&c| c > END_TERMINATED) {
+            return Err(bad(format!("__end__ holds unknown code {bad_code}")));
+        }
+        if len > 0 && end_codes[len - 1] == END_CONTINUES {
+            return Err(bad("the newest row does not end a trajectory".into()));
+        }
+        let trajectory_ends = end_codes.iter().filter(|&&c| c != END_CONTINUES).count();
+        let mut specs = Vec::with_capacity(order.len());
+        let mut rows_of = Vec::with_capacity(order.len());
+        for name in &order {
+            let field = by_name
+                .remove(&format!("field/{name}"))
+                .expect("listed above");
+            if field.rows != len {
+                return Err(bad(format!(
+                    "field {name:?} has {} rows, expected {len}",
+                    field.rows
+                )));
+            }
+            let next = by_name.remove(&format!("next/{name}"));
+            if let Some(next) = &next {
+                if next.rows != trajectory_ends
+                    || next.row_shape != field.row_shape
+                    || next.values.dtype() != field.values.dtype()
+                {
+                    return Err(bad(format!(
+                        "next values of {name:?} do not match its {trajectory_ends} trajectory ends"
+                    )));
+                }
+            }
+            specs.push(FieldSpec {
+                name: name.clone(),
+                dtype: field.values.dtype(),
+                row_shape: field.row_shape.clone(),
+                has_next: next.is_some(),
+            });
+            rows_of.push((field.values, next.map(|n| n.values)));
+        }
+        if let Some(extra) = by_name.keys().next() {
+            return Err(bad(format!(
+                "unexpected record {extra:?} in a replay buffer file"
+            )));
+        }
+        let mut ring = ReplayRing::new(specs, capacity, 0).map_err(|e| bad(e.to_string()))?;
+        ring.rng = CountingRng::restore(ring_state[3] as u64, ring_state[4] as u64);
+        for (column, (values, next)) in ring.columns.iter_mut().zip(rows_of) {
+            with_same_dtype!(&mut column.values, values.as_slice(), dst, src =>
+                dst[..src.len()].copy_from_slice(src), unreachable!("dtype from the same file"));
+            if let Some(next) = next {
+                column.tails = Some(next);
+            }
+        }
+        let mut seq = 0;
+        for (slot, &code) in end_codes.iter().enumerate() {
+            if code != END_CONTINUES {
+                ring.end_seq[slot] = seq;
+                ring.terminated[slot] = code == END_TERMINATED;
+                seq += 1;
+            }
+        }
+        ring.len = len;
+        ring.next_tail_seq = seq;
+        Ok(ring)
+    }
+}
+
+/// Asks Linux to back a large array with 2 MiB pages: random sampling over
+/// hundreds of MB otherwise pays a page-table walk per row. Advisory only.
+fn advise_huge_pages<T>(values: &[T]) {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+        }
+        const MADV_HUGEPAGE: i32 = 14;
+        const PAGE: usize = 4096;
+        let start = values.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(values);
+        let (first, last) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+        if last >= first + (2 << 20) {
+            // SAFETY: the range lies inside `values`' allocation; MADV_HUGEPAGE only
+            // changes how the kernel backs those pages, never their contents.
+            unsafe {
+                madvise(first as *mut std::ffi::c_void, last - first, MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = values;
+}
+
+/// Hints the CPU to load `values[index]` into cache; a no-op off x86-64.
+#[inline(always)]
+fn prefetch<T>(values: &[T], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if index < values.len() {
+        // SAFETY: the pointer is in bounds; prefetching never faults and has no effect
+        // on program semantics.
+        #[allow(unused_unsafe)]
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(values.as_ptr().add(index).cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, index);
+}
+
+/// Values `[from, to)` of a slice of any dtype.
+fn slice_range(values: FieldSlice<'_>, from: usize, to: usize) -> FieldSlice<'_> {
+    match values {
+        FieldSlice::F32(v) => FieldSlice::F32(&v[from..to]),
+        FieldSlice::F64(v) => FieldSlice::F64(&v[from..to]),
+        FieldSlice::I32(v) => FieldSlice::I32(&v[from..to]),
+        FieldSlice::I64(v) => FieldSlice::I64(&v[from..to]),
+        FieldSlice::U8(v) => FieldSlice::U8(&v[from..to]),
+        FieldSlice::Bool(v) => FieldSlice::Bool(&v[from..to]),
+    }
+}
+
+/// Removes the first `count` values.
+fn storage_drain_front(values: &mut FieldValues, count: usize) {
+    crate::with_field_values!(FieldValues, values, v => {
+        v.drain(..count);
+    })
+}
+
+/// A pushed trajectory's slices in spec order: (values, final next value).
+struct OrderedTrajectory<'a> {
+    steps: usize,
+    columns: Vec<(FieldSlice<'a>, Option<FieldSlice<'a>>)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Named<'a> = Vec<(&'a str, FieldSlice<'a>)>;
+
+    fn specs() -> Vec<FieldSpec> {
+        vec![
+            FieldSpec {
+                name: "obs_0".into(),
+                dtype: Dtype::F32,
+                row_shape: vec![2],
+                has_next: true,
+            },
+            FieldSpec {
+                name: "reward".into(),
+                dtype: Dtype::F64,
+                row_shape: vec![],
+                has_next: false,
+            },
+        ]
+    }
+
+    /// Pushes a trajectory whose step t has obs (base+t, -(base+t)) and reward base+t,
+    /// with final next obs (base+steps, -(base+steps)).
+    fn push(ring: &mut ReplayRing, base: usize, steps: usize, terminated: bool) {
+        let obs: Vec<f32> = (0..steps)
+            .flat_map(|t| [(base + t) as f32, -((base + t) as f32)])
+            .collect();
+        let reward: Vec<f64> = (0..steps).map(|t| (base + t) as f64).collect();
+        let next = [(base + steps) as f32, -((base + steps) as f32)];
+        ring.push_trajectory(
+            &[
+                ("obs_0", FieldSlice::F32(&obs)),
+                ("reward", FieldSlice::F64(&reward)),
+            ],
+            &[("obs_0", FieldSlice::F32(&next))],
+            terminated,
+        )
+        .unwrap();
+    }
+
+    fn all_rows(ring: &ReplayRing) -> ReplaySample {
+        ring.rows(&(0..ring.len()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn next_obs_and_done_follow_trajectories_across_wraparound() {
+        let mut ring = ReplayRing::new(specs(), 7, 0).unwrap();
+        push(&mut ring, 100, 3, true); // rows 100..103, next 103 terminal
+        push(&mut ring, 200, 4, false); // rows 200..204, truncated, bootstrap 204
+        push(&mut ring, 300, 2, true); // overwrites 100, 101
+        assert_eq!(ring.len(), 7);
+        let rows = all_rows(&ring);
+        let FieldValues::F64(reward) = &rows.fields[1] else {
+            panic!()
+        };
+        assert_eq!(reward, &[102.0, 200.0, 201.0, 202.0, 203.0, 300.0, 301.0]);
+        let FieldValues::F32(next) = &rows.next_fields[0] else {
+            panic!()
+        };
+        let next_first: Vec<f32> = next.chunks(2).map(|r| r[0]).collect();
+        assert_eq!(
+            next_first,
+            [103.0, 201.0, 202.0, 203.0, 204.0, 301.0, 302.0]
+        );
+        assert_eq!(rows.done, [true, false, false, false, false, false, true]);
+    }
+
+    #[test]
+    fn trajectory_longer_than_capacity_keeps_its_tail() {
+        let mut ring = ReplayRing::new(specs(), 4, 0).unwrap();
+        push(&mut ring, 0, 2, true);
+        push(&mut ring, 10, 9, true);
+        let rows = all_rows(&ring);
+        assert_eq!(
+            rows.fields[1],
+            FieldValues::F64(vec![15.0, 16.0, 17.0, 18.0])
+        );
+        let FieldValues::F32(next) = &rows.next_fields[0] else {
+            panic!()
+        };
+        assert_eq!(
+            next.chunks(2).map(|r| r[0]).collect::<Vec<_>>(),
+            [16.0, 17.0, 18.0, 19.0]
+        );
+    }
+
+    #[test]
+    fn truncate_keeps_newest_rows_and_their_next_values() {
+        let mut ring = ReplayRing::new(specs(), 10, 0).unwrap();
+        for k in 0..5 {
+            push(&mut ring, 10 * k, 3, k % 2 == 0);
+        }
+        ring.truncate(4);
+        let rows = all_rows(&ring);
+        assert_eq!(
+            rows.fields[1],
+            FieldValues::F64(vec![32.0, 40.0, 41.0, 42.0])
+        );
+        assert_eq!(rows.done, [false, false, false, true]);
+        let FieldValues::F32(next) = &rows.next_fields[0] else {
+            panic!()
+        };
+        assert_eq!(
+            next.chunks(2).map(|r| r[0]).collect::<Vec<_>>(),
+            [33.0, 41.0, 42.0, 43.0]
+        );
+    }
+
+    #[test]
+    fn many_short_trajectories_compact_the_tail_store() {
+        let mut ring = ReplayRing::new(specs(), 100, 0).unwrap();
+        for k in 0..10_000 {
+            push(&mut ring, k * 10, 1 + k % 3, k % 5 == 0);
+        }
+        let FieldValues::F32(tails) = ring.columns[0].tails.as_ref().unwrap() else {
+            panic!()
+        };
+        assert!(
+            tails.len() / 2 <= 2 * 100 + 1024,
+            "{} tail rows kept",
+            tails.len() / 2
+        );
+        let rows = all_rows(&ring);
+        let FieldValues::F64(reward) = &rows.fields[1] else {
+            panic!()
+        };
+        let FieldValues::F32(next) = &rows.next_fields[0] else {
+            panic!()
+        };
+        // Every next value is the reward's step + 1 (same trajectory, or its final next).
+        for (r, n) in reward.iter().zip(next.chunks(2)) {
+            assert_eq!(*r as f32 + 1.0, n[0]);
+        }
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_survives_save_and_load() {
+        let dir = std::env::temp_dir().join(format!("mlagents-fast-replay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ring.fields");
+        let mut ring = ReplayRing::new(specs(), 50, 42).unwrap();
+        for k in 0..30 {
+            push(&mut ring, 10 * k, 3, k % 3 == 0);
+        }
+        let mut twin = ring.clone();
+        assert_eq!(ring.sample(16).unwrap(), twin.sample(16).unwrap());
+        ring.save(&path).unwrap();
+        let mut loaded = ReplayRing::load(&path).unwrap();
+        assert_eq!(all_rows(&loaded), all_rows(&ring));
+        for _ in 0..5 {
+            assert_eq!(loaded.sample(32).unwrap(), ring.sample(32).unwrap());
+        }
+        // Pushing after loading overwrites the same rows in both.
+        push(&mut ring, 999, 5, true);
+        push(&mut loaded, 999, 5, true);
+        assert_eq!(all_rows(&loaded), all_rows(&ring));
+        let mut other_seed = ReplayRing::new(specs(), 50, 43).unwrap();
+        push(&mut other_seed, 0, 50, true);
+        let mut same_data = ReplayRing::new(specs(), 50, 42).unwrap();
+        push(&mut same_data, 0, 50, true);
+        assert_ne!(
+            other_seed.sample(32).unwrap().indices,
+            same_data.sample(32).unwrap().indices
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_trajectories_are_rejected_without_changing_the_ring() {
+        let mut ring = ReplayRing::new(specs(), 5, 0).unwrap();
+        push(&mut ring, 0, 2, true);
+        let before = all_rows(&ring);
+        let obs = [1.0f32; 4];
+        let cases: Vec<(Named<'_>, Named<'_>, &str)> = vec![
+            (
+                vec![("obs_0", FieldSlice::F32(&obs))],
+                vec![("obs_0", FieldSlice::F32(&[0.0, 0.0]))],
+                "reward",
+            ),
+            (
+                vec![
+                    ("obs_0", FieldSlice::F32(&obs)),
+                    ("reward", FieldSlice::F32(&[1.0, 2.0])),
+                ],
+                vec![("obs_0", FieldSlice::F32(&[0.0, 0.0]))],
+                "dtype float64",
+            ),
+            (
+                vec![
+                    ("obs_0", FieldSlice::F32(&obs)),
+                    ("reward", FieldSlice::F64(&[1.0])),
+                ],
+                vec![("obs_0", FieldSlice::F32(&[0.0, 0.0]))],
+                "rows",
+            ),
+            (
+                vec![
+                    ("obs_0", FieldSlice::F32(&obs)),
+                    ("reward", FieldSlice::F64(&[1.0, 2.0])),
+                ],
+                vec![],
+                "next_fields[\"obs_0\"]",
+            ),
+            (
+                vec![
+                    ("obs_0", FieldSlice::F32(&obs)),
+                    ("reward", FieldSlice::F64(&[1.0, 2.0])),
+                ],
+                vec![("reward", FieldSlice::F64(&[0.0]))],
+                "has_next",
+            ),
+            (
+                vec![
+                    ("obs_0", FieldSlice::F32(&[])),
+                    ("reward", FieldSlice::F64(&[])),
+                ],
+                vec![("obs_0", FieldSlice::F32(&[0.0, 0.0]))],
+                "at least one step",
+            ),
+        ];
+        for (fields, next, expected) in cases {
+            let err = ring.push_trajectory(&fields, &next, true).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+        }
+        assert_eq!(all_rows(&ring), before);
+        assert!(ring
+            .sample(3)
+            .unwrap_err()
+            .to_string()
+            .contains("holding 2"));
+    }
+}

@@ -5,14 +5,15 @@
 
 use std::path::PathBuf;
 
-use mlagents_fast_core::storage::{self, FieldRef, FieldSlice, FieldValues};
+use mlagents_fast_core::replay::{FieldSpec, ReplayRing, ReplaySample};
+use mlagents_fast_core::storage::{self, Dtype, FieldRef, FieldSlice, FieldValues};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{
     IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::{invalid_argument, IntoPyResult};
 
@@ -189,7 +190,229 @@ fn load_fields<'py>(py: Python<'py>, path: PathBuf, kind: &str) -> PyResult<Boun
     Ok(out)
 }
 
+/// Extracts `{name: array}` into (name, array) pairs, checking each array.
+fn extract_named_arrays<'py>(
+    mapping: &Bound<'py, PyDict>,
+    what: &str,
+) -> PyResult<Vec<(String, ReadonlyField<'py>)>> {
+    let mut out = Vec::with_capacity(mapping.len());
+    for (name, array) in mapping.iter() {
+        let name: String = name
+            .extract()
+            .map_err(|_| invalid_argument(what, "keys must be strings"))?;
+        let field = ReadonlyField::extract(&array, &format!("{what}[{name:?}]"))?;
+        out.push((name, field));
+    }
+    Ok(out)
+}
+
+/// The replay ring of `mlagents_fast_core::replay` (wrapped by
+/// `mlagents_fast.trainers.replay_buffer.ReplayBuffer`; use that).
+#[pyclass(module = "mlagents_fast._native", name = "ReplayRing")]
+pub struct PyReplayRing {
+    ring: ReplayRing,
+}
+
+impl PyReplayRing {
+    /// Arrays of a sample: (fields dict, next_fields dict, done, indices).
+    fn sample_to_python<'py>(
+        &self,
+        py: Python<'py>,
+        sample: ReplaySample,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let batch = sample.done.len();
+        let fields = PyDict::new(py);
+        let next_fields = PyDict::new(py);
+        let mut next_values = sample.next_fields.into_iter();
+        for (spec, values) in self.ring.specs().zip(sample.fields) {
+            let mut shape = Vec::with_capacity(spec.row_shape.len() + 1);
+            shape.push(batch);
+            shape.extend_from_slice(&spec.row_shape);
+            fields.set_item(&spec.name, values_to_numpy(py, values, &shape, &spec.name)?)?;
+            if spec.has_next {
+                if let Some(next) = next_values.next() {
+                    next_fields
+                        .set_item(&spec.name, values_to_numpy(py, next, &shape, &spec.name)?)?;
+                }
+            }
+        }
+        let done = values_to_numpy(py, FieldValues::Bool(sample.done), &[batch], "done")?;
+        let indices = values_to_numpy(py, FieldValues::I64(sample.indices), &[batch], "indices")?;
+        PyTuple::new(
+            py,
+            [fields.into_any(), next_fields.into_any(), done, indices],
+        )
+    }
+}
+
+#[pymethods]
+impl PyReplayRing {
+    /// ReplayRing(capacity, specs, seed)
+    ///
+    /// `specs`: list of (name, numpy dtype name, row shape tuple, has_next).
+    #[new]
+    fn new(
+        capacity: usize,
+        specs: Vec<(String, String, Vec<usize>, bool)>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let mut field_specs = Vec::with_capacity(specs.len());
+        for (name, dtype, row_shape, has_next) in specs {
+            let dtype = Dtype::from_numpy_name(&dtype).ok_or_else(|| {
+                invalid_argument(
+                    &format!("fields[{name:?}]"),
+                    format!(
+                        "dtype {dtype} is not supported (float32, float64, int32, int64, uint8, bool)"
+                    ),
+                )
+            })?;
+            field_specs.push(FieldSpec {
+                name,
+                dtype,
+                row_shape,
+                has_next,
+            });
+        }
+        Ok(PyReplayRing {
+            ring: ReplayRing::new(field_specs, capacity, seed).py()?,
+        })
+    }
+
+    /// push_trajectory(fields, next_fields, terminated)
+    fn push_trajectory(
+        &mut self,
+        py: Python<'_>,
+        fields: &Bound<'_, PyDict>,
+        next_fields: &Bound<'_, PyDict>,
+        terminated: bool,
+    ) -> PyResult<()> {
+        let arrays = extract_named_arrays(fields, "fields")?;
+        let next_arrays = extract_named_arrays(next_fields, "next_fields")?;
+        // Shapes are checked here so that errors name numpy shapes; the core
+        // checks names, dtypes and row counts.
+        for spec in self.ring.specs() {
+            for (what, given) in [("fields", &arrays), ("next_fields", &next_arrays)] {
+                let Some((_, array)) = given.iter().find(|(n, _)| *n == spec.name) else {
+                    continue;
+                };
+                let shape = array.shape();
+                let ok = if what == "fields" {
+                    !shape.is_empty() && shape[1..] == spec.row_shape[..]
+                } else {
+                    shape == spec.row_shape.as_slice()
+                        || (shape.len() == spec.row_shape.len() + 1
+                            && shape[0] == 1
+                            && shape[1..] == spec.row_shape[..])
+                };
+                if !ok {
+                    let row = &spec.row_shape;
+                    let expected = if what == "fields" {
+                        tuple_text("steps", row)
+                    } else {
+                        format!("{} or {}", tuple_text("", row), tuple_text("1", row))
+                    };
+                    return Err(invalid_argument(
+                        &format!("{what}[{:?}]", spec.name),
+                        format!("expected shape {expected}, got {}", tuple_text("", shape)),
+                    ));
+                }
+            }
+        }
+        let field_slices: Vec<(&str, FieldSlice<'_>)> = arrays
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.values()))
+            .collect();
+        let next_slices: Vec<(&str, FieldSlice<'_>)> = next_arrays
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.values()))
+            .collect();
+        let ring = &mut self.ring;
+        py.detach(|| ring.push_trajectory(&field_slices, &next_slices, terminated))
+            .py()
+    }
+
+    /// sample(batch_size) -> (fields, next_fields, done, indices)
+    fn sample<'py>(&mut self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyTuple>> {
+        let sample = self.ring.sample(batch_size).py()?;
+        self.sample_to_python(py, sample)
+    }
+
+    /// rows(indices) -> (fields, next_fields, done, indices): rows by logical index (0 = oldest).
+    fn rows<'py>(&self, py: Python<'py>, indices: Vec<usize>) -> PyResult<Bound<'py, PyTuple>> {
+        let sample = self.ring.rows(&indices).py()?;
+        self.sample_to_python(py, sample)
+    }
+
+    fn truncate(&mut self, max_length: usize) {
+        self.ring.truncate(max_length)
+    }
+
+    fn clear(&mut self) {
+        self.ring.clear()
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.ring.reseed(seed)
+    }
+
+    fn __len__(&self) -> usize {
+        self.ring.len()
+    }
+
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// (seed, draws) of the sampling generator.
+    #[getter]
+    fn rng_state(&self) -> (u64, u64) {
+        self.ring.rng_state()
+    }
+
+    /// [(name, dtype name, row shape, has_next)] in field order.
+    #[getter]
+    fn specs(&self) -> Vec<(String, &'static str, Vec<usize>, bool)> {
+        self.ring
+            .specs()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.dtype.numpy_name(),
+                    s.row_shape.clone(),
+                    s.has_next,
+                )
+            })
+            .collect()
+    }
+
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let ring = &self.ring;
+        py.detach(|| ring.save(&path)).py()
+    }
+
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let ring = py.detach(|| ReplayRing::load(&path)).py()?;
+        Ok(PyReplayRing { ring })
+    }
+}
+
+/// Python-style shape text: `tuple_text("steps", &[8])` is "(steps, 8)".
+fn tuple_text(first: &str, dims: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::with_capacity(dims.len() + 1);
+    if !first.is_empty() {
+        parts.push(first.to_string());
+    }
+    parts.extend(dims.iter().map(|d| d.to_string()));
+    match parts.len() {
+        1 => format!("({},)", parts[0]),
+        _ => format!("({})", parts.join(", ")),
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyReplayRing>()?;
     m.add_function(wrap_pyfunction!(save_fields, m)?)?;
     m.add_function(wrap_pyfunction!(load_fields, m)?)?;
     Ok(())
