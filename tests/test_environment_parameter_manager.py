@@ -18,10 +18,19 @@ from mlagents_fast.trainers.settings import (
     RunOptions,
     UniformSettings,
 )
+from mlagents_fast.trainers.training_status import GlobalTrainingStatus
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
     TRACE = json.load(_file)["curriculum_trace"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_training_status():
+    """The manager mirrors its state into the process-wide status; each test starts empty."""
+    GlobalTrainingStatus.reset()
+    yield
+    GlobalTrainingStatus.reset()
 
 
 class FakeChannel:
@@ -271,6 +280,40 @@ def test_exported_state_restores_lessons_and_smoothing_on_resume():
     assert fresh.get_current_lesson_number() == {"wall": 0, "goal": 0}
 
 
+def test_lesson_state_is_saved_in_training_status_json_and_resumed_from_it(tmp_path):
+    parameters = {
+        "wall": _two_lessons("A", measure="progress", threshold=0.5),
+        "goal": _two_lessons("B", measure="reward", threshold=5.0),
+    }
+    manager = _manager(parameters)
+    assert GlobalTrainingStatus.saved_state["wall"] == {LESSON_NUM_KEY: 0, SMOOTHED_VALUE_KEY: 0.0}
+    _update(manager, steps={"A": 60, "B": 0}, rewards={"A": [], "B": [2.0]})
+    status_file = tmp_path / "run_logs" / "training_status.json"
+    GlobalTrainingStatus.save_state(str(status_file))
+    saved = json.loads(status_file.read_text())
+    assert saved["wall"] == {LESSON_NUM_KEY: 1, SMOOTHED_VALUE_KEY: 0.0}
+    assert saved["goal"] == {LESSON_NUM_KEY: 0, SMOOTHED_VALUE_KEY: 1.5}
+
+    # A new process: --resume loads the file, then the manager is built with restore=True.
+    GlobalTrainingStatus.reset()
+    GlobalTrainingStatus.load_state(str(status_file))
+    resumed = _manager(parameters, restore=True)
+    assert resumed.get_current_lesson_number() == {"wall": 1, "goal": 0}
+    assert resumed.export_state() == manager.export_state()
+    assert resumed.get_current_samplers()["wall"].value == 2.0
+
+    # Without --resume, a loaded status is not used and is overwritten with lesson 0.
+    fresh = _manager(parameters, restore=False)
+    assert fresh.get_current_lesson_number() == {"wall": 0, "goal": 0}
+    assert GlobalTrainingStatus.saved_state["wall"][LESSON_NUM_KEY] == 0
+
+
+def test_a_status_file_from_mlagents_without_smoothing_resumes_the_lessons():
+    GlobalTrainingStatus.saved_state["wall"] = {LESSON_NUM_KEY: 1}
+    resumed = _manager({"wall": _two_lessons()}, restore=True)
+    assert resumed.export_state() == {"wall": {LESSON_NUM_KEY: 1, SMOOTHED_VALUE_KEY: 0.0}}
+
+
 def test_restoring_a_parameter_the_run_does_not_have_warns_and_ignores_it(caplog):
     manager = _manager({"wall": _two_lessons()})
     with caplog.at_level(logging.WARNING):
@@ -291,11 +334,13 @@ def test_restoring_a_parameter_the_run_does_not_have_warns_and_ignores_it(caplog
         ([1], "must be a mapping"),
     ],
 )
-def test_bad_saved_state_is_rejected(state, expected):
-    manager = _manager({"wall": _two_lessons()})
+def test_bad_saved_state_is_rejected_and_changes_nothing(state, expected):
+    manager = _manager({"wall": _two_lessons(), "goal": _two_lessons()})
+    if isinstance(state, dict):
+        state = {"goal": {LESSON_NUM_KEY: 1}, **state}  # valid, but must not be applied
     with pytest.raises(TrainerConfigError, match=expected):
         manager.restore_state(state)
-    assert manager.get_current_lesson_number() == {"wall": 0}
+    assert manager.get_current_lesson_number() == {"wall": 0, "goal": 0}
 
 
 # Bad curricula ###########################################################################

@@ -1,11 +1,12 @@
 """Environment parameters during a run: current lesson of each curriculum, and when to move on.
 
 The counterpart of ``mlagents.trainers.environment_parameter_manager`` (ML-Agents 1.1.0), with
-the same constructor and methods. The lesson state (lesson number and smoothed reward measure
-of each parameter) lives in the manager instead of ML-Agents' process-wide
-``GlobalTrainingStatus``: :meth:`EnvironmentParameterManager.export_state` gives it as plain
-JSON-ready data to save with a checkpoint, and ``restore=True`` with ``restored_state`` (or
-:meth:`EnvironmentParameterManager.restore_state`) resumes from it.
+the same constructor and methods. The lesson state of each parameter (its lesson number and,
+unlike ML-Agents, its smoothed reward measure) is kept by the manager and mirrored into
+``GlobalTrainingStatus`` under the parameter's name, so it is saved in
+run_logs/training_status.json with every checkpoint, and ``restore=True`` resumes from what
+``--resume`` loaded there. :meth:`EnvironmentParameterManager.export_state` and
+:meth:`EnvironmentParameterManager.restore_state` give the same state as plain data.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mlagents_fast.trainers.settings import (
     EnvironmentParameterSettings,
     ParameterRandomizationSettings,
 )
+from mlagents_fast.trainers.training_status import GlobalTrainingStatus, StatusType
 
 if TYPE_CHECKING:
     from mlagents_fast.envs.side_channel.environment_parameters_channel import (
@@ -53,19 +55,35 @@ class EnvironmentParameterManager:
             environment_parameters``). Copied: seeds filled in here do not change the caller's.
         :param run_seed: seed of the run; samplers without a seed get run_seed, run_seed + 1,
             ... in the order they appear.
-        :param restore: resume lessons from ``restored_state`` (a run resumed with --resume).
-        :param restored_state: what :meth:`export_state` returned when the run was saved (the
-            parameters' entries of run_logs/training_status.json). Parameters it does not
-            mention start at lesson 0.
+        :param restore: resume lessons (a run resumed with --resume): from ``restored_state``
+            when given, else from what GlobalTrainingStatus loaded from training_status.json.
+        :param restored_state: what :meth:`export_state` returned when the run was saved.
+            Parameters it does not mention start at lesson 0.
         """
         self._dict_settings: dict[str, EnvironmentParameterSettings] = copy.deepcopy(
             dict(settings or {})
         )
         self._lesson_numbers: dict[str, int] = dict.fromkeys(self._dict_settings, 0)
         self._smoothed_values: dict[str, float] = dict.fromkeys(self._dict_settings, 0.0)
-        if restore and restored_state is not None:
+        if restore:
+            if restored_state is None:
+                restored_state = {
+                    name: GlobalTrainingStatus.saved_state[name]
+                    for name in self._dict_settings
+                    if isinstance(GlobalTrainingStatus.saved_state.get(name), Mapping)
+                }
             self.restore_state(restored_state)
+        for name in self._dict_settings:
+            self._publish(name)
         self._set_sampler_seeds(run_seed)
+
+    def _publish(self, name: str) -> None:
+        """Mirror one parameter's state into GlobalTrainingStatus (saved with checkpoints)."""
+        GlobalTrainingStatus.set_parameter_state(
+            name, StatusType.LESSON_NUM, self._lesson_numbers[name]
+        )
+        # StatusType has no member for it; the entry sits beside lesson_num under the same name.
+        GlobalTrainingStatus.saved_state[name][SMOOTHED_VALUE_KEY] = self._smoothed_values[name]
 
     def _set_sampler_seeds(self, seed: int) -> None:
         """Give every sampler without a seed (-1) one derived from the run seed."""
@@ -178,6 +196,7 @@ class EnvironmentParameterManager:
                 self.log_current_lesson(name)
                 updated = True
                 must_reset = must_reset or criteria.require_reset
+            self._publish(name)
         return updated, must_reset
 
     def export_state(self) -> dict[str, dict[str, float]]:
@@ -198,6 +217,7 @@ class EnvironmentParameterManager:
             raise TrainerConfigError(
                 f"saved environment parameter state must be a mapping, got {type(state).__name__}"
             )
+        restored: dict[str, tuple[int, float]] = {}
         for name, entry in state.items():
             if name not in self._dict_settings:
                 logger.warning(
@@ -231,5 +251,9 @@ class EnvironmentParameterManager:
                     f"saved smoothed value {smoothed!r} of environment parameter '{name}' is "
                     "not a finite number"
                 )
+            restored[name] = (lesson_num, float(smoothed))
+        # Applied only once every entry is valid: a bad file changes nothing.
+        for name, (lesson_num, smoothed) in restored.items():
             self._lesson_numbers[name] = lesson_num
-            self._smoothed_values[name] = float(smoothed)
+            self._smoothed_values[name] = smoothed
+            self._publish(name)
