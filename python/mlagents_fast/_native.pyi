@@ -81,3 +81,19 @@ class ReplayRing:
     def save(self, path: str | os.PathLike[str]) -> None: ...
     @staticmethod
     def load(path: str | os.PathLike[str]) -> ReplayRing: ...
+
+# --- AgentBuffer row kernels (rust/python/src/agent_buffer.rs) ---
+def buffer_shuffle_rows(
+    rows: int, sequence_length: int, seed: int
+) -> npt.NDArray[np.int64]: ...
+def buffer_sample_rows(
+    rows: int, batch_size: int, sequence_length: int, seed: int
+) -> npt.NDArray[np.int64]: ...
+def buffer_batch_plan(
+    length: int, batch_size: int | None, training_length: int, sequential: bool
+) -> tuple[int, int, int, npt.NDArray[np.int64] | None]: ...
+def buffer_gather_rows(
+    sources: list[npt.NDArray[np.uint8]],
+    rows: npt.NDArray[np.int64],
+    outputs: list[npt.NDArray[np.uint8]],
+) -> None: ...

@@ -8,11 +8,12 @@ catch what they already know (``except ValueError``) or everything of ours at on
 from __future__ import annotations
 
 __all__ = [
-    "MlagentsFastError",
-    "InvalidArgumentError",
+    "BufferException",
     "CorruptFileError",
-    "StorageIOError",
+    "InvalidArgumentError",
     "MessageDecodeError",
+    "MlagentsFastError",
+    "StorageIOError",
 ]
 
 
@@ -34,3 +35,8 @@ class StorageIOError(MlagentsFastError, OSError):
 
 class MessageDecodeError(MlagentsFastError, ValueError):
     """Bytes received from a Unity environment are not a valid message."""
+
+
+class BufferException(MlagentsFastError, ValueError):
+    """An AgentBuffer operation cannot run on these fields or sizes (fields of unequal
+    length, a batch larger than the field). Same name as ML-Agents' ``BufferException``."""
