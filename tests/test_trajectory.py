@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -245,3 +246,38 @@ def test_trajectories_resequenced_into_an_update_buffer_for_lstm():
     # Padding rows have mask 0, so the loss ignores them.
     np.testing.assert_array_equal(np.flatnonzero(masks == 0), [5, 6, 7, 19])
     assert update.check_length(list(update.keys()))
+
+
+def test_from_agent_columns_matches_the_per_step_form():
+    trajectory = make_trajectory(6)
+    steps = trajectory.steps
+    columns = SimpleNamespace(
+        obs=[[step.obs[i] for step in steps] for i in range(2)],
+        rewards=[step.reward for step in steps],
+        continuous_actions=[step.action.continuous for step in steps],
+        discrete_actions=[step.action.discrete for step in steps],
+        continuous_log_probs=[step.action_probs.continuous for step in steps],
+        discrete_log_probs=[step.action_probs.discrete for step in steps],
+        action_masks=[step.action_mask for step in steps],
+        prev_actions=[step.prev_action for step in steps],
+        memories=[step.memory for step in steps],
+        group_rewards=[step.group_reward for step in steps],
+    )
+    columnar = Trajectory.from_agent_columns(
+        columns, trajectory.next_obs, "agent-0", "Ball?team=0", done=True
+    )
+    assert columnar.done_reached and not columnar.interrupted
+    assert columnar.agent_id == "agent-0" and columnar.behavior_id == "Ball?team=0"
+    assert_matches_reference(columnar.to_agentbuffer(), trajectory)
+    columns.action_masks = [None] * 6
+    columns.prev_actions, columns.memories = [], []
+    buffer = ColumnarTrajectory.from_agent_columns(
+        columns, trajectory.next_obs, "a", "b", interrupted=True
+    ).to_agentbuffer()
+    np.testing.assert_array_equal(np.asarray(buffer[BufferKey.ACTION_MASK]), np.ones((6, 2)))
+    assert BufferKey.MEMORY not in buffer
+    assert not np.asarray(buffer[BufferKey.DONE]).any()
+    with pytest.raises(InvalidArgumentError, match="at least one step"):
+        ColumnarTrajectory.from_agent_columns(
+            SimpleNamespace(rewards=[]), trajectory.next_obs, "a", "b"
+        )

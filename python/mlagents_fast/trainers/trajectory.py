@@ -266,6 +266,61 @@ class ColumnarTrajectory:
             behavior_id=trajectory.behavior_id,
         )
 
+    @classmethod
+    def from_agent_columns(
+        cls,
+        columns: Any,
+        next_obs: list[np.ndarray],
+        agent_id: str,
+        behavior_id: str,
+        done: bool = False,
+        interrupted: bool = False,
+    ) -> ColumnarTrajectory:
+        """Stacks per-step rows collected by an agent processor.
+
+        ``columns`` has list attributes of one entry per step: ``obs`` (one list per
+        observation), ``rewards``, ``continuous_actions``, ``discrete_actions``,
+        ``continuous_log_probs``, ``discrete_log_probs``, ``action_masks`` (per step a list
+        of per-branch bool arrays, True = unavailable, or None), ``prev_actions`` and
+        ``memories`` (empty lists when not collected), ``group_rewards``. ``done`` marks the
+        last step as terminal; ``interrupted`` says the episode hit its step limit.
+        """
+        steps = len(columns.rewards)
+        if steps == 0:
+            raise InvalidArgumentError("columns.rewards: a trajectory needs at least one step")
+        dones = np.zeros(steps, dtype=bool)
+        dones[-1] = bool(done)
+        discrete = np.stack(columns.discrete_actions)
+        masks = None
+        if any(mask is not None for mask in columns.action_masks):
+            masks = np.stack(
+                [
+                    np.concatenate(mask)
+                    if mask is not None
+                    else np.zeros(discrete.shape[1:], dtype=bool)
+                    for mask in columns.action_masks
+                ]
+            )
+        return cls(
+            obs=[np.stack(rows) for rows in columns.obs],
+            next_obs=list(next_obs),
+            rewards=np.asarray(columns.rewards, dtype=np.float32),
+            dones=dones,
+            continuous_actions=np.stack(columns.continuous_actions),
+            discrete_actions=discrete,
+            continuous_log_probs=np.stack(columns.continuous_log_probs),
+            discrete_log_probs=np.stack(columns.discrete_log_probs),
+            action_masks=masks,
+            prev_actions=np.stack(columns.prev_actions) if len(columns.prev_actions) else None,
+            memories=np.stack(columns.memories) if len(columns.memories) else None,
+            group_rewards=np.asarray(columns.group_rewards, dtype=np.float32)
+            if len(columns.group_rewards)
+            else None,
+            interrupted=bool(interrupted),
+            agent_id=agent_id,
+            behavior_id=behavior_id,
+        )
+
     def to_agentbuffer(self) -> AgentBuffer:
         """A new AgentBuffer of ``T`` rows per field (see the module docstring): one
         copy per field, no per-step Python."""
@@ -340,6 +395,21 @@ class Trajectory(NamedTuple):
     next_group_obs: list[list[np.ndarray]]
     agent_id: str
     behavior_id: str
+
+    @staticmethod
+    def from_agent_columns(
+        columns: Any,
+        next_obs: list[np.ndarray],
+        agent_id: str,
+        behavior_id: str,
+        done: bool = False,
+        interrupted: bool = False,
+    ) -> ColumnarTrajectory:
+        """The columnar form built from an agent processor's per-step rows; see
+        :meth:`ColumnarTrajectory.from_agent_columns`."""
+        return ColumnarTrajectory.from_agent_columns(
+            columns, next_obs, agent_id, behavior_id, done=done, interrupted=interrupted
+        )
 
     def to_agentbuffer(self) -> AgentBuffer:
         """Converts the trajectory to an AgentBuffer with one row per step (the fields of
