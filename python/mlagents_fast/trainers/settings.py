@@ -686,7 +686,7 @@ class ParameterRandomizationSettings(abc.ABC):
                 f"expected a number or a sampler (sampler_type, sampler_parameters), "
                 f"got {_describe(d)}"
             )
-        unknown = sorted(set(d) - {"sampler_type", "sampler_parameters"})
+        unknown = sorted(set(d) - {"sampler_type", "sampler_parameters"}, key=str)
         if unknown:
             raise TrainerConfigError(
                 f"unknown option {unknown[0]!r} for a sampler (valid options: "
