@@ -100,5 +100,22 @@ def report(
     print(" | ".join(cells), flush=True)
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_line() -> str:
-    return f"{platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | Python {platform.python_version()}"
+    """Host, CPU, core count, load average (timings on a busy machine are noisier), Python."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return (
+        f"{platform.node()} | {cpu_model()} | {os.cpu_count()} cores | load {load} | "
+        f"Python {platform.python_version()}"
+    )

@@ -84,6 +84,16 @@ pub const PARALLEL_MIN_STEPS: usize = 32 * 1024;
 /// multiply-add chain of each one.
 const INTERLEAVE: usize = 8;
 
+/// A buffer for `len` results. Filled explicitly rather than with
+/// `vec![0.0; len]`: that asks the allocator for zeroed memory (`calloc`),
+/// which for buffers this size means fresh pages and a page fault on each,
+/// several times slower than writing the zeros.
+fn output_buffer<F: Real>(len: usize) -> Vec<F> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.resize(len, F::ZERO);
+    buffer
+}
+
 fn check_factor(argument: &str, value: f64) -> CoreResult<()> {
     if value.is_finite() {
         Ok(())
@@ -127,7 +137,7 @@ pub fn discount_rewards_into<F: Real>(
 
 /// [`discount_rewards_into`] into a new vector.
 pub fn discount_rewards<F: Real>(rewards: &[F], gamma: f64, value_next: F) -> CoreResult<Vec<F>> {
-    let mut out = vec![F::ZERO; rewards.len()];
+    let mut out = output_buffer(rewards.len());
     discount_rewards_into(rewards, gamma, value_next, &mut out)?;
     Ok(out)
 }
@@ -177,7 +187,7 @@ pub fn gae<F: Real>(
     gamma: f64,
     lambda: f64,
 ) -> CoreResult<Vec<F>> {
-    let mut advantages = vec![F::ZERO; rewards.len()];
+    let mut advantages = output_buffer(rewards.len());
     gae_into(rewards, values, value_next, gamma, lambda, &mut advantages)?;
     Ok(advantages)
 }
@@ -223,7 +233,7 @@ pub fn lambda_return<F: Real>(
     lambda: f64,
     value_next: F,
 ) -> CoreResult<Vec<F>> {
-    let mut out = vec![F::ZERO; rewards.len()];
+    let mut out = output_buffer(rewards.len());
     lambda_return_into(rewards, values, gamma, lambda, value_next, &mut out)?;
     Ok(out)
 }
@@ -274,42 +284,107 @@ struct RaggedPiece<'a, F> {
     returns: &'a mut [F],
 }
 
-/// GAE of up to [`INTERLEAVE`] trajectories advanced together from their ends:
-/// each lane is one independent recursion, so the processor overlaps them.
-fn gae_interleaved<F: Real>(pieces: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
-    let lanes = pieces.len();
-    debug_assert!(lanes <= INTERLEAVE);
-    let mut running = [F::ZERO; INTERLEAVE];
-    let mut next_value = [F::ZERO; INTERLEAVE];
-    for (lane, piece) in pieces.iter().enumerate() {
-        next_value[lane] = piece.value_next;
+/// GAE of one trajectory into its two outputs, continuing from `running`
+/// (the advantage after its end) and `next_value`.
+fn gae_tail<F: Real>(
+    piece: &mut RaggedPiece<'_, F>,
+    len: usize,
+    mut running: F,
+    mut next_value: F,
+    gamma: F,
+    gamma_lambda: F,
+) {
+    let rewards = &piece.rewards[..len];
+    let values = &piece.values[..len];
+    let advantages = &mut piece.advantages[..len];
+    let returns = &mut piece.returns[..len];
+    for t in (0..len).rev() {
+        let value = values[t];
+        let delta = (rewards[t] + gamma * next_value) - value;
+        running = running * gamma_lambda + delta;
+        next_value = value;
+        advantages[t] = running;
+        returns[t] = running + value;
     }
-    // Lockstep over the shortest trajectory's length, counted from the ends.
+}
+
+/// GAE of `LANES` trajectories advanced together from their ends: each lane
+/// is an independent multiply-add chain, so the processor overlaps them
+/// instead of waiting on one. Each lane does exactly what [`gae`] does.
+fn gae_lanes<F: Real, const LANES: usize>(
+    pieces: &mut [RaggedPiece<'_, F>],
+    gamma: F,
+    gamma_lambda: F,
+) {
+    let pieces: &mut [RaggedPiece<'_, F>; LANES] = pieces
+        .try_into()
+        .expect("gae_lanes is called with exactly LANES pieces");
+    // Lockstep over the last `common` steps of every trajectory.
     let common = pieces.iter().map(|p| p.rewards.len()).min().unwrap_or(0);
-    for back in 1..=common {
-        for (lane, piece) in pieces.iter_mut().enumerate() {
-            let t = piece.rewards.len() - back;
-            let value = piece.values[t];
-            let delta = (piece.rewards[t] + gamma * next_value[lane]) - value;
-            let advantage = running[lane] * gamma_lambda + delta;
-            running[lane] = advantage;
-            next_value[lane] = value;
-            piece.advantages[t] = advantage;
-            piece.returns[t] = advantage + value;
+    let mut running = [F::ZERO; LANES];
+    let mut next_value: [F; LANES] = std::array::from_fn(|lane| pieces[lane].value_next);
+    {
+        let mut tails = pieces.each_mut().map(|piece| {
+            let start = piece.rewards.len() - common;
+            (
+                &piece.rewards[start..],
+                &piece.values[start..],
+                &mut piece.advantages[start..],
+                &mut piece.returns[start..],
+            )
+        });
+        for tail in tails.iter_mut() {
+            // Equal lengths known to the compiler: no bounds checks below.
+            assert!(tail.0.len() == common && tail.1.len() == common);
+            assert!(tail.2.len() == common && tail.3.len() == common);
+        }
+        for t in (0..common).rev() {
+            for (lane, (rewards, values, advantages, returns)) in tails.iter_mut().enumerate() {
+                let value = values[t];
+                let delta = (rewards[t] + gamma * next_value[lane]) - value;
+                let advantage = running[lane] * gamma_lambda + delta;
+                running[lane] = advantage;
+                next_value[lane] = value;
+                advantages[t] = advantage;
+                returns[t] = advantage + value;
+            }
         }
     }
     // Whatever is longer than the shortest one finishes lane by lane.
-    for (lane, piece) in pieces.iter_mut().enumerate().take(lanes) {
-        let mut run = running[lane];
-        let mut next = next_value[lane];
-        for t in (0..piece.rewards.len() - common).rev() {
-            let value = piece.values[t];
-            let delta = (piece.rewards[t] + gamma * next) - value;
-            run = run * gamma_lambda + delta;
-            next = value;
-            piece.advantages[t] = run;
-            piece.returns[t] = run + value;
+    for (lane, piece) in pieces.iter_mut().enumerate() {
+        let rest = piece.rewards.len() - common;
+        gae_tail(
+            piece,
+            rest,
+            running[lane],
+            next_value[lane],
+            gamma,
+            gamma_lambda,
+        );
+    }
+}
+
+/// GAE of a group of at most [`INTERLEAVE`] trajectories.
+fn gae_group<F: Real>(group: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
+    let mut rest = group;
+    while !rest.is_empty() {
+        // Widest lane count that fits, so that leftovers still overlap.
+        let lanes = [8, 4, 2, 1]
+            .into_iter()
+            .find(|&lanes| lanes <= rest.len())
+            .unwrap_or(1);
+        let (head, tail) = rest.split_at_mut(lanes);
+        match lanes {
+            8 => gae_lanes::<F, 8>(head, gamma, gamma_lambda),
+            4 => gae_lanes::<F, 4>(head, gamma, gamma_lambda),
+            2 => gae_lanes::<F, 2>(head, gamma, gamma_lambda),
+            _ => {
+                let piece = &mut head[0];
+                let len = piece.rewards.len();
+                gae_tail(piece, len, F::ZERO, piece.value_next, gamma, gamma_lambda);
+            }
         }
+        rest = tail;
     }
 }
 
@@ -362,10 +437,10 @@ pub fn gae_ragged_into<F: Real>(
     if total >= PARALLEL_MIN_STEPS && pieces.len() > INTERLEAVE && parallel::enabled() {
         pieces
             .par_chunks_mut(INTERLEAVE)
-            .for_each(|group| gae_interleaved(group, gamma, gamma_lambda));
+            .for_each(|group| gae_group(group, gamma, gamma_lambda));
     } else {
         for group in pieces.chunks_mut(INTERLEAVE) {
-            gae_interleaved(group, gamma, gamma_lambda);
+            gae_group(group, gamma, gamma_lambda);
         }
     }
     Ok(())
@@ -380,8 +455,8 @@ pub fn gae_ragged<F: Real>(
     gamma: f64,
     lambda: f64,
 ) -> CoreResult<AdvantagesAndReturns<F>> {
-    let mut advantages = vec![F::ZERO; rewards.len()];
-    let mut returns = vec![F::ZERO; rewards.len()];
+    let mut advantages = output_buffer(rewards.len());
+    let mut returns = output_buffer(rewards.len());
     gae_ragged_into(
         rewards,
         values,
@@ -466,30 +541,74 @@ pub fn gae_time_major_into<F: Real>(
     let gamma = F::from_f64(gamma);
     let envs = batch.envs;
     let mut running = vec![F::ZERO; envs];
-    for t in (0..batch.steps).rev() {
-        let row = t * envs..(t + 1) * envs;
-        let rewards = &batch.rewards[row.clone()];
-        let values = &batch.values[row.clone()];
-        let next_values = &batch.next_values[row.clone()];
-        let terminated = &batch.terminated[row.clone()];
-        let truncated = &batch.truncated[row.clone()];
-        let advantages = &mut advantages[row.clone()];
-        let returns = &mut returns[row];
-        // Plain indexed loop over equal-length rows: the compiler drops the
-        // bounds checks and vectorizes it across environments.
-        for n in 0..envs {
-            let is_terminal = terminated[n] != 0;
-            let is_cut = is_terminal | (truncated[n] != 0);
-            let next_value = if is_terminal { F::ZERO } else { next_values[n] };
-            let carried = if is_cut { F::ZERO } else { running[n] };
-            let delta = (rewards[n] + gamma * next_value) - values[n];
-            let advantage = carried * gamma_lambda + delta;
-            running[n] = advantage;
-            advantages[n] = advantage;
-            returns[n] = advantage + values[n];
-        }
+    let rows = batch
+        .rewards
+        .chunks_exact(envs)
+        .zip(batch.values.chunks_exact(envs))
+        .zip(batch.next_values.chunks_exact(envs))
+        .zip(batch.terminated.chunks_exact(envs))
+        .zip(batch.truncated.chunks_exact(envs))
+        .zip(advantages.chunks_exact_mut(envs))
+        .zip(returns.chunks_exact_mut(envs));
+    for ((((((rewards, values), next_values), terminated), truncated), advantages), returns) in
+        rows.rev()
+    {
+        let row = TimeMajorRow {
+            rewards,
+            values,
+            next_values,
+            terminated,
+            truncated,
+        };
+        time_major_row(&row, gamma, gamma_lambda, &mut running, advantages, returns);
     }
     Ok(())
+}
+
+/// One step `t` of every environment.
+struct TimeMajorRow<'a, F> {
+    rewards: &'a [F],
+    values: &'a [F],
+    next_values: &'a [F],
+    terminated: &'a [u8],
+    truncated: &'a [u8],
+}
+
+/// Advances the recursion of every environment by one step back in time.
+#[inline(always)]
+fn time_major_row<F: Real>(
+    row: &TimeMajorRow<'_, F>,
+    gamma: F,
+    gamma_lambda: F,
+    running: &mut [F],
+    advantages: &mut [F],
+    returns: &mut [F],
+) {
+    // Re-slicing every row to one length lets the compiler drop the bounds
+    // checks and vectorize the loop across environments.
+    let envs = running.len();
+    let (rewards, values, next_values) = (
+        &row.rewards[..envs],
+        &row.values[..envs],
+        &row.next_values[..envs],
+    );
+    let (terminated, truncated) = (&row.terminated[..envs], &row.truncated[..envs]);
+    let (advantages, returns) = (&mut advantages[..envs], &mut returns[..envs]);
+    for n in 0..envs {
+        let is_terminal = terminated[n] != 0;
+        let is_cut = is_terminal | (truncated[n] != 0);
+        // Selected, not multiplied by a mask: a NaN next value of a terminal
+        // step must not leak into the result.
+        // Loads happen unconditionally so that the selects vectorize.
+        let (next_value, carried) = (next_values[n], running[n]);
+        let next_value = if is_terminal { F::ZERO } else { next_value };
+        let carried = if is_cut { F::ZERO } else { carried };
+        let delta = (rewards[n] + gamma * next_value) - values[n];
+        let advantage = carried * gamma_lambda + delta;
+        running[n] = advantage;
+        advantages[n] = advantage;
+        returns[n] = advantage + values[n];
+    }
 }
 
 /// [`gae_time_major_into`] into new vectors.
@@ -499,8 +618,8 @@ pub fn gae_time_major<F: Real>(
     lambda: f64,
 ) -> CoreResult<AdvantagesAndReturns<F>> {
     let total = batch.rewards.len();
-    let mut advantages = vec![F::ZERO; total];
-    let mut returns = vec![F::ZERO; total];
+    let mut advantages = output_buffer(total);
+    let mut returns = output_buffer(total);
     gae_time_major_into(batch, gamma, lambda, &mut advantages, &mut returns)?;
     Ok(AdvantagesAndReturns {
         advantages,
