@@ -10,6 +10,7 @@ import pytest
 from mlagents_fast.trainers import cli_utils
 from mlagents_fast.trainers.cli_utils import parse_args, parse_command_line
 from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.settings import RunOptions
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 BALL = os.path.join(FIXTURES, "mlagents-configs", "ppo", "3DBall.yaml")
@@ -85,6 +86,19 @@ def test_each_flag_lands_in_its_setting(argv, section, field, value):
     holder = options if section is None else getattr(options, section)
     assert getattr(holder, field) == value
     assert type(getattr(holder, field)) is type(value)
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--help"])
+    assert info.value.code == 0
+    shown = capsys.readouterr().out
+    flags = {flag for argv, _, _, _ in FLAG_CASES for flag in argv if flag.startswith("--")}
+    flags -= {"--load", "--train"}  # deprecated: accepted but hidden, as in ML-Agents
+    flags |= {"--env-args", "--deterministic", "--torch", "--tensorflow"}
+    missing = sorted(flag for flag in flags if flag not in shown)
+    assert missing == []
+    assert "--load" not in shown and "--train " not in shown
 
 
 def test_defaults_without_flags_or_file():
@@ -176,6 +190,16 @@ def test_command_line_resume_beats_initialize_from_in_the_file(tmp_path, caplog)
         options = parse_command_line([str(config), "--resume"])
     assert options.checkpoint_settings.resume is True
     assert options.checkpoint_settings.initialize_from is None
+
+
+def test_resume_priority_uses_the_flags_of_the_namespace_being_converted(tmp_path):
+    config = tmp_path / "init.yaml"
+    config.write_text("checkpoint_settings:\n  initialize_from: older\n  resume: true\n")
+    given_resume = parse_args([str(config), "--initialize-from", "newer"])
+    parse_args([str(config), "--resume"])  # a later parse must not change the first one's flags
+    options = RunOptions.from_argparse(given_resume)
+    assert options.checkpoint_settings.initialize_from == "newer"
+    assert options.checkpoint_settings.resume is False
 
 
 def test_command_line_initialize_from_beats_resume_in_the_file(tmp_path):

@@ -364,6 +364,7 @@ def test_without_a_file_any_behavior_gets_the_defaults(caplog):
 
 
 def test_run_options_survive_deepcopy_and_pickle():
+    # In memory only: multiprocessing pickles the options it hands to environment workers.
     options = _load(
         {
             "default_settings": {"max_steps": 11},

@@ -1252,10 +1252,11 @@ class CheckpointSettings:
     def run_logs_dir(self) -> str:
         return os.path.join(self.write_path, "run_logs")
 
-    def prioritize_resume_init(self) -> None:
+    def prioritize_resume_init(self, non_default_args: set[str] | None = None) -> None:
         """When both resume and initialize_from are set, keep the one given on the command
         line; when both come from the same place, resume wins."""
-        non_default_args = DetectDefault.non_default_args
+        if non_default_args is None:
+            non_default_args = DetectDefault.non_default_args
         if "resume" in non_default_args:
             if self.initialize_from is not None:
                 logger.warning(
@@ -1439,7 +1440,7 @@ class RunOptions(ExportableSettings):
             if error.config_file is None and config_path is not None:
                 error.config_file = config_path
             raise
-        final_runoptions.checkpoint_settings.prioritize_resume_init()
+        final_runoptions.checkpoint_settings.prioritize_resume_init(non_default_args)
         final_runoptions.behaviors.set_config_specified(require_all_behaviors)
 
         if "deterministic" in non_default_args:
