@@ -154,7 +154,9 @@ def main() -> None:
         refs("save", numpy_save_s),
         f"{size_mb / save_s / 1e3:.2f} GB/s",
     )
-    report("load 100k steps", load_s, refs("load", numpy_load_s), f"{size_mb / load_s / 1e3:.2f} GB/s")
+    report(
+        "load 100k steps", load_s, refs("load", numpy_load_s), f"{size_mb / load_s / 1e3:.2f} GB/s"
+    )
 
 
 if __name__ == "__main__":

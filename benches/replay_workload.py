@@ -31,7 +31,9 @@ def make_columns(steps: int, seed: int = 0) -> dict[str, np.ndarray]:
     episode_end[-1] = True
     next_obs = np.empty_like(obs)
     next_obs[:-1] = obs[1:]
-    next_obs[episode_end] = rng.standard_normal((int(episode_end.sum()), OBS_SIZE), dtype=np.float32)
+    next_obs[episode_end] = rng.standard_normal(
+        (int(episode_end.sum()), OBS_SIZE), dtype=np.float32
+    )
     return {
         "obs": obs,
         "next_obs": next_obs,

@@ -64,14 +64,15 @@ def assert_matches_reference(buffer: ReplayBuffer, reference: NumpyRing):
     if not reference.steps:
         return
     batch = buffer.rows(np.arange(len(buffer)))
-    for i, record in enumerate(reference.steps):
-        for name, spec in SPECS.items():
-            np.testing.assert_array_equal(batch[name][i], record[name], err_msg=f"{name} row {i}")
-            if spec.has_next:
-                np.testing.assert_array_equal(
-                    batch["next_" + name][i], record["next_" + name], err_msg=f"next {name} {i}"
-                )
-        assert bool(batch.done[i]) == record["done"], f"done row {i}"
+    for name, spec in SPECS.items():
+        expected = np.stack([record[name] for record in reference.steps])
+        np.testing.assert_array_equal(batch[name], expected, err_msg=name)
+        assert batch[name].dtype == expected.dtype, name
+        if spec.has_next:
+            expected_next = np.stack([record["next_" + name] for record in reference.steps])
+            np.testing.assert_array_equal(batch["next_" + name], expected_next, err_msg=name)
+    expected_done = np.array([record["done"] for record in reference.steps])
+    np.testing.assert_array_equal(batch.done, expected_done, err_msg="done")
 
 
 def filled_buffer(seed=0, capacity=50, pushes=40):

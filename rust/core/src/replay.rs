@@ -4,13 +4,22 @@
 //!
 //! The ring holds up to `capacity` *steps* (rows). Each row has one value per
 //! field (a typed array row of a fixed shape: observations, actions, rewards,
-//! ...). Trajectories are pushed whole, oldest rows are overwritten first,
-//! and every row stays contiguous in a per-field array of `capacity` rows.
+//! ...). Trajectories are pushed whole and the oldest rows are overwritten
+//! first.
+//!
+//! # Layout
+//!
+//! Rows are stored row-major in one arena: a row is an 8-byte trajectory
+//! marker followed by each field's values, padded to a stride that is a power
+//! of two up to 64 bytes (a multiple of 64 above), and the arena starts on a
+//! 64-byte boundary. Sampling is random access, so what matters is cache lines
+//! touched per sampled step: a 3DBall SAC row (8 + 2 + 1 floats) is exactly one
+//! line, where one array per field costs one miss per field.
 //!
 //! # Next observations and `done`
 //!
 //! Fields declared with `has_next` (observations) also come out of
-//! [`ReplayRing::sample`] as `next_<field>`, the value after the row's action:
+//! [`ReplayRing::sample`] as next values, the value after the row's action:
 //!
 //! - for a row inside a trajectory, the next row of the same trajectory (the
 //!   next slot of the ring, so it is not stored twice);
@@ -62,11 +71,14 @@ use crate::storage::{self, Dtype, FieldData, FieldRef, FieldSlice, FieldValues};
 /// File kind of a saved replay ring.
 pub const REPLAY_FILE_KIND: &str = "replay_buffer";
 const LAYOUT_VERSION: i64 = 1;
-/// `end_seq` of a row whose trajectory continues in the next slot.
-const CONTINUES: u64 = u64::MAX;
 const END_CONTINUES: u8 = 0;
 const END_TRUNCATED: u8 = 1;
 const END_TERMINATED: u8 = 2;
+/// Row marker: 0 = the trajectory continues in the next slot; otherwise the
+/// row ends trajectory `seq`, stored as `seq + 1`, with this bit set if it terminated.
+const MARKER_TERMINATED: u64 = 1 << 63;
+const MARKER_BYTES: usize = 8;
+const CACHE_LINE: usize = 64;
 
 /// Name, type and row shape of one field of the ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,84 +154,17 @@ impl CountingRng {
     }
 }
 
-/// Element types a column can hold; converts a typed vector back to [`FieldValues`].
-trait ColumnElement: Copy + Default + Send + Sync {
-    fn wrap(values: Vec<Self>) -> FieldValues;
-}
-macro_rules! impl_column_element {
-    ($($t:ty => $variant:ident),*) => {$(impl ColumnElement for $t {
-        fn wrap(values: Vec<Self>) -> FieldValues { FieldValues::$variant(values) }
-    })*};
-}
-impl_column_element!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, u8 => U8, bool => Bool);
-
-/// Runs `$body` with `$dst` (a `&mut Vec<T>` in a `FieldValues`) and `$src` (the
-/// `&[T]` of a `FieldSlice` of the same dtype). Dtypes are checked beforehand;
-/// a mismatch here is a bug and yields `$mismatch`.
-macro_rules! with_same_dtype {
-    ($values:expr, $slice:expr, $dst:ident, $src:ident => $body:expr, $mismatch:expr) => {
-        match ($values, $slice) {
-            (FieldValues::F32($dst), FieldSlice::F32($src)) => $body,
-            (FieldValues::F64($dst), FieldSlice::F64($src)) => $body,
-            (FieldValues::I32($dst), FieldSlice::I32($src)) => $body,
-            (FieldValues::I64($dst), FieldSlice::I64($src)) => $body,
-            (FieldValues::U8($dst), FieldSlice::U8($src)) => $body,
-            (FieldValues::Bool($dst), FieldSlice::Bool($src)) => $body,
-            _ => $mismatch,
-        }
-    };
-}
-
-fn internal_dtype_mismatch(name: &str) -> CoreError {
-    CoreError::invalid(
-        format!("fields[{name:?}]"),
-        "dtype does not match the field spec",
-    )
-}
-
-/// Copies rows `rows` (slot indices) of `values` (rows of `row_len`) into a new vector.
-fn gather_rows<T: ColumnElement>(values: &[T], row_len: usize, rows: &[usize]) -> FieldValues {
-    let mut out = Vec::with_capacity(rows.len() * row_len);
-    if row_len == 1 {
-        out.extend(rows.iter().map(|&r| values[r]));
-    } else {
-        for &r in rows {
-            out.extend_from_slice(&values[r * row_len..(r + 1) * row_len]);
-        }
-    }
-    T::wrap(out)
-}
-
-/// Copies, for each sample, either row `ring_rows[i]` of `ring` or, where
-/// `tail_rows[i]` is `Some`, that row of `tails`.
-fn gather_next_rows<T: ColumnElement>(
-    ring: &[T],
-    tails: &[T],
-    row_len: usize,
-    ring_rows: &[usize],
-    tail_rows: &[Option<usize>],
-) -> FieldValues {
-    let mut out = Vec::with_capacity(ring_rows.len() * row_len);
-    for (&ring_row, tail_row) in ring_rows.iter().zip(tail_rows) {
-        let (source, row) = match tail_row {
-            Some(t) => (tails, *t),
-            None => (ring, ring_row),
-        };
-        out.extend_from_slice(&source[row * row_len..(row + 1) * row_len]);
-    }
-    T::wrap(out)
-}
-
-/// One field's storage.
+/// One field: where its values sit inside a row.
 #[derive(Clone, Debug)]
 struct Column {
     spec: FieldSpec,
-    row_len: usize,
-    /// `capacity * row_len` values; slot `s` is `values[s*row_len..(s+1)*row_len]`.
-    values: FieldValues,
-    /// For `has_next` fields: final next values of trajectories, in trajectory
-    /// order, row `i` belonging to tail sequence number `tail_base_seq + i`.
-    tails: Option<FieldValues>,
+    /// Byte offset of the field inside a row.
+    offset: usize,
+    /// Bytes of one row of the field.
+    row_bytes: usize,
+    /// For `has_next` fields: final next values of trajectories (native bytes,
+    /// `row_bytes` each), row `i` belonging to tail sequence number `tail_base_seq + i`.
+    tails: Option<Vec<u8>>,
 }
 
 /// Fixed-capacity ring of named columns with whole-trajectory pushes and
@@ -228,13 +173,14 @@ struct Column {
 pub struct ReplayRing {
     capacity: usize,
     columns: Vec<Column>,
+    /// Bytes per row.
+    stride: usize,
+    /// Backing memory (u64 for 8-byte alignment); rows start at byte `arena_start`.
+    arena: Vec<u64>,
+    arena_start: usize,
     /// Slot of the oldest row.
     start: usize,
     len: usize,
-    /// Per slot: `CONTINUES`, or the tail sequence number of the trajectory it ends.
-    end_seq: Vec<u64>,
-    /// Per slot: the row ends a trajectory that terminated.
-    terminated: Vec<bool>,
     /// Sequence number of the first row kept in each column's `tails`.
     tail_base_seq: u64,
     /// Oldest tail still referenced by a row in the ring.
@@ -250,25 +196,23 @@ fn check_specs(specs: &[FieldSpec]) -> CoreResult<()> {
     }
     let mut seen = std::collections::HashSet::new();
     for spec in specs {
+        let argument = format!("fields[{:?}]", spec.name);
         if spec.name.is_empty() || spec.name.contains('/') {
             return Err(CoreError::invalid(
-                format!("fields[{:?}]", spec.name),
+                argument,
                 "field names must be non-empty and contain no '/'",
             ));
         }
         if !seen.insert(spec.name.as_str()) {
-            return Err(CoreError::invalid(
-                format!("fields[{:?}]", spec.name),
-                "field name appears twice",
-            ));
+            return Err(CoreError::invalid(argument, "field name appears twice"));
         }
-        let row_len = spec
+        let row_bytes = spec
             .row_shape
             .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        if row_len.is_none_or(|n| n == 0) {
+            .try_fold(spec.dtype.item_size(), |acc, &d| acc.checked_mul(d));
+        if row_bytes.is_none_or(|n| n == 0) {
             return Err(CoreError::invalid(
-                format!("fields[{:?}]", spec.name),
+                argument,
                 format!("row shape {:?} must have no zero dimension", spec.row_shape),
             ));
         }
@@ -284,32 +228,43 @@ impl ReplayRing {
         }
         check_specs(&specs)?;
         let mut columns = Vec::with_capacity(specs.len());
+        let mut offset = MARKER_BYTES;
         for spec in specs {
-            let row_len = spec.row_len();
-            let total = capacity
-                .checked_mul(row_len)
-                .ok_or_else(|| CoreError::invalid("capacity", "capacity x row size overflows"))?;
-            let tails = spec.has_next.then(|| FieldValues::zeros(spec.dtype, 0));
-            let values = FieldValues::zeros(spec.dtype, total);
-            crate::with_field_values!(FieldValues, &values, v => advise_huge_pages(v));
+            let row_bytes = spec.row_len() * spec.dtype.item_size();
+            let tails = spec.has_next.then(Vec::new);
             columns.push(Column {
-                values,
                 spec,
-                row_len,
+                offset,
+                row_bytes,
                 tails,
             });
+            offset = offset
+                .checked_add(row_bytes)
+                .ok_or_else(|| CoreError::invalid("fields", "row size overflows"))?;
         }
-        let end_seq = vec![CONTINUES; capacity];
-        let terminated = vec![false; capacity];
-        advise_huge_pages(&end_seq);
-        advise_huge_pages(&terminated);
+        // Rows never straddle more cache lines than their size requires.
+        let stride = if offset <= CACHE_LINE {
+            offset.next_power_of_two()
+        } else {
+            offset.next_multiple_of(CACHE_LINE)
+        };
+        let arena_words = capacity
+            .checked_mul(stride)
+            .and_then(|bytes| bytes.checked_add(CACHE_LINE))
+            .ok_or_else(|| CoreError::invalid("capacity", "capacity x row size overflows"))?
+            / 8;
+        let arena = vec![0u64; arena_words];
+        advise_huge_pages(&arena);
+        let misalignment = arena.as_ptr() as usize % CACHE_LINE;
+        let arena_start = (CACHE_LINE - misalignment) % CACHE_LINE;
         Ok(ReplayRing {
             capacity,
             columns,
+            stride,
+            arena,
+            arena_start,
             start: 0,
             len: 0,
-            end_seq,
-            terminated,
             tail_base_seq: 0,
             first_live_tail_seq: 0,
             next_tail_seq: 0,
@@ -330,6 +285,11 @@ impl ReplayRing {
         self.len == 0
     }
 
+    /// Bytes per stored row (marker, fields, padding).
+    pub fn row_stride(&self) -> usize {
+        self.stride
+    }
+
     pub fn specs(&self) -> impl Iterator<Item = &FieldSpec> {
         self.columns.iter().map(|c| &c.spec)
     }
@@ -348,15 +308,44 @@ impl ReplayRing {
     pub fn clear(&mut self) {
         self.start = 0;
         self.len = 0;
-        self.end_seq.fill(CONTINUES);
-        self.terminated.fill(false);
         for column in &mut self.columns {
             if let Some(tails) = &mut column.tails {
-                *tails = FieldValues::zeros(column.spec.dtype, 0);
+                tails.clear();
             }
         }
         self.tail_base_seq = self.next_tail_seq;
         self.first_live_tail_seq = self.next_tail_seq;
+    }
+
+    /// The rows' bytes (`capacity * stride`).
+    fn rows_bytes(&self) -> &[u8] {
+        // SAFETY: viewing initialized u64 words as bytes is always valid.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.arena.as_ptr().cast::<u8>(), self.arena.len() * 8)
+        };
+        &bytes[self.arena_start..self.arena_start + self.capacity * self.stride]
+    }
+
+    fn rows_bytes_mut(&mut self) -> &mut [u8] {
+        let (start, len) = (self.arena_start, self.capacity * self.stride);
+        // SAFETY: u64 accepts any bit pattern and u8 has alignment 1.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.arena.as_mut_ptr().cast::<u8>(),
+                self.arena.len() * 8,
+            )
+        };
+        &mut bytes[start..start + len]
+    }
+
+    fn marker(&self, slot: usize) -> u64 {
+        // The marker is the first 8 bytes of a row, and rows are 8-byte aligned.
+        self.arena[(self.arena_start + slot * self.stride) / 8]
+    }
+
+    fn set_marker(&mut self, slot: usize, marker: u64) {
+        let word = (self.arena_start + slot * self.stride) / 8;
+        self.arena[word] = marker;
     }
 
     fn slot(&self, logical: usize) -> usize {
@@ -371,10 +360,15 @@ impl ReplayRing {
     /// Drops the `count` oldest rows.
     fn drop_oldest(&mut self, count: usize) {
         let count = count.min(self.len);
-        for logical in 0..count {
-            let seq = self.end_seq[self.slot(logical)];
-            if seq != CONTINUES {
+        // Tails are freed in order: the newest trajectory end among the dropped
+        // rows tells how many. Walking back from the last dropped row finds it
+        // within one trajectory.
+        for logical in (0..count).rev() {
+            let marker = self.marker(self.slot(logical));
+            if marker != 0 {
+                let seq = (marker & !MARKER_TERMINATED) - 1;
                 self.first_live_tail_seq = self.first_live_tail_seq.max(seq + 1);
+                break;
             }
         }
         self.start = self.slot(count);
@@ -395,8 +389,7 @@ impl ReplayRing {
         }
         for column in &mut self.columns {
             if let Some(tails) = &mut column.tails {
-                let end = dead * column.row_len;
-                storage_drain_front(tails, end);
+                tails.drain(..dead * column.row_bytes);
             }
         }
         self.tail_base_seq = self.first_live_tail_seq;
@@ -428,33 +421,40 @@ impl ReplayRing {
         let overflow = (self.len + kept).saturating_sub(self.capacity);
         self.drop_oldest(overflow);
 
-        let first_slot = self.slot(self.len);
-        // The kept rows may wrap: [first_slot, capacity) then [0, ...).
-        let first_chunk = kept.min(self.capacity - first_slot);
-        for (column, (values, next)) in self.columns.iter_mut().zip(ordered.columns) {
-            let row_len = column.row_len;
-            let name = column.spec.name.as_str();
-            with_same_dtype!(&mut column.values, values, dst, src => {
-                let src = &src[skip * row_len..];
-                let (head, rest) = src.split_at(first_chunk * row_len);
-                dst[first_slot * row_len..(first_slot + first_chunk) * row_len]
-                    .copy_from_slice(head);
-                dst[..rest.len()].copy_from_slice(rest);
-            }, return Err(internal_dtype_mismatch(name)));
-            if let (Some(tails), Some(next)) = (&mut column.tails, next) {
-                with_same_dtype!(tails, next, dst, src => dst.extend_from_slice(src),
-                    return Err(internal_dtype_mismatch(name)));
+        let sources: Vec<&[u8]> = ordered
+            .columns
+            .iter()
+            .map(|(v, _)| v.native_bytes())
+            .collect();
+        let layout: Vec<(usize, usize)> = self
+            .columns
+            .iter()
+            .map(|c| (c.offset, c.row_bytes))
+            .collect();
+        let first_logical = self.len;
+        let (stride, capacity, start) = (self.stride, self.capacity, self.start);
+        let rows = self.rows_bytes_mut();
+        for step in 0..kept {
+            let mut slot = start + first_logical + step;
+            if slot >= capacity {
+                slot -= capacity;
+            }
+            let row = &mut rows[slot * stride..(slot + 1) * stride];
+            row[..MARKER_BYTES].fill(0);
+            for (source, &(offset, row_bytes)) in sources.iter().zip(&layout) {
+                let from = (skip + step) * row_bytes;
+                row[offset..offset + row_bytes].copy_from_slice(&source[from..from + row_bytes]);
             }
         }
-        for logical in self.len..self.len + kept {
-            let slot = self.slot(logical);
-            self.end_seq[slot] = CONTINUES;
-            self.terminated[slot] = false;
+        for (column, (_, next)) in self.columns.iter_mut().zip(&ordered.columns) {
+            if let (Some(tails), Some(next)) = (&mut column.tails, next) {
+                tails.extend_from_slice(next.native_bytes());
+            }
         }
         self.len += kept;
         let last = self.slot(self.len - 1);
-        self.end_seq[last] = self.next_tail_seq;
-        self.terminated[last] = terminated;
+        let marker = (self.next_tail_seq + 1) | if terminated { MARKER_TERMINATED } else { 0 };
+        self.set_marker(last, marker);
         self.next_tail_seq += 1;
         Ok(())
     }
@@ -509,10 +509,11 @@ impl ReplayRing {
         let mut columns = Vec::with_capacity(self.columns.len());
         for ((column, value), next) in self.columns.iter().zip(values).zip(nexts) {
             let name = &column.spec.name;
+            let row_len = column.spec.row_len();
             let value = value.ok_or_else(|| {
                 CoreError::invalid(format!("fields[{name:?}]"), "missing from the trajectory")
             })?;
-            if value.len() % column.row_len != 0 {
+            if value.len() % row_len != 0 {
                 return Err(CoreError::invalid(
                     format!("fields[{name:?}]"),
                     format!(
@@ -522,7 +523,7 @@ impl ReplayRing {
                     ),
                 ));
             }
-            let rows = value.len() / column.row_len;
+            let rows = value.len() / row_len;
             match steps {
                 None => steps = Some((rows, name)),
                 Some((expected, first)) if expected != rows => {
@@ -540,13 +541,12 @@ impl ReplayRing {
                         "missing: the final next value of a has_next field is required",
                     )
                 })?;
-                if next.len() != column.row_len {
+                if next.len() != row_len {
                     return Err(CoreError::invalid(
                         format!("next_fields[{name:?}]"),
                         format!(
-                            "expected one row of shape {:?} ({} values), got {} values",
+                            "expected one row of shape {:?} ({row_len} values), got {} values",
                             column.spec.row_shape,
-                            column.row_len,
                             next.len()
                         ),
                     ));
@@ -599,69 +599,71 @@ impl ReplayRing {
     }
 
     fn gather(&self, slots: &[usize], indices: Vec<i64>) -> ReplaySample {
-        // Sampled rows are scattered over large arrays: touch every needed cache
-        // line first so the misses overlap instead of being paid one by one.
+        let rows = self.rows_bytes();
+        let stride = self.stride;
+        let has_next = self.columns.iter().any(|c| c.tails.is_some());
+        // Sampled rows are scattered over a large arena: request every needed
+        // cache line first so the misses overlap instead of being paid one by one.
         for &slot in slots {
-            prefetch(&self.end_seq, slot);
-            prefetch(&self.terminated, slot);
-            for column in &self.columns {
-                let first = slot * column.row_len;
-                crate::with_field_values!(FieldValues, &column.values, v => prefetch(v, first));
+            prefetch_row(rows, slot * stride, stride);
+            if has_next {
+                let next = if slot + 1 == self.capacity {
+                    0
+                } else {
+                    slot + 1
+                };
+                prefetch_row(rows, next * stride, stride);
             }
         }
-        let mut next_slots = Vec::new();
-        let mut tail_rows = Vec::new();
-        if self.columns.iter().any(|c| c.tails.is_some()) {
-            for &slot in slots {
-                let seq = self.end_seq[slot];
-                if seq == CONTINUES {
-                    next_slots.push(if slot + 1 == self.capacity {
+        // Per sample: the row holding its next values, or the tail row.
+        let mut next_sources = Vec::with_capacity(if has_next { slots.len() } else { 0 });
+        let mut done = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let marker = self.marker(slot);
+            done.push(marker & MARKER_TERMINATED != 0);
+            if has_next {
+                next_sources.push(if marker == 0 {
+                    NextSource::Row(if slot + 1 == self.capacity {
                         0
                     } else {
                         slot + 1
-                    });
-                    tail_rows.push(None);
+                    })
                 } else {
-                    next_slots.push(slot);
-                    tail_rows.push(Some((seq - self.tail_base_seq) as usize));
-                }
+                    let seq = (marker & !MARKER_TERMINATED) - 1;
+                    NextSource::Tail((seq - self.tail_base_seq) as usize)
+                });
             }
         }
         let mut fields = Vec::with_capacity(self.columns.len());
         let mut next_fields = Vec::new();
         for column in &self.columns {
-            let row_len = column.row_len;
-            fields.push(crate::with_field_values!(FieldValues, &column.values, v =>
-                gather_rows(v, row_len, slots)));
+            let (offset, row_bytes) = (column.offset, column.row_bytes);
+            let mut values =
+                FieldValues::zeros(column.spec.dtype, slots.len() * column.spec.row_len());
+            // SAFETY: every byte copied comes from a value of this column's dtype.
+            let out = unsafe { values.native_bytes_mut() };
+            for (target, &slot) in out.chunks_exact_mut(row_bytes).zip(slots) {
+                let from = slot * stride + offset;
+                target.copy_from_slice(&rows[from..from + row_bytes]);
+            }
+            fields.push(values);
             if let Some(tails) = &column.tails {
-                next_fields.push(match (&column.values, tails) {
-                    (FieldValues::F32(v), FieldValues::F32(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    (FieldValues::F64(v), FieldValues::F64(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    (FieldValues::I32(v), FieldValues::I32(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    (FieldValues::I64(v), FieldValues::I64(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    (FieldValues::U8(v), FieldValues::U8(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    (FieldValues::Bool(v), FieldValues::Bool(t)) => {
-                        gather_next_rows(v, t, row_len, &next_slots, &tail_rows)
-                    }
-                    // Both are created from the same spec dtype.
-                    _ => unreachable!("tail store dtype differs from its column"),
-                });
+                let mut values =
+                    FieldValues::zeros(column.spec.dtype, slots.len() * column.spec.row_len());
+                // SAFETY: as above; tails hold bytes of this column's values.
+                let out = unsafe { values.native_bytes_mut() };
+                for (target, source) in out.chunks_exact_mut(row_bytes).zip(&next_sources) {
+                    target.copy_from_slice(match *source {
+                        NextSource::Row(slot) => {
+                            let from = slot * stride + offset;
+                            &rows[from..from + row_bytes]
+                        }
+                        NextSource::Tail(row) => &tails[row * row_bytes..(row + 1) * row_bytes],
+                    });
+                }
+                next_fields.push(values);
             }
         }
-        let done = slots
-            .iter()
-            .map(|&s| self.end_seq[s] != CONTINUES && self.terminated[s])
-            .collect();
         ReplaySample {
             fields,
             next_fields,
@@ -680,35 +682,28 @@ impl ReplayRing {
             self.rng.seed as i64,
             self.rng.draws as i64,
         ];
-        let end_codes: Vec<u8> = (0..self.len)
-            .map(|logical| {
-                let slot = self.slot(logical);
-                match (self.end_seq[slot] == CONTINUES, self.terminated[slot]) {
-                    (true, _) => END_CONTINUES,
-                    (false, false) => END_TRUNCATED,
-                    (false, true) => END_TERMINATED,
-                }
-            })
-            .collect();
-        // Rows in logical order: borrowed when contiguous, copied when wrapped.
-        let wraps = self.start + self.len > self.capacity;
-        let unwrapped: Vec<Option<FieldValues>> = self
-            .columns
+        let logical: Vec<usize> = (0..self.len).collect();
+        let all = self.rows(&logical)?;
+        let end_codes: Vec<u8> = logical
             .iter()
-            .map(|column| {
-                wraps.then(|| {
-                    let slots: Vec<usize> = (0..self.len).map(|l| self.slot(l)).collect();
-                    crate::with_field_values!(FieldValues, &column.values, v =>
-                        gather_rows(v, column.row_len, &slots))
-                })
+            .map(|&l| match self.marker(self.slot(l)) {
+                0 => END_CONTINUES,
+                m if m & MARKER_TERMINATED != 0 => END_TERMINATED,
+                _ => END_TRUNCATED,
             })
             .collect();
         let live_tails = (self.next_tail_seq - self.first_live_tail_seq) as usize;
         let first_tail = (self.first_live_tail_seq - self.tail_base_seq) as usize;
         let mut names = Vec::new();
+        let mut tail_values = Vec::new();
         for column in &self.columns {
             names.push(format!("field/{}", column.spec.name));
             names.push(format!("next/{}", column.spec.name));
+            if let Some(tails) = &column.tails {
+                let bytes = &tails
+                    [first_tail * column.row_bytes..(first_tail + live_tails) * column.row_bytes];
+                tail_values.push(values_from_bytes(column.spec.dtype, bytes));
+            }
         }
         let mut refs = vec![
             FieldRef {
@@ -724,33 +719,23 @@ impl ReplayRing {
                 values: FieldSlice::U8(&end_codes),
             },
         ];
-        for (i, (column, owned)) in self.columns.iter().zip(&unwrapped).enumerate() {
-            let row_len = column.row_len;
-            let values = match owned {
-                Some(values) => values.as_slice(),
-                None => slice_range(
-                    column.values.as_slice(),
-                    self.start * row_len,
-                    (self.start + self.len) * row_len,
-                ),
-            };
+        let mut tail_iter = tail_values.iter();
+        for (i, (column, values)) in self.columns.iter().zip(&all.fields).enumerate() {
             refs.push(FieldRef {
                 name: &names[2 * i],
                 row_shape: &column.spec.row_shape,
                 rows: self.len,
-                values,
+                values: values.as_slice(),
             });
-            if let Some(tails) = &column.tails {
-                refs.push(FieldRef {
-                    name: &names[2 * i + 1],
-                    row_shape: &column.spec.row_shape,
-                    rows: live_tails,
-                    values: slice_range(
-                        tails.as_slice(),
-                        first_tail * row_len,
-                        (first_tail + live_tails) * row_len,
-                    ),
-                });
+            if column.tails.is_some() {
+                if let Some(tails) = tail_iter.next() {
+                    refs.push(FieldRef {
+                        name: &names[2 * i + 1],
+                        row_shape: &column.spec.row_shape,
+                        rows: live_tails,
+                        values: tails.as_slice(),
+                    });
+                }
             }
         }
         storage::save_fields(path, REPLAY_FILE_KIND, &refs)
@@ -817,11 +802,11 @@ impl ReplayRing {
         }
         let trajectory_ends = end_codes.iter().filter(|&&c| c != END_CONTINUES).count();
         let mut specs = Vec::with_capacity(order.len());
-        let mut rows_of = Vec::with_capacity(order.len());
+        let mut loaded = Vec::with_capacity(order.len());
         for name in &order {
             let field = by_name
                 .remove(&format!("field/{name}"))
-                .expect("listed above");
+                .ok_or_else(|| bad(format!("field {name:?} appears twice")))?;
             if field.rows != len {
                 return Err(bad(format!(
                     "field {name:?} has {} rows, expected {len}",
@@ -845,7 +830,7 @@ impl ReplayRing {
                 row_shape: field.row_shape.clone(),
                 has_next: next.is_some(),
             });
-            rows_of.push((field.values, next.map(|n| n.values)));
+            loaded.push((field.values, next.map(|n| n.values)));
         }
         if let Some(extra) = by_name.keys().next() {
             return Err(bad(format!(
@@ -854,25 +839,66 @@ impl ReplayRing {
         }
         let mut ring = ReplayRing::new(specs, capacity, 0).map_err(|e| bad(e.to_string()))?;
         ring.rng = CountingRng::restore(ring_state[3] as u64, ring_state[4] as u64);
-        for (column, (values, next)) in ring.columns.iter_mut().zip(rows_of) {
-            with_same_dtype!(&mut column.values, values.as_slice(), dst, src =>
-                dst[..src.len()].copy_from_slice(src), unreachable!("dtype from the same file"));
+        let layout: Vec<(usize, usize)> = ring
+            .columns
+            .iter()
+            .map(|c| (c.offset, c.row_bytes))
+            .collect();
+        let stride = ring.stride;
+        let rows = ring.rows_bytes_mut();
+        for ((values, _), &(offset, row_bytes)) in loaded.iter().zip(&layout) {
+            let source = values.as_slice().native_bytes();
+            for (slot, row) in source.chunks_exact(row_bytes).enumerate() {
+                let at = slot * stride + offset;
+                rows[at..at + row_bytes].copy_from_slice(row);
+            }
+        }
+        for (column, (_, next)) in ring.columns.iter_mut().zip(&loaded) {
             if let Some(next) = next {
-                column.tails = Some(next);
+                column.tails = Some(next.as_slice().native_bytes().to_vec());
             }
         }
         let mut seq = 0;
         for (slot, &code) in end_codes.iter().enumerate() {
-            if code != END_CONTINUES {
-                ring.end_seq[slot] = seq;
-                ring.terminated[slot] = code == END_TERMINATED;
+            let marker = if code == END_CONTINUES {
+                0
+            } else {
                 seq += 1;
-            }
+                seq | if code == END_TERMINATED {
+                    MARKER_TERMINATED
+                } else {
+                    0
+                }
+            };
+            ring.set_marker(slot, marker);
         }
         ring.len = len;
         ring.next_tail_seq = seq;
         Ok(ring)
     }
+}
+
+/// Where a sample's next values come from.
+#[derive(Clone, Copy)]
+enum NextSource {
+    /// The next slot of the ring (same trajectory).
+    Row(usize),
+    /// A row of the tail store (the trajectory's final next value).
+    Tail(usize),
+}
+
+/// A pushed trajectory's slices in spec order: (values, final next value).
+struct OrderedTrajectory<'a> {
+    steps: usize,
+    columns: Vec<(FieldSlice<'a>, Option<FieldSlice<'a>>)>,
+}
+
+/// `bytes` (native values of `dtype`, copied from values of that dtype) as owned values.
+fn values_from_bytes(dtype: Dtype, bytes: &[u8]) -> FieldValues {
+    let mut values = FieldValues::zeros(dtype, bytes.len() / dtype.item_size());
+    // SAFETY: the bytes were copied from values of `dtype`.
+    unsafe { values.native_bytes_mut() }.copy_from_slice(bytes);
+    values
 }
 
 /// Asks Linux to back a large array with 2 MiB pages: random sampling over
@@ -900,46 +926,26 @@ fn advise_huge_pages<T>(values: &[T]) {
     let _ = values;
 }
 
-/// Hints the CPU to load `values[index]` into cache; a no-op off x86-64.
+/// Hints the CPU to load the cache lines of `bytes[at..at + len]` (at most two
+/// lines: the start of a row and its last byte); a no-op off x86-64.
 #[inline(always)]
-fn prefetch<T>(values: &[T], index: usize) {
+fn prefetch_row(bytes: &[u8], at: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    if index < values.len() {
-        // SAFETY: the pointer is in bounds; prefetching never faults and has no effect
-        // on program semantics.
+    if at + len <= bytes.len() {
+        // SAFETY: both pointers are in bounds; prefetching never faults and has no
+        // effect on program semantics.
         #[allow(unused_unsafe)]
         unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(values.as_ptr().add(index).cast::<i8>());
+            let row = bytes.as_ptr().add(at);
+            _mm_prefetch::<_MM_HINT_T0>(row.cast::<i8>());
+            if len > CACHE_LINE {
+                _mm_prefetch::<_MM_HINT_T0>(row.add(len - 1).cast::<i8>());
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (values, index);
-}
-
-/// Values `[from, to)` of a slice of any dtype.
-fn slice_range(values: FieldSlice<'_>, from: usize, to: usize) -> FieldSlice<'_> {
-    match values {
-        FieldSlice::F32(v) => FieldSlice::F32(&v[from..to]),
-        FieldSlice::F64(v) => FieldSlice::F64(&v[from..to]),
-        FieldSlice::I32(v) => FieldSlice::I32(&v[from..to]),
-        FieldSlice::I64(v) => FieldSlice::I64(&v[from..to]),
-        FieldSlice::U8(v) => FieldSlice::U8(&v[from..to]),
-        FieldSlice::Bool(v) => FieldSlice::Bool(&v[from..to]),
-    }
-}
-
-/// Removes the first `count` values.
-fn storage_drain_front(values: &mut FieldValues, count: usize) {
-    crate::with_field_values!(FieldValues, values, v => {
-        v.drain(..count);
-    })
-}
-
-/// A pushed trajectory's slices in spec order: (values, final next value).
-struct OrderedTrajectory<'a> {
-    steps: usize,
-    columns: Vec<(FieldSlice<'a>, Option<FieldSlice<'a>>)>,
+    let _ = (bytes, at, len);
 }
 
 #[cfg(test)]
@@ -1058,14 +1064,9 @@ mod tests {
         for k in 0..10_000 {
             push(&mut ring, k * 10, 1 + k % 3, k % 5 == 0);
         }
-        let FieldValues::F32(tails) = ring.columns[0].tails.as_ref().unwrap() else {
-            panic!()
-        };
-        assert!(
-            tails.len() / 2 <= 2 * 100 + 1024,
-            "{} tail rows kept",
-            tails.len() / 2
-        );
+        let tails = ring.columns[0].tails.as_ref().unwrap();
+        let tail_rows = tails.len() / 8;
+        assert!(tail_rows <= 2 * 100 + 1024, "{tail_rows} tail rows kept");
         let rows = all_rows(&ring);
         let FieldValues::F64(reward) = &rows.fields[1] else {
             panic!()

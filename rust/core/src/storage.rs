@@ -166,7 +166,7 @@ macro_rules! with_field_values {
     };
 }
 
-impl FieldSlice<'_> {
+impl<'a> FieldSlice<'a> {
     pub fn dtype(&self) -> Dtype {
         match self {
             FieldSlice::F32(_) => Dtype::F32,
@@ -188,8 +188,8 @@ impl FieldSlice<'_> {
     }
 
     /// The raw bytes in this machine's byte order.
-    fn native_bytes(&self) -> &[u8] {
-        with_field_values!(FieldSlice, self, v => as_bytes(v))
+    pub fn native_bytes(&self) -> &'a [u8] {
+        with_field_values!(FieldSlice, *self, v => as_bytes(v))
     }
 }
 
@@ -214,6 +214,25 @@ impl FieldValues {
             FieldValues::I64(v) => FieldSlice::I64(v),
             FieldValues::U8(v) => FieldSlice::U8(v),
             FieldValues::Bool(v) => FieldSlice::Bool(v),
+        }
+    }
+
+    /// The raw bytes in this machine's byte order, writable.
+    ///
+    /// # Safety
+    /// Only bytes that form valid values of the dtype may be written: for
+    /// `Bool`, each byte must be 0 or 1 (e.g. bytes copied from other bools).
+    pub unsafe fn native_bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            FieldValues::F32(v) => as_bytes_mut(v),
+            FieldValues::F64(v) => as_bytes_mut(v),
+            FieldValues::I32(v) => as_bytes_mut(v),
+            FieldValues::I64(v) => as_bytes_mut(v),
+            FieldValues::U8(v) => v,
+            // SAFETY: bool is one byte; the caller promises to write only 0 or 1.
+            FieldValues::Bool(v) => unsafe {
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len())
+            },
         }
     }
 
