@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 from common import best_time, mlagents_python, peers_python, report, run_reference
@@ -104,7 +105,7 @@ def main() -> None:
         rows = rng.integers(0, SAMPLE_BUFFER_STEPS, BATCH_SIZE)
         return [column[rows] for column in flat]
 
-    sample_s = best_time(lambda: buffer.sample(BATCH_SIZE), repeat=20, number=200)
+    sample_s = best_time(partial(buffer.sample, BATCH_SIZE), repeat=20, number=200)
     numpy_sample_s = best_time(numpy_sample, repeat=20, number=200)
     report(
         "SAC sample 128 of 500k steps",

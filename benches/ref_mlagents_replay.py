@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 from common import best_time
@@ -53,7 +54,7 @@ def main() -> None:
     np.random.seed(0)
     results: dict[str, float] = {}
     big = agent_buffer(SAMPLE_BUFFER_STEPS)
-    results["sample"] = best_time(lambda: big.sample_mini_batch(BATCH_SIZE), repeat=7, number=10)
+    results["sample"] = best_time(partial(big.sample_mini_batch, BATCH_SIZE), repeat=7, number=10)
 
     truncate_times = []
     for _ in range(3):
