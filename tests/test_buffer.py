@@ -529,6 +529,34 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     assert np.asarray(from_stream[OBS]).tobytes() == np.asarray(buffer[OBS]).tobytes()
 
 
+def test_foreign_field_names_are_a_corrupt_file(tmp_path):
+    from mlagents_fast import _native
+
+    path = tmp_path / "foreign.fields"
+    _native.save_fields(path, "agent_buffer", {"obs_0": np.zeros((2, 3)), "weights": np.zeros(2)})
+    target = AgentBuffer()
+    with pytest.raises(CorruptFileError, match="'weights'"):
+        target.load_from_file(path)
+    assert len(target) == 0
+    _native.save_fields(path, "replay_buffer", {"obs_0": np.zeros((2, 3))})
+    with pytest.raises(CorruptFileError):
+        target.load_from_file(path)
+
+
+def test_set_replaces_rows_even_from_itself():
+    field = AgentBufferField(np.arange(4, dtype=np.float32))
+    field.set(field)
+    np.testing.assert_array_equal(field.to_ndarray(), np.arange(4))
+    field.set(np.ones((2, 2), dtype=np.int32))
+    assert field.row_shape == (2,) and field.dtype == np.int32
+    field[:] = [np.zeros(3), np.ones(3)]
+    np.testing.assert_array_equal(field.to_ndarray(), [[0, 0, 0], [1, 1, 1]])
+    field[1] = np.full(3, 7.0)
+    np.testing.assert_array_equal(field[1], [7, 7, 7])
+    with pytest.raises(InvalidArgumentError, match="dtype"):
+        AgentBufferField(np.zeros(2, dtype=np.int64)).__setitem__(0, 1.5)
+
+
 def test_corrupt_file_loads_nothing_and_group_fields_cannot_be_saved(tmp_path):
     buffer = indexed_buffer(4)
     path = tmp_path / "buffer.fields"

@@ -69,7 +69,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mlagents_fast import _native
-from mlagents_fast.exceptions import BufferException, InvalidArgumentError
+from mlagents_fast.exceptions import BufferException, CorruptFileError, InvalidArgumentError
 
 __all__ = [
     "AgentBuffer",
@@ -312,6 +312,12 @@ def _batch_plan(
         ) from None
 
 
+def _source_name(file_object: Any) -> str:
+    if isinstance(file_object, (str, os.PathLike)):
+        return os.fspath(file_object)
+    return str(getattr(file_object, "name", "<file object>"))
+
+
 def _gather(fields: list[AgentBufferField], rows: np.ndarray) -> list[Any]:
     """New storage for each field: its rows ``rows`` (gathered in Rust for numeric fields)."""
     results: list[Any] = [None] * len(fields)
@@ -399,9 +405,12 @@ class AgentBufferField:
 
     def _rows(self) -> np.ndarray:
         """View of the valid rows (an empty float32 array for a field never appended to)."""
-        if self._data is None:
+        data = self._data
+        if data is None:
             return np.zeros((0,), dtype=np.float32)
-        return self._data[self._start : self._start + self._len]
+        if self._start == 0 and self._len == data.shape[0]:
+            return data  # minibatch fields and exact-size columns: no new view object
+        return data[self._start : self._start + self._len]
 
     def __str__(self) -> str:
         content = self._items if self._items is not None else self._rows()
@@ -430,6 +439,8 @@ class AgentBufferField:
         if self._items is not None:
             return np.array(self._items, dtype=dtype)
         rows = self._rows()
+        if dtype is None and not copy:
+            return rows
         if dtype is not None and np.dtype(dtype) != rows.dtype:
             if copy is False:
                 raise ValueError("a dtype conversion needs a copy")
@@ -564,6 +575,9 @@ class AgentBufferField:
 
     def set(self, data: Any) -> None:
         """Replaces every row with ``data`` (keeps the padding value)."""
+        if isinstance(data, AgentBufferField):
+            # Take the rows before emptying: ``data`` may be this very field.
+            data = list(data._items) if data._items is not None else data._rows()
         self.reset_field()
         self.extend(data)
 
@@ -964,6 +978,13 @@ class AgentBuffer(MutableMapping):
                 with open(path, "wb") as copy:
                     copy.write(file_object.read())
                 columns = _native.load_fields(path, FILE_KIND)
-        loaded = {name_to_key(name): rows for name, rows in columns.items()}
+        loaded = {}
+        for name, rows in columns.items():
+            try:
+                loaded[name_to_key(name)] = rows
+            except InvalidArgumentError:
+                raise CorruptFileError(
+                    f"{_source_name(file_object)}: field {name!r} is not an AgentBuffer field"
+                ) from None
         for key, rows in loaded.items():
             self._fields[key] = AgentBufferField._from_rows(rows, 0.0, key)
