@@ -93,6 +93,29 @@ def test_trainer_config_error_is_a_value_error_and_ours():
     assert issubclass(TrainerConfigWarning, Warning)
 
 
+@pytest.mark.parametrize(
+    "name, bases",
+    [
+        ("TrainerError", (MlagentsFastError,)),
+        ("TrainerConfigError", (MlagentsFastError, ValueError)),
+        ("CurriculumError", ("TrainerError",)),
+        ("CurriculumLoadingError", ("CurriculumError",)),
+        ("CurriculumConfigError", ("CurriculumError",)),
+        ("MetaCurriculumError", ("TrainerError",)),
+        ("SamplerException", ("TrainerError",)),
+        ("UnityTrainerException", ("TrainerError",)),
+    ],
+)
+def test_trainer_exceptions_keep_mlagents_names_and_hierarchy(name, bases):
+    from mlagents_fast.trainers import exception
+
+    cls = getattr(exception, name)
+    for base in bases:
+        base = getattr(exception, base) if isinstance(base, str) else base
+        assert issubclass(cls, base)
+    assert issubclass(cls, MlagentsFastError)
+
+
 def test_error_message_names_the_key_path():
     error = _error({"behaviors": {"3DBall": _behavior(hyperparameters={"batch_szie": 64})}})
     assert error.key_path == ["behaviors", "3DBall", "hyperparameters", "batch_szie"]

@@ -9,6 +9,21 @@ What differs is inside: structuring goes through a ``cattrs.Converter`` of this 
 (no global ``cattr`` hooks), unknown keys are rejected everywhere (top level included), and
 every error is a :class:`TrainerConfigError` that names the key path, and the file when known,
 instead of a cattrs traceback.
+
+Where the result differs from ML-Agents 1.1.0 (every example config loads identically; see
+tests/test_settings_reference.py):
+
+- Refused here, accepted there: unknown top-level keys in ``RunOptions.from_dict`` (1.1.0 checks
+  them only on the command-line path); ``true``/``1.5`` for an integer and text for a bool
+  (1.1.0 casts them); an empty or overlapping ``multirangeuniform`` interval list; a negative
+  gaussian ``st_dev`` or ``min_lesson_length``; an empty curriculum; ``num_envs`` below 1; and
+  a curriculum criteria naming a behavior the file does not configure when there is no
+  ``default_settings`` (its lesson could never end).
+- Accepted here, refused there: an integer PyYAML reads as text (``buffer_size: 1.0e4``; a
+  float such as ``1e-3`` loads in both), and ``MyBehavior:`` with nothing under it (all
+  defaults).
+- ``default_settings`` apply to one load only (1.1.0 keeps them in a class attribute for the
+  rest of the process).
 """
 
 import abc
