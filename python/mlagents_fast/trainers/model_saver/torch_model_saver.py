@@ -1,0 +1,227 @@
+"""TorchModelSaver: checkpoints (``<Behavior>/checkpoint.pt``, ``<Behavior>-<step>.pt``) and ONNX
+exports in the ML-Agents run layout.
+
+A checkpoint is ``torch.save`` of a dict holding only state dicts (tensors, numbers, strings,
+lists) and a small metadata record; it is read back with ``weights_only=True``, so loading a
+checkpoint never runs pickled code. Files are written to a temporary file in the same folder
+and renamed into place, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from mlagents_fast.exceptions import CorruptFileError, StorageIOError
+from mlagents_fast.trainers.exception import UnityTrainerException
+from mlagents_fast.trainers.model_saver.model_saver import BaseModelSaver
+from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
+from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+from mlagents_fast.trainers.torch_entities.model_serialization import ModelSerializer
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_NAME",
+    "CHECKPOINT_FORMAT",
+    "TorchModelSaver",
+    "save_checkpoint_file",
+    "load_checkpoint_file",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT_NAME = "checkpoint.pt"
+#: Value of the metadata "format" entry in every checkpoint this package writes.
+CHECKPOINT_FORMAT = "mlagents-fast-checkpoint"
+CHECKPOINT_VERSION = 1
+_METADATA_KEY = "__mlagents_fast__"
+_POLICY_KEY = "Policy"
+
+
+def _atomic_write(path: str, write: Any) -> None:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+        os.close(fd)
+    except OSError as err:
+        raise StorageIOError(f"cannot write {path}: {err}") from err
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except OSError as err:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise StorageIOError(f"cannot write {path}: {err}") from err
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def save_checkpoint_file(
+    path: str, state_dict: Dict[str, Any], behavior_name: str, step: int
+) -> None:
+    """Write a checkpoint atomically: ``state_dict`` maps module names to their state dicts."""
+    payload = dict(state_dict)
+    payload[_METADATA_KEY] = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "behavior_name": behavior_name,
+        "step": int(step),
+    }
+    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint_file` (or by ML-Agents).
+
+    Raises StorageIOError when the file cannot be read, CorruptFileError when it is truncated,
+    corrupt, not a torch checkpoint, or a torch file that is not a trainer checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise StorageIOError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise StorageIOError(f"cannot read checkpoint {path}: {err}") from err
+    try:
+        # weights_only: the unpickler only rebuilds tensors and plain containers, never code.
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports damage with many types (zip, pickle, OSError)
+        raise CorruptFileError(
+            f"checkpoint {path} is corrupt, truncated or not a torch checkpoint: {err}"
+        ) from err
+    if not isinstance(loaded, dict) or _POLICY_KEY not in loaded:
+        raise CorruptFileError(
+            f"{path} is not a trainer checkpoint: expected a dict of module states with a "
+            f"'{_POLICY_KEY}' entry, found {type(loaded).__name__}"
+        )
+    metadata = loaded.get(_METADATA_KEY)
+    if metadata is not None and (
+        not isinstance(metadata, dict) or metadata.get("format") != CHECKPOINT_FORMAT
+    ):
+        raise CorruptFileError(f"checkpoint {path} has unreadable metadata: {metadata!r}")
+    if metadata is not None and metadata.get("version", 0) > CHECKPOINT_VERSION:
+        raise CorruptFileError(
+            f"checkpoint {path} was written by a newer mlagents-fast "
+            f"(format version {metadata.get('version')}, this one reads {CHECKPOINT_VERSION})"
+        )
+    return loaded
+
+
+class TorchModelSaver(BaseModelSaver):
+    def __init__(self, trainer_settings: Any, model_path: str, load: bool = False):
+        """
+        :param trainer_settings: the behavior's TrainerSettings (init_path, keep_checkpoints).
+        :param model_path: the behavior's folder, ``results/<run-id>/<Behavior>``.
+        :param load: resume from ``model_path/checkpoint.pt``.
+        """
+        super().__init__()
+        self.model_path = model_path
+        self.initialize_path = getattr(trainer_settings, "init_path", None)
+        self._keep_checkpoints = getattr(trainer_settings, "keep_checkpoints", 5)
+        self.load = load
+        self.policy: Optional[TorchPolicy] = None
+        self.exporter: Optional[ModelSerializer] = None
+        self.modules: Dict[str, Any] = {}
+
+    def register(self, module: Any) -> None:
+        if isinstance(module, (TorchPolicy, TorchOptimizer)):
+            self.modules.update(module.get_modules())
+        else:
+            raise UnityTrainerException(
+                f"Registering Object of unsupported type {type(module)} to ModelSaver "
+            )
+        if self.policy is None and isinstance(module, TorchPolicy):
+            self.policy = module
+            self.exporter = ModelSerializer(self.policy)
+
+    def _state_dict(self) -> Dict[str, Any]:
+        return {name: module.state_dict() for name, module in self.modules.items()}
+
+    def save_checkpoint(self, behavior_name: str, step: int) -> Tuple[str, List[str]]:
+        checkpoint_path = os.path.join(self.model_path, f"{behavior_name}-{step}")
+        pytorch_ckpt_path = f"{checkpoint_path}.pt"
+        export_ckpt_path = f"{checkpoint_path}.onnx"
+        state_dict = self._state_dict()
+        save_checkpoint_file(pytorch_ckpt_path, state_dict, behavior_name, step)
+        save_checkpoint_file(
+            os.path.join(self.model_path, DEFAULT_CHECKPOINT_NAME), state_dict, behavior_name, step
+        )
+        self.export(checkpoint_path, behavior_name)
+        return export_ckpt_path, [pytorch_ckpt_path]
+
+    def export(self, output_filepath: str, behavior_name: str) -> None:
+        if self.exporter is not None:
+            self.exporter.export_policy_model(output_filepath)
+
+    def initialize_or_load(self, policy: Optional[TorchPolicy] = None) -> None:
+        """``--initialize-from`` (init_path) wins over ``--resume``; without either, nothing."""
+        reset_steps = not self.load
+        if self.initialize_path is not None:
+            logger.info("Initializing from %s.", self.initialize_path)
+            self._load_model(self.initialize_path, policy, reset_global_steps=reset_steps)
+        elif self.load:
+            logger.info("Resuming from %s.", self.model_path)
+            self._load_model(
+                os.path.join(self.model_path, DEFAULT_CHECKPOINT_NAME),
+                policy,
+                reset_global_steps=reset_steps,
+            )
+
+    def _load_model(
+        self,
+        load_path: str,
+        policy: Optional[TorchPolicy] = None,
+        reset_global_steps: bool = False,
+    ) -> None:
+        saved_state_dict = load_checkpoint_file(load_path)
+        if policy is None:
+            modules = self.modules
+            policy = self.policy
+        else:
+            modules = policy.get_modules()
+        for name, module in modules.items():
+            if name not in saved_state_dict:
+                logger.warning("Checkpoint %s has no state for %s. Initializing.", load_path, name)
+                continue
+            try:
+                if isinstance(module, torch.nn.Module):
+                    missing, unexpected = module.load_state_dict(saved_state_dict[name], strict=False)
+                    if missing:
+                        logger.warning("Did not find these keys %s in checkpoint. Initializing.", missing)
+                    if unexpected:
+                        logger.warning("Did not expect these keys %s in checkpoint. Ignoring.", unexpected)
+                else:
+                    module.load_state_dict(saved_state_dict[name])
+            except (KeyError, ValueError, RuntimeError) as err:
+                # A changed network shape: keep the fresh initialisation, as ML-Agents does.
+                logger.warning("Failed to load for module %s. Initializing (%s)", name, err)
+        if policy is None:
+            return
+        if reset_global_steps:
+            policy.set_step(0)
+            logger.info("Starting training from step 0 and saving to %s.", self.model_path)
+        else:
+            logger.info("Resuming training from step %d.", policy.get_current_step())
+
+    def copy_final_model(self, source_nn_path: str) -> None:
+        """Copy ``<name>.onnx`` (the last checkpoint's export) to ``<model_path>.onnx``."""
+        final_model_name = os.path.splitext(source_nn_path)[0]
+        source_path = f"{final_model_name}.onnx"
+        destination_path = f"{self.model_path}.onnx"
+        if not os.path.isfile(source_path):
+            logger.warning("No exported model at %s to copy to %s.", source_path, destination_path)
+            return
+        _atomic_write(destination_path, lambda tmp: shutil.copyfile(source_path, tmp))
+        logger.info("Copied %s to %s.", source_path, destination_path)

@@ -1,0 +1,18 @@
+"""Optimizer: the interface trainers call to update a policy."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer(abc.ABC):
+    def __init__(self) -> None:
+        self.reward_signals: Dict[str, Any] = {}
+
+    @abc.abstractmethod
+    def update(self, batch: Any, num_sequences: int) -> Dict[str, float]:
+        """Update the policy on ``batch`` (an AgentBuffer minibatch holding ``num_sequences``
+        recurrent sequences); returns stats by name (e.g. "Losses/Policy Loss")."""

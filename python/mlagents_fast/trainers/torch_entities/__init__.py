@@ -1,0 +1,1 @@
+"""PyTorch networks, distributions and helpers (the counterpart of ``mlagents.trainers.torch_entities``)."""

@@ -1,0 +1,114 @@
+"""Log-probabilities of taken actions, as tensors (ActionLogProbs) and as numpy (LogProbsTuple)."""
+
+from __future__ import annotations
+
+from typing import Any, List, NamedTuple, Optional
+
+import numpy as np
+import torch
+
+from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+
+__all__ = ["LogProbsTuple", "ActionLogProbs"]
+
+
+class LogProbsTuple:
+    """Numpy log-probabilities of one decision step: ``continuous`` (n_agents, continuous_size)
+    and ``discrete`` (n_agents, n_branches), both float32; an absent part is an empty
+    (n_agents, 0) array, as in ML-Agents' ``ActionTuple``."""
+
+    __slots__ = ("_continuous", "_discrete")
+
+    def __init__(
+        self, continuous: Optional[np.ndarray] = None, discrete: Optional[np.ndarray] = None
+    ):
+        self._continuous: Optional[np.ndarray] = None
+        self._discrete: Optional[np.ndarray] = None
+        if continuous is not None:
+            self.add_continuous(continuous)
+        if discrete is not None:
+            self.add_discrete(discrete)
+
+    @property
+    def continuous(self) -> np.ndarray:
+        return self._continuous if self._continuous is not None else np.zeros((0, 0), np.float32)
+
+    @property
+    def discrete(self) -> np.ndarray:
+        return self._discrete if self._discrete is not None else np.zeros((0, 0), np.float32)
+
+    @property
+    def discrete_dtype(self) -> type:
+        return np.float32
+
+    def add_continuous(self, continuous: np.ndarray) -> None:
+        continuous = np.asarray(continuous, dtype=np.float32)
+        if self._discrete is None:
+            self._discrete = np.zeros((continuous.shape[0], 0), dtype=np.float32)
+        self._continuous = continuous
+
+    def add_discrete(self, discrete: np.ndarray) -> None:
+        discrete = np.asarray(discrete, dtype=np.float32)
+        if self._continuous is None:
+            self._continuous = np.zeros((discrete.shape[0], 0), dtype=np.float32)
+        self._discrete = discrete
+
+    @staticmethod
+    def empty_log_probs() -> "LogProbsTuple":
+        return LogProbsTuple()
+
+
+class ActionLogProbs(NamedTuple):
+    """Log-probabilities as tensors.
+
+    ``continuous_tensor``: (batch, continuous_size) or None. ``discrete_list``: one (batch,)
+    tensor per branch (the taken action) or None. ``all_discrete_list``: one
+    (batch, branch_size) tensor per branch (every action) or None.
+    """
+
+    continuous_tensor: Optional[torch.Tensor]
+    discrete_list: Optional[List[torch.Tensor]]
+    all_discrete_list: Optional[List[torch.Tensor]]
+
+    @property
+    def discrete_tensor(self) -> torch.Tensor:
+        return torch.stack(self.discrete_list, dim=-1)  # type: ignore[arg-type]
+
+    @property
+    def all_discrete_tensor(self) -> torch.Tensor:
+        return torch.cat(self.all_discrete_list, dim=1)  # type: ignore[arg-type]
+
+    def to_log_probs_tuple(self) -> LogProbsTuple:
+        log_probs_tuple = LogProbsTuple()
+        if self.continuous_tensor is not None:
+            log_probs_tuple.add_continuous(ModelUtils.to_numpy(self.continuous_tensor))
+        if self.discrete_list is not None:
+            log_probs_tuple.add_discrete(ModelUtils.to_numpy(self.discrete_tensor))
+        return log_probs_tuple
+
+    def _to_tensor_list(self) -> List[torch.Tensor]:
+        tensor_list: List[torch.Tensor] = []
+        if self.continuous_tensor is not None:
+            tensor_list.append(self.continuous_tensor)
+        if self.discrete_list is not None:
+            tensor_list.append(self.discrete_tensor)
+        return tensor_list
+
+    def flatten(self) -> torch.Tensor:
+        """All log-probabilities side by side, (batch, continuous_size + n_branches) (PPO's ratio)."""
+        return torch.cat(self._to_tensor_list(), dim=1)
+
+    @staticmethod
+    def from_buffer(buff: Any) -> "ActionLogProbs":
+        continuous: Optional[torch.Tensor] = None
+        discrete: Optional[List[torch.Tensor]] = None
+        if BufferKey.CONTINUOUS_LOG_PROBS in buff:
+            continuous = ModelUtils.list_to_tensor(buff[BufferKey.CONTINUOUS_LOG_PROBS])
+            if continuous.ndim == 2 and continuous.shape[1] == 0:
+                continuous = None
+        if BufferKey.DISCRETE_LOG_PROBS in buff:
+            discrete_tensor = ModelUtils.list_to_tensor(buff[BufferKey.DISCRETE_LOG_PROBS])
+            if discrete_tensor.ndim == 2 and discrete_tensor.shape[1] > 0:
+                discrete = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
+        return ActionLogProbs(continuous, discrete, None)

@@ -1,0 +1,74 @@
+"""Actions as tensors (AgentAction), with conversions to the environment's ActionTuple."""
+
+from __future__ import annotations
+
+from typing import Any, List, NamedTuple, Optional
+
+import torch
+
+from mlagents_fast.envs.base_env import ActionTuple
+from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+
+__all__ = ["AgentAction"]
+
+
+class AgentAction(NamedTuple):
+    """``continuous_tensor``: (batch, continuous_size) or None. ``discrete_list``: one tensor of
+    indices per branch, (batch, 1) when sampled by the policy or (batch,) when read from a
+    buffer; None without discrete branches."""
+
+    continuous_tensor: Optional[torch.Tensor]
+    discrete_list: Optional[List[torch.Tensor]]
+
+    @property
+    def discrete_tensor(self) -> torch.Tensor:
+        """Indices as (batch, n_branches); an empty tensor without discrete branches."""
+        if self.discrete_list is not None and len(self.discrete_list) > 0:
+            return torch.cat([branch.reshape(-1, 1) for branch in self.discrete_list], dim=1)
+        return torch.empty(0)
+
+    def slice(self, start: int, end: int) -> "AgentAction":
+        continuous = None if self.continuous_tensor is None else self.continuous_tensor[start:end]
+        discrete = (
+            None
+            if self.discrete_list is None
+            else [branch[start:end] for branch in self.discrete_list]
+        )
+        return AgentAction(continuous, discrete)
+
+    def to_action_tuple(self, clip: bool = False) -> ActionTuple:
+        """Numpy actions for the environment. ``clip``: map continuous actions through
+        clip(a, -3, 3) / 3 into [-1, 1], which is what PPO's Gaussian actions are sent as."""
+        continuous = None
+        discrete = None
+        if self.continuous_tensor is not None:
+            tensor = self.continuous_tensor
+            if clip:
+                tensor = torch.clamp(tensor, -3, 3) / 3
+            continuous = ModelUtils.to_numpy(tensor)
+        if self.discrete_list is not None:
+            discrete = ModelUtils.to_numpy(self.discrete_tensor)
+        return ActionTuple(continuous=continuous, discrete=discrete)
+
+    @staticmethod
+    def from_buffer(buff: Any) -> "AgentAction":
+        continuous: Optional[torch.Tensor] = None
+        discrete: Optional[List[torch.Tensor]] = None
+        if BufferKey.CONTINUOUS_ACTION in buff:
+            continuous = ModelUtils.list_to_tensor(buff[BufferKey.CONTINUOUS_ACTION])
+        if BufferKey.DISCRETE_ACTION in buff:
+            discrete_tensor = ModelUtils.list_to_tensor(
+                buff[BufferKey.DISCRETE_ACTION], dtype=torch.long
+            )
+            discrete = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
+        return AgentAction(continuous, discrete)
+
+    def to_flat(self, discrete_branches: List[int]) -> torch.Tensor:
+        """Continuous actions followed by one-hot discrete actions, (batch, cont + sum(branches))."""
+        parts: List[torch.Tensor] = []
+        if self.continuous_tensor is not None:
+            parts.append(self.continuous_tensor)
+        if self.discrete_list is not None and len(self.discrete_list) > 0:
+            parts.extend(ModelUtils.actions_to_onehot(self.discrete_tensor, discrete_branches))
+        return torch.cat(parts, dim=-1)

@@ -1,0 +1,1 @@
+"""Training components that sit beside the policy (reward providers)."""

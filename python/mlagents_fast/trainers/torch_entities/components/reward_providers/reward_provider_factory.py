@@ -1,0 +1,33 @@
+"""create_reward_provider: the one place that maps a reward signal type to its class."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Type
+
+from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.settings import RewardSignalType
+from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
+    BaseRewardProvider,
+)
+from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
+    ExtrinsicRewardProvider,
+)
+
+__all__ = ["NAME_TO_CLASS", "create_reward_provider"]
+
+NAME_TO_CLASS: Dict[Any, Type[BaseRewardProvider]] = {
+    RewardSignalType.EXTRINSIC: ExtrinsicRewardProvider,
+}
+
+
+def create_reward_provider(name: Any, specs: Any, settings: Any) -> BaseRewardProvider:
+    """The reward provider for signal ``name`` (a RewardSignalType) with these settings."""
+    rcls = NAME_TO_CLASS.get(name)
+    if rcls is None:
+        label = getattr(name, "value", name)
+        supported = ", ".join(sorted(str(getattr(k, "value", k)) for k in NAME_TO_CLASS))
+        raise TrainerConfigError(
+            f"reward_signals: '{label}' is not supported yet by mlagents-fast "
+            f"(supported: {supported}). Remove it from the reward_signals section."
+        )
+    return rcls(specs, settings)

@@ -1,0 +1,162 @@
+"""Export a policy's actor to the ``.onnx`` file Unity's inference runs.
+
+The names, dtypes, shapes and constant outputs follow ML-Agents 1.1.0 (model API version 3);
+see shared/ONNX-CONTRACT.md. The export uses torch's TorchScript-based exporter
+(``dynamo=False``) at opset 9, as upstream does: the dynamo exporter cannot emit opsets below 18.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from typing import Any, Dict, List, Tuple
+
+import torch
+
+__all__ = ["exporting_to_onnx", "TensorNames", "ModelSerializer", "ONNX_OPSET"]
+
+logger = logging.getLogger(__name__)
+
+#: The opset upstream writes (``SerializationSettings.onnx_opset``); Sentis imports 7..15.
+ONNX_OPSET = 9
+
+
+class exporting_to_onnx:
+    """Context manager: inside it, ``exporting_to_onnx.is_exporting()`` is true on this thread.
+
+    Networks use it to switch to the export layout (the LSTM memory transposes). One export runs
+    at a time across threads.
+    """
+
+    _local_data = threading.local()
+    _lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._local_data.is_exporting = True
+
+    def __exit__(self, *args: Any) -> None:
+        self._local_data.is_exporting = False
+        self._lock.release()
+
+    @staticmethod
+    def is_exporting() -> bool:
+        return getattr(exporting_to_onnx._local_data, "is_exporting", False)
+
+
+class TensorNames:
+    batch_size_placeholder = "batch_size"
+    sequence_length_placeholder = "sequence_length"
+    vector_observation_placeholder = "vector_observation"
+    recurrent_in_placeholder = "recurrent_in"
+    visual_observation_placeholder_prefix = "visual_observation_"
+    observation_placeholder_prefix = "obs_"
+    previous_action_placeholder = "prev_action"
+    action_mask_placeholder = "action_masks"
+    random_normal_epsilon_placeholder = "epsilon"
+
+    value_estimate_output = "value_estimate"
+    recurrent_output = "recurrent_out"
+    memory_size = "memory_size"
+    version_number = "version_number"
+
+    continuous_action_output_shape = "continuous_action_output_shape"
+    discrete_action_output_shape = "discrete_action_output_shape"
+    continuous_action_output = "continuous_actions"
+    discrete_action_output = "discrete_actions"
+    deterministic_continuous_action_output = "deterministic_continuous_actions"
+    deterministic_discrete_action_output = "deterministic_discrete_actions"
+
+    # Legacy names, kept so code written against ML-Agents still finds them.
+    is_continuous_control_deprecated = "is_continuous_control"
+    action_output_deprecated = "action"
+    action_output_shape_deprecated = "action_output_shape"
+
+    @staticmethod
+    def get_visual_observation_name(index: int) -> str:
+        return TensorNames.visual_observation_placeholder_prefix + str(index)
+
+    @staticmethod
+    def get_observation_name(index: int) -> str:
+        return TensorNames.observation_placeholder_prefix + str(index)
+
+
+class ModelSerializer:
+    """Exports ``policy.actor`` with ML-Agents' input/output names (ONNX-CONTRACT §2, §3)."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+        behavior_spec = policy.behavior_spec
+        observation_specs = behavior_spec.observation_specs
+        action_spec = behavior_spec.action_spec
+        batch_dim = [1]
+        # Shapes are exported as given: a rank-3 spec is already (C, H, W).
+        dummy_obs = [torch.zeros(batch_dim + list(spec.shape)) for spec in observation_specs]
+        dummy_masks = torch.ones(batch_dim + [int(sum(action_spec.discrete_branches))])
+        dummy_memories = torch.zeros(batch_dim + [1, int(policy.export_memory_size)])
+        self.dummy_input: Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor] = (
+            dummy_obs,
+            dummy_masks,
+            dummy_memories,
+        )
+
+        self.input_names = [TensorNames.get_observation_name(i) for i in range(len(dummy_obs))]
+        self.input_names += [TensorNames.action_mask_placeholder, TensorNames.recurrent_in_placeholder]
+        self.dynamic_axes: Dict[str, Dict[int, str]] = {
+            name: {0: "batch"} for name in self.input_names
+        }
+
+        self.output_names = [TensorNames.version_number, TensorNames.memory_size]
+        if action_spec.continuous_size > 0:
+            self.output_names += [
+                TensorNames.continuous_action_output,
+                TensorNames.continuous_action_output_shape,
+                TensorNames.deterministic_continuous_action_output,
+            ]
+            self.dynamic_axes[TensorNames.continuous_action_output] = {0: "batch"}
+        if len(action_spec.discrete_branches) > 0:
+            self.output_names += [
+                TensorNames.discrete_action_output,
+                TensorNames.discrete_action_output_shape,
+                TensorNames.deterministic_discrete_action_output,
+            ]
+            self.dynamic_axes[TensorNames.discrete_action_output] = {0: "batch"}
+        if policy.export_memory_size > 0:
+            self.output_names += [TensorNames.recurrent_output]
+
+    def export_policy_model(self, output_filepath: str) -> None:
+        """Write ``<output_filepath>.onnx`` atomically (a temp file in the same folder, then rename)."""
+        onnx_output_path = f"{output_filepath}.onnx"
+        folder = os.path.dirname(os.path.abspath(onnx_output_path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=".export-", suffix=".onnx.tmp", dir=folder)
+        os.close(fd)
+        actor = self.policy.actor
+        was_training = actor.training
+        actor.eval()
+        try:
+            with exporting_to_onnx(), warnings.catch_warnings():
+                # The TorchScript exporter is deprecated in favour of dynamo, which cannot write
+                # opset 9; its deprecation and tracer warnings are expected here.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    actor,
+                    self.dummy_input,
+                    tmp_path,
+                    opset_version=ONNX_OPSET,
+                    input_names=self.input_names,
+                    output_names=self.output_names,
+                    dynamic_axes=self.dynamic_axes,
+                    dynamo=False,
+                )
+            os.replace(tmp_path, onnx_output_path)
+        except BaseException:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+            raise
+        finally:
+            actor.train(was_training)
+        logger.info("Exported %s", onnx_output_path)

@@ -1,0 +1,424 @@
+"""Actor and critic networks built from NetworkSettings.
+
+Observations go through one encoder each (vector: identity or normaliser; visual: the chosen
+CNN), are concatenated, pass through ``num_layers`` Swish layers of ``hidden_units`` and, with
+``memory`` set, an LSTM. Goal-signal observations are concatenated like any other input
+(ML-Agents' hypernetwork conditioning is not implemented: ``goal_conditioning_type: hyper``
+behaves like ``none``).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from mlagents_fast.trainers.exception import UnityTrainerException
+from mlagents_fast.trainers.torch_entities.action_model import ActionModel
+from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
+from mlagents_fast.trainers.torch_entities.decoders import ValueHeads
+from mlagents_fast.trainers.torch_entities.encoders import VectorInput
+from mlagents_fast.trainers.torch_entities.layers import LSTM, LinearEncoder
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.trajectory import ObsUtil
+
+__all__ = [
+    "ObservationEncoder",
+    "NetworkBody",
+    "Critic",
+    "ValueNetwork",
+    "Actor",
+    "SimpleActor",
+    "SharedActorCritic",
+    "GlobalSteps",
+    "LearningRate",
+]
+
+logger = logging.getLogger(__name__)
+
+EPSILON = 1e-7
+
+
+class ObservationEncoder(nn.Module):
+    ATTENTION_EMBEDDING_SIZE = 128
+
+    def __init__(
+        self,
+        observation_specs: List[Any],
+        h_size: int,
+        vis_encode_type: Any,
+        normalize: bool = False,
+    ):
+        super().__init__()
+        if len(observation_specs) == 0:
+            raise UnityTrainerException(
+                "The behavior has no observations: attach at least one sensor to the agent."
+            )
+        self.processors, self.embedding_sizes = ModelUtils.create_input_processors(
+            observation_specs, h_size, vis_encode_type, self.ATTENTION_EMBEDDING_SIZE, normalize
+        )
+        self.normalize = normalize
+        self._total_enc_size = sum(self.embedding_sizes)
+        self._vector_indices = [
+            i for i, p in enumerate(self.processors) if isinstance(p, VectorInput)
+        ]
+
+    @property
+    def total_enc_size(self) -> int:
+        return self._total_enc_size
+
+    def update_normalization(self, buffer: Any) -> None:
+        if not self.normalize:
+            return
+        obs = ObsUtil.from_buffer(buffer, len(self.processors))
+        for index in self._vector_indices:
+            self.processors[index].update_normalization(ModelUtils.list_to_tensor(obs[index]))
+
+    def copy_normalization(self, other_encoder: "ObservationEncoder") -> None:
+        if self.normalize:
+            for mine, theirs in zip(self.processors, other_encoder.processors):
+                if isinstance(mine, VectorInput) and isinstance(theirs, VectorInput):
+                    mine.copy_normalization(theirs)
+
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        if len(inputs) != len(self.processors):
+            raise UnityTrainerException(
+                f"Expected {len(self.processors)} observations, got {len(inputs)}."
+            )
+        encodes = [processor(obs) for processor, obs in zip(self.processors, inputs)]
+        if len(encodes) == 1:
+            return encodes[0]
+        return torch.cat(encodes, dim=1)
+
+
+class NetworkBody(nn.Module):
+    def __init__(
+        self,
+        observation_specs: List[Any],
+        network_settings: Any,
+        encoded_act_size: int = 0,
+    ):
+        super().__init__()
+        self.normalize = network_settings.normalize
+        self.use_lstm = network_settings.memory is not None
+        self.h_size = network_settings.hidden_units
+        self.m_size = network_settings.memory.memory_size if self.use_lstm else 0
+        self.observation_encoder = ObservationEncoder(
+            observation_specs, self.h_size, network_settings.vis_encode_type, self.normalize
+        )
+        self.processors = self.observation_encoder.processors
+        total_enc_size = self.observation_encoder.total_enc_size + encoded_act_size
+        self._body_endoder = LinearEncoder(
+            total_enc_size, network_settings.num_layers, self.h_size
+        )
+        self.lstm: Optional[LSTM] = LSTM(self.h_size, self.m_size) if self.use_lstm else None
+
+    def update_normalization(self, buffer: Any) -> None:
+        self.observation_encoder.update_normalization(buffer)
+
+    def copy_normalization(self, other_network: "NetworkBody") -> None:
+        self.observation_encoder.copy_normalization(other_network.observation_encoder)
+
+    @property
+    def memory_size(self) -> int:
+        return self.lstm.memory_size if self.lstm is not None else 0
+
+    def forward(
+        self,
+        inputs: List[torch.Tensor],
+        actions: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Encoding (batch, hidden or memory_size // 2) and the new memories (1, n_seq, M)."""
+        encoded_self = self.observation_encoder(inputs)
+        if actions is not None:
+            encoded_self = torch.cat([encoded_self, actions], dim=1)
+        encoding = self._body_endoder(encoded_self)
+        if self.lstm is not None:
+            if memories is None:
+                n_sequences = encoding.shape[0] // sequence_length
+                memories = torch.zeros((1, n_sequences, self.m_size), dtype=encoding.dtype)
+            encoding = encoding.reshape([-1, sequence_length, self.h_size])
+            encoding, memories = self.lstm(encoding, memories)
+            encoding = encoding.reshape([-1, self.m_size // 2])
+        return encoding, memories
+
+
+class Critic(abc.ABC):
+    @abc.abstractmethod
+    def update_normalization(self, buffer: Any) -> None:
+        """Fold the buffer's vector observations into the normalisers."""
+
+    @abc.abstractmethod
+    def critic_pass(
+        self,
+        inputs: List[torch.Tensor],
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+        """Values per reward stream, (batch,) each, and the critic's new memories."""
+
+
+class ValueNetwork(nn.Module, Critic):
+    def __init__(
+        self,
+        stream_names: List[str],
+        observation_specs: List[Any],
+        network_settings: Any,
+        encoded_act_size: int = 0,
+        outputs_per_stream: int = 1,
+    ):
+        nn.Module.__init__(self)
+        self.network_body = NetworkBody(
+            observation_specs, network_settings, encoded_act_size=encoded_act_size
+        )
+        if network_settings.memory is not None:
+            encoding_size = network_settings.memory.memory_size // 2
+        else:
+            encoding_size = network_settings.hidden_units
+        self.value_heads = ValueHeads(stream_names, encoding_size, outputs_per_stream)
+
+    def update_normalization(self, buffer: Any) -> None:
+        self.network_body.update_normalization(buffer)
+
+    @property
+    def memory_size(self) -> int:
+        return self.network_body.memory_size
+
+    def critic_pass(
+        self,
+        inputs: List[torch.Tensor],
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+        return self.forward(inputs, memories=memories, sequence_length=sequence_length)
+
+    def forward(
+        self,
+        inputs: List[torch.Tensor],
+        actions: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+        encoding, memories = self.network_body(inputs, actions, memories, sequence_length)
+        return self.value_heads(encoding), memories
+
+
+class Actor(abc.ABC):
+    @abc.abstractmethod
+    def update_normalization(self, buffer: Any) -> None:
+        """Fold the buffer's vector observations into the normalisers."""
+
+    @abc.abstractmethod
+    def get_action_and_stats(
+        self,
+        inputs: List[torch.Tensor],
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[AgentAction, Dict[str, Any], Optional[torch.Tensor]]:
+        """Sampled actions, {"env_action", "log_probs", "entropy"} and the new memories."""
+
+    @abc.abstractmethod
+    def get_stats(
+        self,
+        inputs: List[torch.Tensor],
+        actions: AgentAction,
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Dict[str, Any]:
+        """{"log_probs", "entropy"} of the given actions."""
+
+    @abc.abstractmethod
+    def forward(
+        self,
+        inputs: List[torch.Tensor],
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+    ) -> Tuple[Union[int, torch.Tensor], ...]:
+        """The ONNX export graph (ONNX-CONTRACT §3): keep inputs and outputs as they are."""
+
+
+class SimpleActor(nn.Module, Actor):
+    MODEL_EXPORT_VERSION = 3  # ModelApiVersion.MLAgents2_0
+
+    def __init__(
+        self,
+        observation_specs: List[Any],
+        network_settings: Any,
+        action_spec: Any,
+        conditional_sigma: bool = False,
+        tanh_squash: bool = False,
+    ):
+        super().__init__()
+        self.action_spec = action_spec
+        continuous_size = int(action_spec.continuous_size)
+        discrete_branches = [int(b) for b in action_spec.discrete_branches]
+        self._continuous_size = continuous_size
+        self._discrete_size = len(discrete_branches)
+        # Constant outputs of the exported model; parameters so that they are initialisers.
+        self.version_number = nn.Parameter(
+            torch.tensor([float(self.MODEL_EXPORT_VERSION)]), requires_grad=False
+        )
+        self.is_continuous_int_deprecated = nn.Parameter(
+            torch.tensor([float(continuous_size > 0 and not discrete_branches)]),
+            requires_grad=False,
+        )
+        self.continuous_act_size_vector = nn.Parameter(
+            torch.tensor([float(continuous_size)]), requires_grad=False
+        )
+        # 2-D, (1, n_branches), as upstream writes it (ONNX-CONTRACT §3).
+        self.discrete_act_size_vector = nn.Parameter(
+            torch.tensor([[float(b) for b in discrete_branches]]).reshape(1, -1),
+            requires_grad=False,
+        )
+        self.act_size_vector_deprecated = nn.Parameter(
+            torch.tensor([float(continuous_size + sum(discrete_branches))]), requires_grad=False
+        )
+        self.network_body = NetworkBody(observation_specs, network_settings)
+        if network_settings.memory is not None:
+            self.encoding_size = network_settings.memory.memory_size // 2
+        else:
+            self.encoding_size = network_settings.hidden_units
+        self.memory_size_vector = nn.Parameter(
+            torch.tensor([float(self.network_body.memory_size)]), requires_grad=False
+        )
+        self.action_model = ActionModel(
+            self.encoding_size,
+            action_spec,
+            conditional_sigma=conditional_sigma,
+            tanh_squash=tanh_squash,
+            deterministic=network_settings.deterministic,
+        )
+
+    @property
+    def memory_size(self) -> int:
+        return self.network_body.memory_size
+
+    def update_normalization(self, buffer: Any) -> None:
+        self.network_body.update_normalization(buffer)
+
+    def get_action_and_stats(
+        self,
+        inputs: List[torch.Tensor],
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[AgentAction, Dict[str, Any], Optional[torch.Tensor]]:
+        encoding, memories = self.network_body(
+            inputs, memories=memories, sequence_length=sequence_length
+        )
+        action, log_probs, entropies = self.action_model(encoding, masks)
+        run_out: Dict[str, Any] = {
+            # What the environment receives (clipped for PPO); the buffer keeps the raw action.
+            "env_action": action.to_action_tuple(clip=self.action_model.clip_action),
+            "log_probs": log_probs,
+            "entropy": entropies,
+        }
+        return action, run_out, memories
+
+    def get_stats(
+        self,
+        inputs: List[torch.Tensor],
+        actions: AgentAction,
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Dict[str, Any]:
+        encoding, _ = self.network_body(inputs, memories=memories, sequence_length=sequence_length)
+        log_probs, entropies = self.action_model.evaluate(encoding, masks, actions)
+        return {"log_probs": log_probs, "entropy": entropies}
+
+    def forward(
+        self,
+        inputs: List[torch.Tensor],
+        masks: Optional[torch.Tensor] = None,
+        memories: Optional[torch.Tensor] = None,
+    ) -> Tuple[Union[int, torch.Tensor], ...]:
+        encoding, memories_out = self.network_body(inputs, memories=memories, sequence_length=1)
+        (
+            cont_action_out,
+            disc_action_out,
+            _action_out_deprecated,
+            deterministic_cont_action_out,
+            deterministic_disc_action_out,
+        ) = self.action_model.get_action_out(encoding, masks)
+        export_out: List[Any] = [self.version_number, self.memory_size_vector]
+        if self._continuous_size > 0:
+            export_out += [
+                cont_action_out,
+                self.continuous_act_size_vector,
+                deterministic_cont_action_out,
+            ]
+        if self._discrete_size > 0:
+            export_out += [
+                disc_action_out,
+                self.discrete_act_size_vector,
+                deterministic_disc_action_out,
+            ]
+        if self.network_body.memory_size > 0:
+            export_out += [memories_out]
+        return tuple(export_out)
+
+
+class SharedActorCritic(SimpleActor, Critic):
+    """An actor whose body also feeds the value heads (PPO ``shared_critic: true``)."""
+
+    def __init__(
+        self,
+        observation_specs: List[Any],
+        network_settings: Any,
+        action_spec: Any,
+        stream_names: List[str],
+        conditional_sigma: bool = False,
+        tanh_squash: bool = False,
+    ):
+        self.use_lstm = network_settings.memory is not None
+        super().__init__(
+            observation_specs, network_settings, action_spec, conditional_sigma, tanh_squash
+        )
+        self.stream_names = stream_names
+        self.value_heads = ValueHeads(stream_names, self.encoding_size)
+
+    def critic_pass(
+        self,
+        inputs: List[torch.Tensor],
+        memories: Optional[torch.Tensor] = None,
+        sequence_length: int = 1,
+    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+        encoding, memories_out = self.network_body(
+            inputs, memories=memories, sequence_length=sequence_length
+        )
+        return self.value_heads(encoding), memories_out
+
+
+class GlobalSteps(nn.Module):
+    """The policy's step counter, kept as a module so that it is saved in checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.__global_step = nn.Parameter(torch.tensor([0], dtype=torch.int64), requires_grad=False)
+
+    @property
+    def current_step(self) -> int:
+        return int(self.__global_step.item())
+
+    @current_step.setter
+    def current_step(self, value: int) -> None:
+        self.__global_step[:] = int(value)
+
+    def increment(self, value: int) -> None:
+        self.__global_step += int(value)
+
+
+class LearningRate(nn.Module):
+    def __init__(self, lr: float):
+        super().__init__()
+        self.learning_rate = torch.tensor([lr])
+
+

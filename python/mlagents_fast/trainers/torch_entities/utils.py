@@ -1,0 +1,256 @@
+"""ModelUtils: encoder selection, tensor conversion, schedules and the PPO trust-region losses."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlagents_fast.envs.base_env import DimensionProperty
+from mlagents_fast.trainers.exception import TrainerConfigError, UnityTrainerException
+from mlagents_fast.trainers.settings import EncoderType, ScheduleType
+from mlagents_fast.trainers.torch_entities.encoders import (
+    FullyConnectedVisualEncoder,
+    NatureVisualEncoder,
+    ResNetVisualEncoder,
+    SimpleVisualEncoder,
+    SmallVisualEncoder,
+    VectorInput,
+)
+
+__all__ = ["ModelUtils"]
+
+
+def _as_ndarray(data: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """A buffer field (anything with ``to_ndarray``), a list of arrays or an array, as one array."""
+    to_ndarray = getattr(data, "to_ndarray", None)
+    array = to_ndarray() if callable(to_ndarray) else np.asanyarray(data)
+    return array if dtype is None else array.astype(dtype, copy=False)
+
+
+class ModelUtils:
+    # Smallest image side each encoder accepts (its convolutions need at least this much).
+    MIN_RESOLUTION_FOR_ENCODER = {
+        EncoderType.FULLY_CONNECTED: 1,
+        EncoderType.MATCH3: 5,
+        EncoderType.SIMPLE: 20,
+        EncoderType.NATURE_CNN: 36,
+        EncoderType.RESNET: 15,
+    }
+
+    VALID_VISUAL_PROP = frozenset(
+        [
+            (
+                DimensionProperty.NONE,
+                DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+                DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+            ),
+            (DimensionProperty.UNSPECIFIED,) * 3,
+        ]
+    )
+    VALID_VECTOR_PROP = frozenset([(DimensionProperty.NONE,), (DimensionProperty.UNSPECIFIED,)])
+    VALID_VAR_LEN_PROP = frozenset([(DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE)])
+
+    @staticmethod
+    def update_learning_rate(optim: torch.optim.Optimizer, lr: float) -> None:
+        for param_group in optim.param_groups:
+            param_group["lr"] = lr
+
+    class DecayedValue:
+        """A hyperparameter that follows ``schedule`` from ``initial_value`` at step 0 to
+        ``min_value`` at ``max_step`` (linear), or stays at ``initial_value`` (constant)."""
+
+        def __init__(
+            self, schedule: ScheduleType, initial_value: float, min_value: float, max_step: int
+        ):
+            if schedule not in (ScheduleType.CONSTANT, ScheduleType.LINEAR):
+                raise TrainerConfigError(f"The schedule {schedule} is invalid.")
+            self.schedule = schedule
+            self.initial_value = initial_value
+            self.min_value = min_value
+            self.max_step = max_step
+
+        def get_value(self, global_step: int) -> float:
+            if self.schedule == ScheduleType.CONSTANT:
+                return self.initial_value
+            return ModelUtils.polynomial_decay(
+                self.initial_value, self.min_value, self.max_step, global_step
+            )
+
+    @staticmethod
+    def polynomial_decay(
+        initial_value: float,
+        min_value: float,
+        max_step: int,
+        global_step: int,
+        power: float = 1.0,
+    ) -> float:
+        """``(initial - min) * (1 - step / max_step) ** power + min``, with step capped at max_step."""
+        if max_step <= 0:
+            return min_value
+        global_step = min(global_step, max_step)
+        return (initial_value - min_value) * (1 - float(global_step) / max_step) ** power + min_value
+
+    @staticmethod
+    def get_encoder_for_type(encoder_type: EncoderType) -> type:
+        return {
+            EncoderType.SIMPLE: SimpleVisualEncoder,
+            EncoderType.NATURE_CNN: NatureVisualEncoder,
+            EncoderType.RESNET: ResNetVisualEncoder,
+            EncoderType.MATCH3: SmallVisualEncoder,
+            EncoderType.FULLY_CONNECTED: FullyConnectedVisualEncoder,
+        }[encoder_type]
+
+    @staticmethod
+    def _check_resolution_for_encoder(
+        height: int, width: int, vis_encoder_type: EncoderType
+    ) -> None:
+        min_res = ModelUtils.MIN_RESOLUTION_FOR_ENCODER[vis_encoder_type]
+        if height < min_res or width < min_res:
+            raise UnityTrainerException(
+                f"Visual observation resolution ({width}x{height}) is too small for "
+                f"the provided EncoderType ({vis_encoder_type.value}). The min dimension is {min_res}"
+            )
+
+    @staticmethod
+    def get_encoder_for_obs(
+        obs_spec: Any,
+        normalize: bool,
+        h_size: int,
+        attention_embedding_size: int,
+        vis_encode_type: EncoderType,
+    ) -> Tuple[nn.Module, int]:
+        """The encoder for one observation and the width of its output."""
+        shape = tuple(obs_spec.shape)
+        dim_prop = tuple(obs_spec.dimension_property)
+        if len(shape) == 3 and dim_prop in ModelUtils.VALID_VISUAL_PROP:
+            encoder_class = ModelUtils.get_encoder_for_type(vis_encode_type)
+            ModelUtils._check_resolution_for_encoder(shape[1], shape[2], vis_encode_type)
+            return encoder_class(shape[1], shape[2], shape[0], h_size), h_size
+        if len(shape) == 1 and dim_prop in ModelUtils.VALID_VECTOR_PROP:
+            return VectorInput(shape[0], normalize), shape[0]
+        if dim_prop in ModelUtils.VALID_VAR_LEN_PROP:
+            raise TrainerConfigError(
+                f"Observation '{getattr(obs_spec, 'name', '?')}' has a variable length "
+                f"(shape {shape}, a buffer sensor); the attention encoder it needs is not "
+                "supported yet by mlagents-fast."
+            )
+        raise UnityTrainerException(f"Unsupported Sensor with specs {obs_spec}")
+
+    @staticmethod
+    def create_input_processors(
+        observation_specs: List[Any],
+        h_size: int,
+        vis_encode_type: EncoderType,
+        attention_embedding_size: int,
+        normalize: bool = False,
+    ) -> Tuple[nn.ModuleList, List[int]]:
+        encoders: List[nn.Module] = []
+        embedding_sizes: List[int] = []
+        for obs_spec in observation_specs:
+            encoder, embedding_size = ModelUtils.get_encoder_for_obs(
+                obs_spec, normalize, h_size, attention_embedding_size, vis_encode_type
+            )
+            encoders.append(encoder)
+            embedding_sizes.append(embedding_size)
+        return nn.ModuleList(encoders), embedding_sizes
+
+    @staticmethod
+    def list_to_tensor(
+        ndarray_list: Any, dtype: Optional[torch.dtype] = torch.float32
+    ) -> torch.Tensor:
+        """One tensor from a buffer field, a list of arrays or an array (no copy when it can)."""
+        return torch.as_tensor(_as_ndarray(ndarray_list), dtype=dtype)
+
+    @staticmethod
+    def list_to_tensor_list(
+        ndarray_list: List[Any], dtype: Optional[torch.dtype] = torch.float32
+    ) -> List[torch.Tensor]:
+        return [torch.as_tensor(_as_ndarray(arr), dtype=dtype) for arr in ndarray_list]
+
+    @staticmethod
+    def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    @staticmethod
+    def break_into_branches(
+        concatenated_logits: torch.Tensor, action_size: List[int]
+    ) -> List[torch.Tensor]:
+        """Split (batch, sum(action_size)) into one (batch, size) tensor per branch."""
+        offsets = [0] + list(np.cumsum(action_size))
+        return [
+            concatenated_logits[:, int(offsets[i]) : int(offsets[i + 1])]
+            for i in range(len(action_size))
+        ]
+
+    @staticmethod
+    def actions_to_onehot(
+        discrete_actions: torch.Tensor, action_size: List[int]
+    ) -> List[torch.Tensor]:
+        """(batch, n_branches) indices to one (batch, size) one-hot float tensor per branch."""
+        actions = discrete_actions.long().reshape(-1, len(action_size))
+        return [
+            torch.nn.functional.one_hot(actions[:, i], int(action_size[i])).float()
+            for i in range(len(action_size))
+        ]
+
+    @staticmethod
+    def dynamic_partition(
+        data: torch.Tensor, partitions: torch.Tensor, num_partitions: int
+    ) -> List[torch.Tensor]:
+        return [data[partitions == i] for i in range(num_partitions)]
+
+    @staticmethod
+    def masked_mean(tensor: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Mean over the rows whose mask (batch,) is true; every element of a kept row counts."""
+        masks = masks.to(tensor.dtype)
+        if tensor.ndim == 0:
+            return (tensor * masks).sum() / torch.clamp(masks.sum(), min=1.0)
+        row_mask = masks.reshape((-1,) + (1,) * (tensor.ndim - 1))
+        per_row = tensor[0].numel() if tensor.shape[0] > 0 else 1
+        return (tensor * row_mask).sum() / torch.clamp(masks.sum() * per_row, min=1.0)
+
+    @staticmethod
+    def soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:
+        """Polyak update in place: target = tau * source + (1 - tau) * target."""
+        with torch.no_grad():
+            for source_param, target_param in zip(source.parameters(), target.parameters()):
+                target_param.mul_(1.0 - tau).add_(source_param, alpha=tau)
+
+    @staticmethod
+    def trust_region_value_loss(
+        values: Dict[str, torch.Tensor],
+        old_values: Dict[str, torch.Tensor],
+        returns: Dict[str, torch.Tensor],
+        epsilon: float,
+        loss_masks: torch.Tensor,
+    ) -> torch.Tensor:
+        """PPO's clipped value loss, averaged over reward streams."""
+        value_losses = []
+        for name, head in values.items():
+            old_val_tensor = old_values[name]
+            returns_tensor = returns[name]
+            clipped_value_estimate = old_val_tensor + torch.clamp(
+                head - old_val_tensor, -1 * epsilon, epsilon
+            )
+            v_opt_a = (returns_tensor - head) ** 2
+            v_opt_b = (returns_tensor - clipped_value_estimate) ** 2
+            value_losses.append(ModelUtils.masked_mean(torch.max(v_opt_a, v_opt_b), loss_masks))
+        return torch.mean(torch.stack(value_losses))
+
+    @staticmethod
+    def trust_region_policy_loss(
+        advantages: torch.Tensor,
+        log_probs: torch.Tensor,
+        old_log_probs: torch.Tensor,
+        loss_masks: torch.Tensor,
+        epsilon: float,
+    ) -> torch.Tensor:
+        """PPO's clipped surrogate (negated, to be minimised), per action column."""
+        advantage = advantages.unsqueeze(-1)
+        r_theta = torch.exp(log_probs - old_log_probs)
+        p_opt_a = r_theta * advantage
+        p_opt_b = torch.clamp(r_theta, 1.0 - epsilon, 1.0 + epsilon) * advantage
+        return -1 * ModelUtils.masked_mean(torch.min(p_opt_a, p_opt_b), loss_masks)

@@ -1,0 +1,186 @@
+"""Checkpoint save/load (atomic, weights-only), corrupt and foreign files, checkpoint rotation."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mlagents_fast.exceptions import CorruptFileError, MlagentsFastError, StorageIOError
+from mlagents_fast.trainers.model_saver.torch_model_saver import (
+    DEFAULT_CHECKPOINT_NAME,
+    TorchModelSaver,
+    load_checkpoint_file,
+)
+from mlagents_fast.trainers.policy.checkpoint_manager import (
+    ModelCheckpoint,
+    ModelCheckpointManager,
+)
+from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
+from mlagents_fast.trainers.settings import PPOSettings, TrainerSettings
+from mlagents_fast.trainers.torch_entities.networks import SimpleActor
+
+from policy_fixtures import (
+    single_thread_torch,
+    behavior_spec,
+    decision_steps,
+    network_settings,
+    random_obs,
+    vector_spec,
+)
+
+single_thread_torch()
+
+SPEC = behavior_spec([vector_spec(4)], continuous=1, branches=(2,))
+
+
+def make_trainer_parts(seed, init_path=None):
+    torch.manual_seed(seed)
+    settings = TrainerSettings(
+        hyperparameters=PPOSettings(), network_settings=network_settings(normalize=True)
+    )
+    settings.init_path = init_path
+    policy = TorchPolicy(seed, SPEC, settings.network_settings, SimpleActor, {})
+    optimizer = TorchPPOOptimizer(policy, settings)
+    return settings, policy, optimizer
+
+
+def make_saver(tmp_path, seed, load=False, init_path=None):
+    settings, policy, optimizer = make_trainer_parts(seed, init_path)
+    saver = TorchModelSaver(settings, str(tmp_path / "Walker"), load=load)
+    saver.register(policy)
+    saver.register(optimizer)
+    return saver, policy, optimizer
+
+
+def test_checkpoint_round_trip_restores_weights_and_step(tmp_path):
+    saver, policy, optimizer = make_saver(tmp_path, seed=0)
+    policy.set_step(1234)
+    onnx_path, aux = saver.save_checkpoint("Walker", 1234)
+    folder = tmp_path / "Walker"
+    assert onnx_path == str(folder / "Walker-1234.onnx") and os.path.isfile(onnx_path)
+    assert aux == [str(folder / "Walker-1234.pt")] and os.path.isfile(aux[0])
+    assert os.path.isfile(folder / DEFAULT_CHECKPOINT_NAME)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Walker-1234.onnx",
+        "Walker-1234.pt",
+        "checkpoint.pt",
+    ]
+
+    resumed_saver, resumed, resumed_optimizer = make_saver(tmp_path, seed=1, load=True)
+    resumed_saver.initialize_or_load()
+    assert resumed.get_current_step() == 1234
+    for a, b in zip(policy.actor.state_dict().values(), resumed.actor.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(optimizer.critic.parameters(), resumed_optimizer.critic.parameters()):
+        torch.testing.assert_close(a, b)
+    obs = random_obs(SPEC, 3, np.random.default_rng(0))
+    with torch.no_grad():
+        first = policy.actor.network_body([torch.from_numpy(obs[0])])[0]
+        second = resumed.actor.network_body([torch.from_numpy(obs[0])])[0]
+    torch.testing.assert_close(first, second)
+
+
+def test_initialize_from_resets_the_step(tmp_path):
+    saver, policy, _ = make_saver(tmp_path / "old", seed=0)
+    policy.set_step(500)
+    saver.save_checkpoint("Walker", 500)
+    init_path = str(tmp_path / "old" / "Walker" / "checkpoint.pt")
+    new_saver, new_policy, _ = make_saver(tmp_path / "new", seed=1, init_path=init_path)
+    new_saver.initialize_or_load()
+    assert new_policy.get_current_step() == 0
+    for a, b in zip(policy.actor.parameters(), new_policy.actor.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_checkpoint_is_loadable_weights_only(tmp_path):
+    saver, _, _ = make_saver(tmp_path, seed=0)
+    saver.save_checkpoint("Walker", 10)
+    loaded = torch.load(str(tmp_path / "Walker" / "Walker-10.pt"), weights_only=True)
+    assert {"Policy", "global_step", "Optimizer:critic", "Optimizer:value_optimizer"} <= set(loaded)
+    assert loaded["__mlagents_fast__"]["step"] == 10
+
+
+def test_truncated_checkpoint_is_corrupt(tmp_path):
+    saver, _, _ = make_saver(tmp_path, seed=0)
+    saver.save_checkpoint("Walker", 10)
+    path = tmp_path / "Walker" / "checkpoint.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    resumed, _, _ = make_saver(tmp_path, seed=1, load=True)
+    with pytest.raises(CorruptFileError, match="checkpoint.pt"):
+        resumed.initialize_or_load()
+
+
+def test_garbage_and_foreign_files_are_rejected(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint at all" * 10)
+    with pytest.raises(CorruptFileError):
+        load_checkpoint_file(str(garbage))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, str(foreign))
+    with pytest.raises(CorruptFileError, match="not a trainer checkpoint"):
+        load_checkpoint_file(str(foreign))
+    tensor_only = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), str(tensor_only))
+    with pytest.raises(CorruptFileError, match="not a trainer checkpoint"):
+        load_checkpoint_file(str(tensor_only))
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"Policy": Exploit()}, str(path))
+    with pytest.raises(CorruptFileError):
+        load_checkpoint_file(str(path))
+
+
+def test_missing_checkpoint_is_a_storage_error(tmp_path):
+    with pytest.raises(StorageIOError, match="does not exist"):
+        load_checkpoint_file(str(tmp_path / "nope.pt"))
+    assert issubclass(CorruptFileError, MlagentsFastError)
+
+
+def test_copy_final_model(tmp_path):
+    saver, _, _ = make_saver(tmp_path, seed=0)
+    onnx_path, _ = saver.save_checkpoint("Walker", 7)
+    saver.copy_final_model(onnx_path)
+    final = tmp_path / "Walker.onnx"
+    with open(onnx_path, "rb") as f:
+        assert final.read_bytes() == f.read()
+
+
+def test_policy_acts_after_resume(tmp_path):
+    saver, policy, _ = make_saver(tmp_path, seed=0)
+    saver.save_checkpoint("Walker", 1)
+    resumed_saver, resumed, _ = make_saver(tmp_path, seed=3, load=True)
+    resumed_saver.initialize_or_load()
+    obs = random_obs(SPEC, 2, np.random.default_rng(0))
+    info = resumed.get_action(decision_steps(SPEC, obs))
+    assert info.action.continuous.shape == (2, 1) and info.action.discrete.shape == (2, 1)
+
+
+def test_checkpoint_manager_keeps_the_newest(tmp_path):
+    paths = []
+    for step in range(4):
+        onnx_file = tmp_path / f"B-{step}.onnx"
+        pt_file = tmp_path / f"B-{step}.pt"
+        onnx_file.write_bytes(b"x")
+        pt_file.write_bytes(b"x")
+        paths.append((onnx_file, pt_file))
+        ModelCheckpointManager.add_checkpoint(
+            "ckpt-test-behavior",
+            ModelCheckpoint(step, str(onnx_file), None, 0.0, [str(pt_file)]),
+            keep_checkpoints=2,
+        )
+    kept = ModelCheckpointManager.get_checkpoints("ckpt-test-behavior")
+    assert [c["steps"] for c in kept] == [2, 3]
+    for onnx_file, pt_file in paths[:2]:
+        assert not onnx_file.exists() and not pt_file.exists()
+    for onnx_file, pt_file in paths[2:]:
+        assert onnx_file.exists() and pt_file.exists()
