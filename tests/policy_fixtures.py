@@ -3,10 +3,9 @@ hand-made training batches in the ML-Agents buffer layout."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
-
 from mlagents_fast.envs.base_env import (
     ActionSpec,
     BehaviorSpec,
@@ -43,7 +42,7 @@ def visual_spec(channels: int, height: int, width: int, name: str = "camera") ->
 
 
 def behavior_spec(
-    obs_specs: Sequence[ObservationSpec], continuous: int = 0, branches: Tuple[int, ...] = ()
+    obs_specs: Sequence[ObservationSpec], continuous: int = 0, branches: tuple[int, ...] = ()
 ) -> BehaviorSpec:
     return BehaviorSpec(list(obs_specs), ActionSpec(continuous, tuple(branches)))
 
@@ -52,7 +51,7 @@ def network_settings(
     hidden_units: int = 16,
     num_layers: int = 2,
     normalize: bool = False,
-    memory: Optional[Tuple[int, int]] = None,
+    memory: tuple[int, int] | None = None,
     deterministic: bool = False,
     **kwargs: object,
 ) -> NetworkSettings:
@@ -72,7 +71,7 @@ def network_settings(
     )
 
 
-def random_obs(spec: BehaviorSpec, n: int, rng: np.random.Generator) -> List[np.ndarray]:
+def random_obs(spec: BehaviorSpec, n: int, rng: np.random.Generator) -> list[np.ndarray]:
     return [
         rng.standard_normal((n,) + tuple(o.shape)).astype(np.float32)
         for o in spec.observation_specs
@@ -81,9 +80,9 @@ def random_obs(spec: BehaviorSpec, n: int, rng: np.random.Generator) -> List[np.
 
 def decision_steps(
     spec: BehaviorSpec,
-    obs: List[np.ndarray],
-    agent_ids: Optional[Sequence[int]] = None,
-    masked: Optional[List[np.ndarray]] = None,
+    obs: list[np.ndarray],
+    agent_ids: Sequence[int] | None = None,
+    masked: list[np.ndarray] | None = None,
 ) -> DecisionSteps:
     """``masked``: per branch, a bool (n, branch_size) array, True = action not allowed."""
     n = obs[0].shape[0]
@@ -105,19 +104,19 @@ def fill_buffer(buffer: AgentBuffer, key: object, rows: np.ndarray) -> None:
 
 def training_batch(
     spec: BehaviorSpec,
-    obs: List[np.ndarray],
-    continuous_actions: Optional[np.ndarray],
-    discrete_actions: Optional[np.ndarray],
-    continuous_log_probs: Optional[np.ndarray],
-    discrete_log_probs: Optional[np.ndarray],
+    obs: list[np.ndarray],
+    continuous_actions: np.ndarray | None,
+    discrete_actions: np.ndarray | None,
+    continuous_log_probs: np.ndarray | None,
+    discrete_log_probs: np.ndarray | None,
     advantages: np.ndarray,
-    returns: Dict[str, np.ndarray],
-    old_values: Dict[str, np.ndarray],
-    memories: Optional[np.ndarray] = None,
-    action_masks: Optional[np.ndarray] = None,
-    next_obs: Optional[List[np.ndarray]] = None,
-    rewards: Optional[Dict[str, np.ndarray]] = None,
-    dones: Optional[np.ndarray] = None,
+    returns: dict[str, np.ndarray],
+    old_values: dict[str, np.ndarray],
+    memories: np.ndarray | None = None,
+    action_masks: np.ndarray | None = None,
+    next_obs: list[np.ndarray] | None = None,
+    rewards: dict[str, np.ndarray] | None = None,
+    dones: np.ndarray | None = None,
 ) -> AgentBuffer:
     """An AgentBuffer holding the keys the PPO and SAC updates read."""
     n = obs[0].shape[0]
@@ -149,7 +148,9 @@ def training_batch(
     fill_buffer(
         buffer,
         BufferKey.DISCRETE_LOG_PROBS,
-        discrete_log_probs if discrete_log_probs is not None else np.zeros((n, n_branches), np.float32),
+        discrete_log_probs
+        if discrete_log_probs is not None
+        else np.zeros((n, n_branches), np.float32),
     )
     total_branches = int(sum(spec.action_spec.discrete_branches))
     fill_buffer(

@@ -7,17 +7,15 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.settings import EncoderType
 from mlagents_fast.trainers.torch_entities.model_serialization import ModelSerializer
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
-
 from policy_fixtures import (
-    single_thread_torch,
     behavior_spec,
     network_settings,
     random_obs,
+    single_thread_torch,
     vector_spec,
     visual_spec,
 )
@@ -97,7 +95,9 @@ def test_continuous_model_contract(tmp_path):
     assert result["continuous_actions"].shape == (6, 2)
     assert np.all(np.abs(result["continuous_actions"]) <= 1.0)
     cont, _, _ = torch_deterministic(policy, obs)
-    np.testing.assert_allclose(result["deterministic_continuous_actions"], cont, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        result["deterministic_continuous_actions"], cont, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_normalisation_is_inside_the_graph(tmp_path):
@@ -115,7 +115,9 @@ def test_normalisation_is_inside_the_graph(tmp_path):
     obs = [np.random.default_rng(2).normal(50.0, 10.0, (4, 3)).astype(np.float32)]
     result = run(path, {"obs_0": obs[0]})
     cont, _, _ = torch_deterministic(policy, obs)
-    np.testing.assert_allclose(result["deterministic_continuous_actions"], cont, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        result["deterministic_continuous_actions"], cont, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_discrete_model_masks_and_outputs(tmp_path):
@@ -175,9 +177,7 @@ def test_hybrid_lstm_model_matches_torch_over_steps(tmp_path):
     for _ in range(3):  # memory carried through several steps stays in agreement
         obs = random_obs(spec, 3, rng)
         masks = np.ones((3, 3), np.float32)
-        result = run(
-            path, {"obs_0": obs[0], "action_masks": masks, "recurrent_in": memories}
-        )
+        result = run(path, {"obs_0": obs[0], "action_masks": masks, "recurrent_in": memories})
         cont, disc, torch_memories = torch_deterministic(policy, obs, masks, torch_memories)
         assert result["memory_size"][0] == 6.0
         np.testing.assert_allclose(result["recurrent_out"], torch_memories, rtol=1e-4, atol=1e-5)
@@ -199,10 +199,15 @@ def test_visual_encoders_export(tmp_path, encoder):
     path = export(policy, tmp_path)
     inputs = io_signature(onnx.load(path).graph.input)
     assert inputs["obs_0"] == (1, ["batch", 3, side, side])
-    obs = [np.random.default_rng(0).random((2, 3, side, side), dtype=np.float32), np.ones((2, 2), np.float32)]
+    obs = [
+        np.random.default_rng(0).random((2, 3, side, side), dtype=np.float32),
+        np.ones((2, 2), np.float32),
+    ]
     result = run(path, {"obs_0": obs[0], "obs_1": obs[1]})
     cont, _, _ = torch_deterministic(policy, obs)
-    np.testing.assert_allclose(result["deterministic_continuous_actions"], cont, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        result["deterministic_continuous_actions"], cont, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_sac_export_squashes_samples_and_keeps_raw_mean(tmp_path):

@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from mlagents_fast.exceptions import CorruptFileError, MlagentsFastError, StorageIOError
 from mlagents_fast.trainers.model_saver.torch_model_saver import (
     DEFAULT_CHECKPOINT_NAME,
@@ -20,13 +19,12 @@ from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
 from mlagents_fast.trainers.settings import PPOSettings, TrainerSettings
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
-
 from policy_fixtures import (
-    single_thread_torch,
     behavior_spec,
     decision_steps,
     network_settings,
     random_obs,
+    single_thread_torch,
     vector_spec,
 )
 
@@ -156,7 +154,7 @@ def test_copy_final_model(tmp_path):
 
 
 def test_policy_acts_after_resume(tmp_path):
-    saver, policy, _ = make_saver(tmp_path, seed=0)
+    saver, _policy, _ = make_saver(tmp_path, seed=0)
     saver.save_checkpoint("Walker", 1)
     resumed_saver, resumed, _ = make_saver(tmp_path, seed=3, load=True)
     resumed_saver.initialize_or_load()

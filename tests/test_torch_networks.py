@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from mlagents_fast.trainers.exception import TrainerConfigError, UnityTrainerException
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.settings import EncoderType, ScheduleType
@@ -17,9 +16,7 @@ from mlagents_fast.trainers.torch_entities.encoders import Normalizer
 from mlagents_fast.trainers.torch_entities.layers import LSTM
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor, ValueNetwork
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-
 from policy_fixtures import (
-    single_thread_torch,
     behavior_spec,
     decision_steps,
     network_settings,
@@ -89,7 +86,7 @@ def test_visual_encoders_at_and_below_minimum_resolution(encoder, min_res):
     spec = behavior_spec([visual_spec(2, min_res, min_res)], continuous=1)
     actor = SimpleActor(spec.observation_specs, settings, spec.action_spec)
     obs = [torch.rand(3, 2, min_res, min_res)]
-    action, run_out, _ = actor.get_action_and_stats(obs)
+    action, _run_out, _ = actor.get_action_and_stats(obs)
     assert action.continuous_tensor.shape == (3, 1)
     assert ModelUtils.MIN_RESOLUTION_FOR_ENCODER[encoder] == min_res
     if min_res > 1:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-
+from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
@@ -16,20 +16,18 @@ from mlagents_fast.trainers.settings import (
     ScheduleType,
     TrainerSettings,
 )
-from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
 from mlagents_fast.trainers.torch_entities.components.reward_providers import (
     create_reward_provider,
 )
 from mlagents_fast.trainers.torch_entities.networks import SharedActorCritic, SimpleActor
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
 from mlagents_fast.trainers.trajectory import ObsUtil
-
 from policy_fixtures import (
-    single_thread_torch,
     behavior_spec,
     decision_steps,
     network_settings,
     random_obs,
+    single_thread_torch,
     training_batch,
     vector_spec,
 )
@@ -208,7 +206,7 @@ def test_ppo_with_lstm_updates_on_sequences():
 
 def test_trajectory_value_estimates_and_bootstrap():
     spec = behavior_spec([vector_spec(4)], continuous=1)
-    policy, optimizer = make_ppo(spec)
+    _policy, optimizer = make_ppo(spec)
     rng = np.random.default_rng(0)
     buffer = AgentBuffer()
     for row in random_obs(spec, 10, rng)[0]:
@@ -227,7 +225,7 @@ def test_trajectory_value_estimates_and_bootstrap():
 
 def test_trajectory_value_estimates_with_lstm_memories():
     spec = behavior_spec([vector_spec(4)], continuous=1)
-    policy, optimizer = make_ppo(spec, memory=(4, 8))
+    _policy, optimizer = make_ppo(spec, memory=(4, 8))
     rng = np.random.default_rng(0)
     buffer = AgentBuffer()
     for row in random_obs(spec, 10, rng)[0]:  # two full sequences and a leftover of 2
@@ -319,7 +317,11 @@ def test_sac_entropy_coefficient_moves_toward_target():
     spec = behavior_spec([vector_spec(4)], continuous=2)
     settings = sac_settings()
     policy = TorchPolicy(
-        0, spec, settings.network_settings, SimpleActor, {"conditional_sigma": True, "tanh_squash": True}
+        0,
+        spec,
+        settings.network_settings,
+        SimpleActor,
+        {"conditional_sigma": True, "tanh_squash": True},
     )
     optimizer = TorchSACOptimizer(policy, settings)
     batch = sac_batch(policy, spec, 64, np.random.default_rng(0))

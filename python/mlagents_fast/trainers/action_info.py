@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["ActionInfo", "ActionInfoOutputs"]
 
-ActionInfoOutputs = Dict[str, Any]
+ActionInfoOutputs = dict[str, Any]
 
 
 class ActionInfo(NamedTuple):
@@ -17,8 +17,8 @@ class ActionInfo(NamedTuple):
     action: Any
     env_action: Any
     outputs: ActionInfoOutputs
-    agent_ids: List[int]
+    agent_ids: list[int]
 
     @staticmethod
-    def empty() -> "ActionInfo":
+    def empty() -> ActionInfo:
         return ActionInfo([], [], {}, [])

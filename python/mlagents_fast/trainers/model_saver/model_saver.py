@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 __all__ = ["BaseModelSaver"]
 
@@ -23,7 +23,7 @@ class BaseModelSaver(abc.ABC):
         pass
 
     @abc.abstractmethod
-    def save_checkpoint(self, behavior_name: str, step: int) -> Tuple[str, List[str]]:
+    def save_checkpoint(self, behavior_name: str, step: int) -> tuple[str, list[str]]:
         """Write ``<Behavior>-<step>.pt`` and ``.onnx``; return the .onnx path and [the .pt path]."""
 
     @abc.abstractmethod
@@ -31,5 +31,5 @@ class BaseModelSaver(abc.ABC):
         """Write the policy's ONNX model to ``<output_filepath>.onnx``."""
 
     @abc.abstractmethod
-    def initialize_or_load(self, policy: Optional[Any] = None) -> None:
+    def initialize_or_load(self, policy: Any | None = None) -> None:
         """Load ``--initialize-from`` or ``--resume`` weights into the registered modules."""

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -26,11 +26,11 @@ from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.torch_entities.model_serialization import ModelSerializer
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_NAME",
     "CHECKPOINT_FORMAT",
+    "DEFAULT_CHECKPOINT_NAME",
     "TorchModelSaver",
-    "save_checkpoint_file",
     "load_checkpoint_file",
+    "save_checkpoint_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _atomic_write(path: str, write: Any) -> None:
 
 
 def save_checkpoint_file(
-    path: str, state_dict: Dict[str, Any], behavior_name: str, step: int
+    path: str, state_dict: dict[str, Any], behavior_name: str, step: int
 ) -> None:
     """Write a checkpoint atomically: ``state_dict`` maps module names to their state dicts."""
     payload = dict(state_dict)
@@ -81,7 +81,7 @@ def save_checkpoint_file(
     _atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
+def load_checkpoint_file(path: str) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint_file` (or by ML-Agents).
 
     Raises StorageIOError when the file cannot be read, CorruptFileError when it is truncated,
@@ -131,9 +131,9 @@ class TorchModelSaver(BaseModelSaver):
         self.initialize_path = getattr(trainer_settings, "init_path", None)
         self._keep_checkpoints = getattr(trainer_settings, "keep_checkpoints", 5)
         self.load = load
-        self.policy: Optional[TorchPolicy] = None
-        self.exporter: Optional[ModelSerializer] = None
-        self.modules: Dict[str, Any] = {}
+        self.policy: TorchPolicy | None = None
+        self.exporter: ModelSerializer | None = None
+        self.modules: dict[str, Any] = {}
 
     def register(self, module: Any) -> None:
         if isinstance(module, (TorchPolicy, TorchOptimizer)):
@@ -146,10 +146,10 @@ class TorchModelSaver(BaseModelSaver):
             self.policy = module
             self.exporter = ModelSerializer(self.policy)
 
-    def _state_dict(self) -> Dict[str, Any]:
+    def _state_dict(self) -> dict[str, Any]:
         return {name: module.state_dict() for name, module in self.modules.items()}
 
-    def save_checkpoint(self, behavior_name: str, step: int) -> Tuple[str, List[str]]:
+    def save_checkpoint(self, behavior_name: str, step: int) -> tuple[str, list[str]]:
         checkpoint_path = os.path.join(self.model_path, f"{behavior_name}-{step}")
         pytorch_ckpt_path = f"{checkpoint_path}.pt"
         export_ckpt_path = f"{checkpoint_path}.onnx"
@@ -165,7 +165,7 @@ class TorchModelSaver(BaseModelSaver):
         if self.exporter is not None:
             self.exporter.export_policy_model(output_filepath)
 
-    def initialize_or_load(self, policy: Optional[TorchPolicy] = None) -> None:
+    def initialize_or_load(self, policy: TorchPolicy | None = None) -> None:
         """``--initialize-from`` (init_path) wins over ``--resume``; without either, nothing."""
         reset_steps = not self.load
         if self.initialize_path is not None:
@@ -182,7 +182,7 @@ class TorchModelSaver(BaseModelSaver):
     def _load_model(
         self,
         load_path: str,
-        policy: Optional[TorchPolicy] = None,
+        policy: TorchPolicy | None = None,
         reset_global_steps: bool = False,
     ) -> None:
         saved_state_dict = load_checkpoint_file(load_path)
@@ -197,11 +197,17 @@ class TorchModelSaver(BaseModelSaver):
                 continue
             try:
                 if isinstance(module, torch.nn.Module):
-                    missing, unexpected = module.load_state_dict(saved_state_dict[name], strict=False)
+                    missing, unexpected = module.load_state_dict(
+                        saved_state_dict[name], strict=False
+                    )
                     if missing:
-                        logger.warning("Did not find these keys %s in checkpoint. Initializing.", missing)
+                        logger.warning(
+                            "Did not find these keys %s in checkpoint. Initializing.", missing
+                        )
                     if unexpected:
-                        logger.warning("Did not expect these keys %s in checkpoint. Ignoring.", unexpected)
+                        logger.warning(
+                            "Did not expect these keys %s in checkpoint. Ignoring.", unexpected
+                        )
                 else:
                     module.load_state_dict(saved_state_dict[name])
             except (KeyError, ValueError, RuntimeError) as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +26,10 @@ class TorchOptimizer(Optimizer):
         super().__init__()
         self.policy = policy
         self.trainer_settings = trainer_settings
-        self.update_dict: Dict[str, torch.Tensor] = {}
-        self.value_heads: Dict[str, torch.Tensor] = {}
-        self.memory_in: Optional[torch.Tensor] = None
-        self.memory_out: Optional[torch.Tensor] = None
+        self.update_dict: dict[str, torch.Tensor] = {}
+        self.value_heads: dict[str, torch.Tensor] = {}
+        self.memory_in: torch.Tensor | None = None
+        self.memory_out: torch.Tensor | None = None
         self.m_size: int = 0
         self.global_step = torch.tensor(0)
         self.bc_module = None
@@ -39,30 +39,30 @@ class TorchOptimizer(Optimizer):
                 "Remove the behavioral_cloning section from the trainer settings."
             )
         self.create_reward_signals(trainer_settings.reward_signals)
-        self.critic_memory_dict: Dict[str, torch.Tensor] = {}
+        self.critic_memory_dict: dict[str, torch.Tensor] = {}
 
     @property
     def critic(self) -> Any:
         raise NotImplementedError
 
-    def update(self, batch: Any, num_sequences: int) -> Dict[str, float]:
+    def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
         raise NotImplementedError
 
-    def create_reward_signals(self, reward_signal_configs: Dict[Any, Any]) -> None:
+    def create_reward_signals(self, reward_signal_configs: dict[Any, Any]) -> None:
         for reward_signal, settings in reward_signal_configs.items():
             self.reward_signals[reward_signal.value] = create_reward_provider(
                 reward_signal, self.policy.behavior_spec, settings
             )
 
-    def update_reward_signals(self, batch: Any) -> Dict[str, float]:
-        update_stats: Dict[str, float] = {}
+    def update_reward_signals(self, batch: Any) -> dict[str, float]:
+        update_stats: dict[str, float] = {}
         for reward_provider in self.reward_signals.values():
             update_stats.update(reward_provider.update(batch))
         return update_stats
 
     def _evaluate_by_sequence(
-        self, tensor_obs: List[torch.Tensor], initial_memory: torch.Tensor
-    ) -> Tuple[Dict[str, torch.Tensor], Any, torch.Tensor]:
+        self, tensor_obs: list[torch.Tensor], initial_memory: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], Any, torch.Tensor]:
         """Critic values of a trajectory, sequence by sequence, carrying the memory.
 
         Returns the values per stream, the memory at the start of each experience's sequence
@@ -74,7 +74,7 @@ class TorchOptimizer(Optimizer):
         num_experiences = tensor_obs[0].shape[0]
         all_next_memories = AgentBufferField()
         leftover_seq_len = num_experiences % sequence_length
-        all_values: Dict[str, List[torch.Tensor]] = defaultdict(list)
+        all_values: dict[str, list[torch.Tensor]] = defaultdict(list)
         memory = initial_memory
         for seq_num in range(num_experiences // sequence_length):
             memory_np = ModelUtils.to_numpy(memory.squeeze())
@@ -82,7 +82,9 @@ class TorchOptimizer(Optimizer):
                 all_next_memories.append(memory_np)
             start = seq_num * sequence_length
             seq_obs = [obs[start : start + sequence_length] for obs in tensor_obs]
-            values, memory = self.critic.critic_pass(seq_obs, memory, sequence_length=sequence_length)
+            values, memory = self.critic.critic_pass(
+                seq_obs, memory, sequence_length=sequence_length
+            )
             for signal_name, value in values.items():
                 all_values[signal_name].append(value)
         if leftover_seq_len > 0:
@@ -103,10 +105,10 @@ class TorchOptimizer(Optimizer):
     def get_trajectory_value_estimates(
         self,
         batch: Any,
-        next_obs: List[np.ndarray],
+        next_obs: list[np.ndarray],
         done: bool,
         agent_id: str = "",
-    ) -> Tuple[Dict[str, np.ndarray], Dict[str, float], Optional[Any]]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], Any | None]:
         """Critic values for a trajectory.
 
         :param batch: the trajectory as an AgentBuffer.
@@ -141,7 +143,7 @@ class TorchOptimizer(Optimizer):
                 next_obs_tensors, next_memory, sequence_length=1
             )
         values_np = {name: ModelUtils.to_numpy(v) for name, v in value_estimates.items()}
-        next_values: Dict[str, Any] = {
+        next_values: dict[str, Any] = {
             name: ModelUtils.to_numpy(v) for name, v in next_value_estimate.items()
         }
         if done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import attr
 
@@ -20,16 +20,16 @@ logger = logging.getLogger(__name__)
 class ModelCheckpoint:
     steps: int = attr.ib(metadata={"doc": "Training step at which the checkpoint was written."})
     file_path: str = attr.ib(metadata={"doc": "Path of the exported model (.onnx)."})
-    reward: Optional[float] = attr.ib(metadata={"doc": "Mean reward at that step, if known."})
+    reward: float | None = attr.ib(metadata={"doc": "Mean reward at that step, if known."})
     creation_time: float = attr.ib(metadata={"doc": "Unix time the checkpoint was written."})
-    auxillary_file_paths: List[str] = attr.ib(
+    auxillary_file_paths: list[str] = attr.ib(
         factory=list, metadata={"doc": "Other files of the checkpoint (the .pt), removed with it."}
     )
 
 
 class ModelCheckpointManager:
     @staticmethod
-    def get_checkpoints(behavior_name: str) -> List[Dict[str, Any]]:
+    def get_checkpoints(behavior_name: str) -> list[dict[str, Any]]:
         checkpoint_list = GlobalTrainingStatus.get_parameter_state(
             behavior_name, StatusType.CHECKPOINTS
         )
@@ -41,7 +41,7 @@ class ModelCheckpointManager:
         return checkpoint_list
 
     @staticmethod
-    def remove_checkpoint(checkpoint: Dict[str, Any]) -> None:
+    def remove_checkpoint(checkpoint: dict[str, Any]) -> None:
         """Delete a checkpoint's files; files already gone are skipped."""
         file_paths = [checkpoint["file_path"]] + list(checkpoint.get("auxillary_file_paths", []))
         for file_path in file_paths:
@@ -53,8 +53,8 @@ class ModelCheckpointManager:
 
     @classmethod
     def _cleanup_extra_checkpoints(
-        cls, checkpoints: List[Dict[str, Any]], keep_checkpoints: int
-    ) -> List[Dict[str, Any]]:
+        cls, checkpoints: list[dict[str, Any]], keep_checkpoints: int
+    ) -> list[dict[str, Any]]:
         while keep_checkpoints > 0 and len(checkpoints) > keep_checkpoints:
             cls.remove_checkpoint(checkpoints.pop(0))
         return checkpoints

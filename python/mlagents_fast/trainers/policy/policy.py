@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +21,9 @@ class Policy:
         self.behavior_spec = behavior_spec
         self.network_settings = network_settings
         self.seed = seed
-        self.previous_action_dict: Dict[str, np.ndarray] = {}
-        self.previous_memory_dict: Dict[str, np.ndarray] = {}
-        self.memory_dict: Dict[str, np.ndarray] = {}
+        self.previous_action_dict: dict[str, np.ndarray] = {}
+        self.previous_memory_dict: dict[str, np.ndarray] = {}
+        self.memory_dict: dict[str, np.ndarray] = {}
         self.normalize = network_settings.normalize
         self.use_recurrent = network_settings.memory is not None
         self.m_size = 0
@@ -35,7 +35,7 @@ class Policy:
     def make_empty_memory(self, num_agents: int) -> np.ndarray:
         return np.zeros((num_agents, self.m_size), dtype=np.float32)
 
-    def save_memories(self, agent_ids: List[str], memory_matrix: Optional[np.ndarray]) -> None:
+    def save_memories(self, agent_ids: list[str], memory_matrix: np.ndarray | None) -> None:
         if memory_matrix is None:
             return
         for agent_id in agent_ids:
@@ -44,7 +44,7 @@ class Policy:
         for index, agent_id in enumerate(agent_ids):
             self.memory_dict[agent_id] = memory_matrix[index, :]
 
-    def retrieve_memories(self, agent_ids: List[str]) -> np.ndarray:
+    def retrieve_memories(self, agent_ids: list[str]) -> np.ndarray:
         memory_matrix = np.zeros((len(agent_ids), self.m_size), dtype=np.float32)
         for index, agent_id in enumerate(agent_ids):
             memory = self.memory_dict.get(agent_id)
@@ -52,7 +52,7 @@ class Policy:
                 memory_matrix[index, :] = memory
         return memory_matrix
 
-    def retrieve_previous_memories(self, agent_ids: List[str]) -> np.ndarray:
+    def retrieve_previous_memories(self, agent_ids: list[str]) -> np.ndarray:
         memory_matrix = np.zeros((len(agent_ids), self.m_size), dtype=np.float32)
         for index, agent_id in enumerate(agent_ids):
             memory = self.previous_memory_dict.get(agent_id)
@@ -60,7 +60,7 @@ class Policy:
                 memory_matrix[index, :] = memory
         return memory_matrix
 
-    def remove_memories(self, agent_ids: List[str]) -> None:
+    def remove_memories(self, agent_ids: list[str]) -> None:
         for agent_id in agent_ids:
             self.memory_dict.pop(agent_id, None)
             self.previous_memory_dict.pop(agent_id, None)
@@ -70,18 +70,18 @@ class Policy:
             (num_agents, len(self.behavior_spec.action_spec.discrete_branches)), dtype=np.int32
         )
 
-    def save_previous_action(self, agent_ids: List[str], action_tuple: Any) -> None:
+    def save_previous_action(self, agent_ids: list[str], action_tuple: Any) -> None:
         for index, agent_id in enumerate(agent_ids):
             self.previous_action_dict[agent_id] = action_tuple.discrete[index, :]
 
-    def retrieve_previous_action(self, agent_ids: List[str]) -> np.ndarray:
+    def retrieve_previous_action(self, agent_ids: list[str]) -> np.ndarray:
         action_matrix = self.make_empty_previous_action(len(agent_ids))
         for index, agent_id in enumerate(agent_ids):
             if agent_id in self.previous_action_dict:
                 action_matrix[index, :] = self.previous_action_dict[agent_id]
         return action_matrix
 
-    def remove_previous_action(self, agent_ids: List[str]) -> None:
+    def remove_previous_action(self, agent_ids: list[str]) -> None:
         for agent_id in agent_ids:
             self.previous_action_dict.pop(agent_id, None)
 
@@ -89,7 +89,7 @@ class Policy:
         raise NotImplementedError
 
     @staticmethod
-    def check_nan_action(action: Optional[Any]) -> None:
+    def check_nan_action(action: Any | None) -> None:
         """Raise if any continuous action is NaN (one sum is cheaper than an elementwise scan)."""
         if action is not None and not isinstance(action, list):
             continuous = getattr(action, "continuous", None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ class TorchPolicy(Policy):
         behavior_spec: Any,
         network_settings: Any,
         actor_cls: type,
-        actor_kwargs: Dict[str, Any],
+        actor_kwargs: dict[str, Any],
     ):
         """
         :param seed: random seed (the trainer seeds torch; kept for the API).
@@ -63,7 +63,7 @@ class TorchPolicy(Policy):
         """Memory width of the exported ONNX actor (0 without LSTM)."""
         return self._export_m_size
 
-    def _extract_masks(self, decision_requests: Any) -> Optional[torch.Tensor]:
+    def _extract_masks(self, decision_requests: Any) -> torch.Tensor | None:
         """Allowed-action masks (1 = allowed) as float32 (n_agents, sum(branches)), or None."""
         if self._num_discrete_flat == 0:
             return None
@@ -74,11 +74,13 @@ class TorchPolicy(Policy):
         masked = np.concatenate(action_mask, axis=1) if len(action_mask) > 1 else action_mask[0]
         return torch.from_numpy(1.0 - masked.astype(np.float32))
 
-    def evaluate(self, decision_requests: Any, global_agent_ids: List[str]) -> Dict[str, Any]:
+    def evaluate(self, decision_requests: Any, global_agent_ids: list[str]) -> dict[str, Any]:
         """Run the actor; returns {"action", "env_action", "log_probs", "entropy",
         and "memory_out" with LSTM} as numpy / ActionTuple values."""
         masks = self._extract_masks(decision_requests)
-        tensor_obs = [torch.as_tensor(np.asarray(obs, dtype=np.float32)) for obs in decision_requests.obs]
+        tensor_obs = [
+            torch.as_tensor(np.asarray(obs, dtype=np.float32)) for obs in decision_requests.obs
+        ]
         memories = None
         if self.use_recurrent:
             memories = torch.from_numpy(self.retrieve_memories(global_agent_ids)).unsqueeze(0)
@@ -137,5 +139,5 @@ class TorchPolicy(Policy):
     def get_weights(self) -> Any:
         return copy.deepcopy(self.actor.state_dict())
 
-    def get_modules(self) -> Dict[str, Any]:
+    def get_modules(self) -> dict[str, Any]:
         return {"Policy": self.actor, "global_step": self.global_step}

@@ -3,7 +3,7 @@ arXiv:1707.06347), with ML-Agents' linear/constant schedules for learning rate, 
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -55,7 +55,10 @@ class TorchPPOOptimizer(TorchOptimizer):
             max_steps,
         )
         self.decay_epsilon = ModelUtils.DecayedValue(
-            self.hyperparameters.epsilon_schedule, self.hyperparameters.epsilon, _MIN_EPSILON, max_steps
+            self.hyperparameters.epsilon_schedule,
+            self.hyperparameters.epsilon,
+            _MIN_EPSILON,
+            max_steps,
         )
         self.decay_beta = ModelUtils.DecayedValue(
             self.hyperparameters.beta_schedule, self.hyperparameters.beta, _MIN_BETA, max_steps
@@ -71,7 +74,7 @@ class TorchPPOOptimizer(TorchOptimizer):
     def critic(self) -> Any:
         return self._critic
 
-    def update(self, batch: Any, num_sequences: int) -> Dict[str, float]:
+    def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
         """One gradient step on a minibatch. Needs, per experience: observations, actions,
         action masks, old log-probs, advantages, loss masks, and per reward stream the old
         value estimates and returns (and memories with LSTM)."""
@@ -104,7 +107,11 @@ class TorchPPOOptimizer(TorchOptimizer):
                 value_memories = _sequence_starts(batch[BufferKey.CRITIC_MEMORY], sequence_length)
 
         run_out = self.policy.actor.get_stats(
-            current_obs, actions, masks=act_masks, memories=memories, sequence_length=sequence_length
+            current_obs,
+            actions,
+            masks=act_masks,
+            memories=memories,
+            sequence_length=sequence_length,
         )
         log_probs = run_out["log_probs"].flatten()
         entropy = run_out["entropy"]
@@ -123,7 +130,9 @@ class TorchPPOOptimizer(TorchOptimizer):
             loss_masks,
             decay_eps,
         )
-        loss = policy_loss + 0.5 * value_loss - decay_bet * ModelUtils.masked_mean(entropy, loss_masks)
+        loss = (
+            policy_loss + 0.5 * value_loss - decay_bet * ModelUtils.masked_mean(entropy, loss_masks)
+        )
 
         ModelUtils.update_learning_rate(self.optimizer, decay_lr)
         self.optimizer.zero_grad()
@@ -138,8 +147,8 @@ class TorchPPOOptimizer(TorchOptimizer):
             "Policy/Beta": decay_bet,
         }
 
-    def get_modules(self) -> Dict[str, Any]:
-        modules: Dict[str, Any] = {
+    def get_modules(self) -> dict[str, Any]:
+        modules: dict[str, Any] = {
             "Optimizer:value_optimizer": self.optimizer,
             "Optimizer:critic": self._critic,
         }

@@ -4,7 +4,7 @@ toward a target entropy (one per discrete branch, one for all continuous actions
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,8 +37,8 @@ class TorchSACOptimizer(TorchOptimizer):
 
         def __init__(
             self,
-            stream_names: List[str],
-            observation_specs: List[Any],
+            stream_names: list[str],
+            observation_specs: list[Any],
             network_settings: Any,
             action_spec: Any,
         ):
@@ -54,13 +54,13 @@ class TorchSACOptimizer(TorchOptimizer):
 
         def forward(
             self,
-            inputs: List[torch.Tensor],
-            actions: Optional[torch.Tensor] = None,
-            memories: Optional[torch.Tensor] = None,
+            inputs: list[torch.Tensor],
+            actions: torch.Tensor | None = None,
+            memories: torch.Tensor | None = None,
             sequence_length: int = 1,
             q1_grad: bool = True,
             q2_grad: bool = True,
-        ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
             with torch.set_grad_enabled(q1_grad and torch.is_grad_enabled()):
                 q1_out, _ = self.q1_network(
                     inputs, actions=actions, memories=memories, sequence_length=sequence_length
@@ -72,7 +72,7 @@ class TorchSACOptimizer(TorchOptimizer):
             return q1_out, q2_out
 
     class TargetEntropy(NamedTuple):
-        discrete: List[float] = []  # one per branch
+        discrete: tuple[float, ...] = ()  # one per branch
         continuous: float = 0.0
 
     class LogEntCoef(nn.Module):
@@ -126,10 +126,10 @@ class TorchSACOptimizer(TorchOptimizer):
         )
         self.target_entropy = TorchSACOptimizer.TargetEntropy(
             continuous=-1.0 * self.continuous_target_entropy_scale * float(self._continuous_size),
-            discrete=[
+            discrete=tuple(
                 self.discrete_target_entropy_scale * float(np.log(size))
                 for size in self._discrete_branches
-            ],
+            ),
         )
         policy_params = list(self.policy.actor.parameters())
         value_params = list(self.q_network.parameters()) + list(self._critic.parameters())
@@ -152,19 +152,17 @@ class TorchSACOptimizer(TorchOptimizer):
     def _mean_over_branches(self, per_action: torch.Tensor) -> torch.Tensor:
         """(batch, sum(branches)) -> per-branch sums averaged over branches, (batch, 1)."""
         branches = ModelUtils.break_into_branches(per_action, self._discrete_branches)
-        return torch.mean(
-            torch.stack([torch.sum(b, dim=1, keepdim=True) for b in branches]), dim=0
-        )
+        return torch.mean(torch.stack([torch.sum(b, dim=1, keepdim=True) for b in branches]), dim=0)
 
     def sac_q_loss(
         self,
-        q1_out: Dict[str, torch.Tensor],
-        q2_out: Dict[str, torch.Tensor],
-        target_values: Dict[str, torch.Tensor],
+        q1_out: dict[str, torch.Tensor],
+        q2_out: dict[str, torch.Tensor],
+        target_values: dict[str, torch.Tensor],
         dones: torch.Tensor,
-        rewards: Dict[str, torch.Tensor],
+        rewards: dict[str, torch.Tensor],
         loss_masks: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         q1_losses = []
         q2_losses = []
         for i, name in enumerate(q1_out.keys()):
@@ -183,9 +181,9 @@ class TorchSACOptimizer(TorchOptimizer):
     def sac_value_loss(
         self,
         log_probs: ActionLogProbs,
-        values: Dict[str, torch.Tensor],
-        q1p_out: Dict[str, torch.Tensor],
-        q2p_out: Dict[str, torch.Tensor],
+        values: dict[str, torch.Tensor],
+        q1p_out: dict[str, torch.Tensor],
+        q2p_out: dict[str, torch.Tensor],
         loss_masks: torch.Tensor,
     ) -> torch.Tensor:
         value_losses = []
@@ -207,7 +205,7 @@ class TorchSACOptimizer(TorchOptimizer):
                     ),
                     dim=0,
                 )
-        for name in values.keys():
+        for name, value_estimate in values.items():
             with torch.no_grad():
                 if not self._discrete_branches:
                     min_policy_q = torch.min(q1p_out[name], q2p_out[name])
@@ -227,7 +225,7 @@ class TorchSACOptimizer(TorchOptimizer):
                         )
                     v_backup = v_backup.reshape(-1)
             value_losses.append(
-                0.5 * ModelUtils.masked_mean((values[name] - v_backup) ** 2, loss_masks)
+                0.5 * ModelUtils.masked_mean((value_estimate - v_backup) ** 2, loss_masks)
             )
         value_loss = torch.mean(torch.stack(value_losses))
         if not torch.isfinite(value_loss).all():
@@ -237,7 +235,7 @@ class TorchSACOptimizer(TorchOptimizer):
     def sac_policy_loss(
         self,
         log_probs: ActionLogProbs,
-        q1p_outs: Dict[str, torch.Tensor],
+        q1p_outs: dict[str, torch.Tensor],
         loss_masks: torch.Tensor,
     ) -> torch.Tensor:
         cont_ent_coef = self._log_ent_coef.continuous.exp()
@@ -302,20 +300,23 @@ class TorchSACOptimizer(TorchOptimizer):
         return entropy_loss
 
     def _condense_q_streams(
-        self, q_output: Dict[str, torch.Tensor], discrete_actions: torch.Tensor
-    ) -> Dict[str, torch.Tensor]:
+        self, q_output: dict[str, torch.Tensor], discrete_actions: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Q of the taken discrete action per branch, averaged over branches, (batch,)."""
         onehot_actions = ModelUtils.actions_to_onehot(discrete_actions, self._discrete_branches)
         condensed = {}
         for key, item in q_output.items():
             branched_q = ModelUtils.break_into_branches(item, self._discrete_branches)
             only_action_qs = torch.stack(
-                [torch.sum(act * q, dim=1, keepdim=True) for act, q in zip(onehot_actions, branched_q)]
+                [
+                    torch.sum(act * q, dim=1, keepdim=True)
+                    for act, q in zip(onehot_actions, branched_q)
+                ]
             )
             condensed[key] = torch.mean(only_action_qs, dim=0).reshape(-1)
         return condensed
 
-    def update(self, batch: Any, num_sequences: int) -> Dict[str, float]:
+    def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
         """One SAC step on a minibatch: Q, value and policy losses, entropy coefficient, then
         the target network moves by tau."""
         rewards = {
@@ -386,7 +387,9 @@ class TorchSACOptimizer(TorchOptimizer):
         masks = ModelUtils.list_to_tensor(batch[BufferKey.MASKS], dtype=torch.bool)
         dones = ModelUtils.list_to_tensor(batch[BufferKey.DONE])
 
-        q1_loss, q2_loss = self.sac_q_loss(q1_stream, q2_stream, target_values, dones, rewards, masks)
+        q1_loss, q2_loss = self.sac_q_loss(
+            q1_stream, q2_stream, target_values, dones, rewards, masks
+        )
         value_loss = self.sac_value_loss(log_probs, value_estimates, q1p_out, q2p_out, masks)
         policy_loss = self.sac_policy_loss(log_probs, q1p_out, masks)
         entropy_loss = self.sac_entropy_loss(log_probs, masks)
@@ -414,7 +417,9 @@ class TorchSACOptimizer(TorchOptimizer):
             "Losses/Value Loss": value_loss.item(),
             "Losses/Q1 Loss": q1_loss.item(),
             "Losses/Q2 Loss": q2_loss.item(),
-            "Policy/Discrete Entropy Coeff": torch.mean(torch.exp(self._log_ent_coef.discrete)).item()
+            "Policy/Discrete Entropy Coeff": torch.mean(
+                torch.exp(self._log_ent_coef.discrete)
+            ).item()
             if self._discrete_branches
             else 0.0,
             "Policy/Continuous Entropy Coeff": torch.mean(
@@ -423,8 +428,8 @@ class TorchSACOptimizer(TorchOptimizer):
             "Policy/Learning Rate": decay_lr,
         }
 
-    def get_modules(self) -> Dict[str, Any]:
-        modules: Dict[str, Any] = {
+    def get_modules(self) -> dict[str, Any]:
+        modules: dict[str, Any] = {
             "Optimizer:q_network": self.q_network,
             "Optimizer:value_network": self._critic,
             "Optimizer:target_network": self.target_network,

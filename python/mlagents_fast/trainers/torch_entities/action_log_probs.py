@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ import torch
 from mlagents_fast.trainers.buffer import BufferKey
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
 
-__all__ = ["LogProbsTuple", "ActionLogProbs"]
+__all__ = ["ActionLogProbs", "LogProbsTuple"]
 
 
 class LogProbsTuple:
@@ -20,11 +20,9 @@ class LogProbsTuple:
 
     __slots__ = ("_continuous", "_discrete")
 
-    def __init__(
-        self, continuous: Optional[np.ndarray] = None, discrete: Optional[np.ndarray] = None
-    ):
-        self._continuous: Optional[np.ndarray] = None
-        self._discrete: Optional[np.ndarray] = None
+    def __init__(self, continuous: np.ndarray | None = None, discrete: np.ndarray | None = None):
+        self._continuous: np.ndarray | None = None
+        self._discrete: np.ndarray | None = None
         if continuous is not None:
             self.add_continuous(continuous)
         if discrete is not None:
@@ -55,7 +53,7 @@ class LogProbsTuple:
         self._discrete = discrete
 
     @staticmethod
-    def empty_log_probs() -> "LogProbsTuple":
+    def empty_log_probs() -> LogProbsTuple:
         return LogProbsTuple()
 
 
@@ -67,9 +65,9 @@ class ActionLogProbs(NamedTuple):
     (batch, branch_size) tensor per branch (every action) or None.
     """
 
-    continuous_tensor: Optional[torch.Tensor]
-    discrete_list: Optional[List[torch.Tensor]]
-    all_discrete_list: Optional[List[torch.Tensor]]
+    continuous_tensor: torch.Tensor | None
+    discrete_list: list[torch.Tensor] | None
+    all_discrete_list: list[torch.Tensor] | None
 
     @property
     def discrete_tensor(self) -> torch.Tensor:
@@ -87,8 +85,8 @@ class ActionLogProbs(NamedTuple):
             log_probs_tuple.add_discrete(ModelUtils.to_numpy(self.discrete_tensor))
         return log_probs_tuple
 
-    def _to_tensor_list(self) -> List[torch.Tensor]:
-        tensor_list: List[torch.Tensor] = []
+    def _to_tensor_list(self) -> list[torch.Tensor]:
+        tensor_list: list[torch.Tensor] = []
         if self.continuous_tensor is not None:
             tensor_list.append(self.continuous_tensor)
         if self.discrete_list is not None:
@@ -100,9 +98,9 @@ class ActionLogProbs(NamedTuple):
         return torch.cat(self._to_tensor_list(), dim=1)
 
     @staticmethod
-    def from_buffer(buff: Any) -> "ActionLogProbs":
-        continuous: Optional[torch.Tensor] = None
-        discrete: Optional[List[torch.Tensor]] = None
+    def from_buffer(buff: Any) -> ActionLogProbs:
+        continuous: torch.Tensor | None = None
+        discrete: list[torch.Tensor] | None = None
         if BufferKey.CONTINUOUS_LOG_PROBS in buff:
             continuous = ModelUtils.list_to_tensor(buff[BufferKey.CONTINUOUS_LOG_PROBS])
             if continuous.ndim == 2 and continuous.shape[1] == 0:

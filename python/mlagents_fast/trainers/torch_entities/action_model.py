@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,12 +16,12 @@ from mlagents_fast.trainers.torch_entities.distributions import (
     MultiCategoricalDistribution,
 )
 
-__all__ = ["DistInstances", "ActionModel"]
+__all__ = ["ActionModel", "DistInstances"]
 
 
 class DistInstances(NamedTuple):
-    continuous: Optional[GaussianDistInstance]
-    discrete: Optional[List[CategoricalDistInstance]]
+    continuous: GaussianDistInstance | None
+    discrete: list[CategoricalDistInstance] | None
 
 
 class ActionModel(nn.Module):
@@ -42,8 +42,8 @@ class ActionModel(nn.Module):
         self.action_spec = action_spec
         continuous_size = int(action_spec.continuous_size)  # type: ignore[attr-defined]
         discrete_branches = [int(b) for b in action_spec.discrete_branches]  # type: ignore[attr-defined]
-        self._continuous_distribution: Optional[GaussianDistribution] = None
-        self._discrete_distribution: Optional[MultiCategoricalDistribution] = None
+        self._continuous_distribution: GaussianDistribution | None = None
+        self._discrete_distribution: MultiCategoricalDistribution | None = None
         if continuous_size > 0:
             self._continuous_distribution = GaussianDistribution(
                 hidden_size,
@@ -60,8 +60,8 @@ class ActionModel(nn.Module):
         self._deterministic = deterministic
 
     def _sample_action(self, dists: DistInstances) -> AgentAction:
-        continuous_action: Optional[torch.Tensor] = None
-        discrete_action: Optional[List[torch.Tensor]] = None
+        continuous_action: torch.Tensor | None = None
+        discrete_action: list[torch.Tensor] | None = None
         if dists.continuous is not None:
             continuous_action = (
                 dists.continuous.deterministic_sample()
@@ -75,7 +75,7 @@ class ActionModel(nn.Module):
             ]
         return AgentAction(continuous_action, discrete_action)
 
-    def _get_dists(self, inputs: torch.Tensor, masks: Optional[torch.Tensor]) -> DistInstances:
+    def _get_dists(self, inputs: torch.Tensor, masks: torch.Tensor | None) -> DistInstances:
         continuous_dist = None
         discrete_dist = None
         if self._continuous_distribution is not None:
@@ -91,11 +91,11 @@ class ActionModel(nn.Module):
 
     def _get_probs_and_entropy(
         self, actions: AgentAction, dists: DistInstances
-    ) -> Tuple[ActionLogProbs, torch.Tensor]:
-        entropies_list: List[torch.Tensor] = []
-        continuous_log_prob: Optional[torch.Tensor] = None
-        discrete_log_probs: Optional[List[torch.Tensor]] = None
-        all_discrete_log_probs: Optional[List[torch.Tensor]] = None
+    ) -> tuple[ActionLogProbs, torch.Tensor]:
+        entropies_list: list[torch.Tensor] = []
+        continuous_log_prob: torch.Tensor | None = None
+        discrete_log_probs: list[torch.Tensor] | None = None
+        all_discrete_log_probs: list[torch.Tensor] | None = None
         if dists.continuous is not None:
             continuous_log_prob = dists.continuous.log_prob(actions.continuous_tensor)  # type: ignore[arg-type]
             entropies_list.append(dists.continuous.entropy())
@@ -110,16 +110,16 @@ class ActionModel(nn.Module):
         return log_probs, torch.cat(entropies_list, dim=1)
 
     def evaluate(
-        self, inputs: torch.Tensor, masks: Optional[torch.Tensor], actions: AgentAction
-    ) -> Tuple[ActionLogProbs, torch.Tensor]:
+        self, inputs: torch.Tensor, masks: torch.Tensor | None, actions: AgentAction
+    ) -> tuple[ActionLogProbs, torch.Tensor]:
         """Log-probabilities of ``actions`` and the entropy, summed over action parts (batch,)."""
         dists = self._get_dists(inputs, masks)
         log_probs, entropies = self._get_probs_and_entropy(actions, dists)
         return log_probs, torch.sum(entropies, dim=1)
 
     def get_action_out(
-        self, inputs: torch.Tensor, masks: Optional[torch.Tensor]
-    ) -> Tuple[Optional[torch.Tensor], ...]:
+        self, inputs: torch.Tensor, masks: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         """The export outputs: (continuous, discrete, deprecated action, deterministic continuous,
         deterministic discrete); see ONNX-CONTRACT §4."""
         dists = self._get_dists(inputs, masks)
@@ -149,8 +149,8 @@ class ActionModel(nn.Module):
         )
 
     def forward(
-        self, inputs: torch.Tensor, masks: Optional[torch.Tensor]
-    ) -> Tuple[AgentAction, ActionLogProbs, torch.Tensor]:
+        self, inputs: torch.Tensor, masks: torch.Tensor | None
+    ) -> tuple[AgentAction, ActionLogProbs, torch.Tensor]:
         """Sampled actions, their log-probabilities and the summed entropy (batch,)."""
         dists = self._get_dists(inputs, masks)
         actions = self._sample_action(dists)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,8 +18,8 @@ class AgentAction(NamedTuple):
     indices per branch, (batch, 1) when sampled by the policy or (batch,) when read from a
     buffer; None without discrete branches."""
 
-    continuous_tensor: Optional[torch.Tensor]
-    discrete_list: Optional[List[torch.Tensor]]
+    continuous_tensor: torch.Tensor | None
+    discrete_list: list[torch.Tensor] | None
 
     @property
     def discrete_tensor(self) -> torch.Tensor:
@@ -28,7 +28,7 @@ class AgentAction(NamedTuple):
             return torch.cat([branch.reshape(-1, 1) for branch in self.discrete_list], dim=1)
         return torch.empty(0)
 
-    def slice(self, start: int, end: int) -> "AgentAction":
+    def slice(self, start: int, end: int) -> AgentAction:
         continuous = None if self.continuous_tensor is None else self.continuous_tensor[start:end]
         discrete = (
             None
@@ -52,9 +52,9 @@ class AgentAction(NamedTuple):
         return ActionTuple(continuous=continuous, discrete=discrete)
 
     @staticmethod
-    def from_buffer(buff: Any) -> "AgentAction":
-        continuous: Optional[torch.Tensor] = None
-        discrete: Optional[List[torch.Tensor]] = None
+    def from_buffer(buff: Any) -> AgentAction:
+        continuous: torch.Tensor | None = None
+        discrete: list[torch.Tensor] | None = None
         if BufferKey.CONTINUOUS_ACTION in buff:
             continuous = ModelUtils.list_to_tensor(buff[BufferKey.CONTINUOUS_ACTION])
         if BufferKey.DISCRETE_ACTION in buff:
@@ -64,9 +64,9 @@ class AgentAction(NamedTuple):
             discrete = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
         return AgentAction(continuous, discrete)
 
-    def to_flat(self, discrete_branches: List[int]) -> torch.Tensor:
+    def to_flat(self, discrete_branches: list[int]) -> torch.Tensor:
         """Continuous actions followed by one-hot discrete actions, (batch, cont + sum(branches))."""
-        parts: List[torch.Tensor] = []
+        parts: list[torch.Tensor] = []
         if self.continuous_tensor is not None:
             parts.append(self.continuous_tensor)
         if self.discrete_list is not None and len(self.discrete_list) > 0:

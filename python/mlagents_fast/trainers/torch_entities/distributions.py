@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import List
 
 import torch
 from torch import nn
@@ -13,13 +12,13 @@ from torch import nn
 from mlagents_fast.trainers.torch_entities.layers import Initialization, linear_layer
 
 __all__ = [
-    "DistInstance",
-    "DiscreteDistInstance",
-    "GaussianDistInstance",
-    "TanhGaussianDistInstance",
     "CategoricalDistInstance",
+    "DiscreteDistInstance",
+    "DistInstance",
+    "GaussianDistInstance",
     "GaussianDistribution",
     "MultiCategoricalDistribution",
+    "TanhGaussianDistInstance",
 ]
 
 EPSILON = 1e-7  # keeps logs and divisions finite
@@ -197,7 +196,7 @@ class GaussianDistribution(nn.Module):
 class MultiCategoricalDistribution(nn.Module):
     """One categorical distribution per discrete branch. Masks are 1 = allowed, 0 = masked."""
 
-    def __init__(self, hidden_size: int, act_sizes: List[int]):
+    def __init__(self, hidden_size: int, act_sizes: list[int]):
         super().__init__()
         self.act_sizes = [int(size) for size in act_sizes]
         self.branches = nn.ModuleList(
@@ -224,12 +223,12 @@ class MultiCategoricalDistribution(nn.Module):
         block_mask = -1.0 * allow_mask + 1.0
         return logits * allow_mask - 1e8 * block_mask
 
-    def _split_masks(self, masks: torch.Tensor) -> List[torch.Tensor]:
+    def _split_masks(self, masks: torch.Tensor) -> list[torch.Tensor]:
         return [
             masks[:, self._offsets[i] : self._offsets[i + 1]] for i in range(len(self.act_sizes))
         ]
 
-    def forward(self, inputs: torch.Tensor, masks: torch.Tensor) -> List[CategoricalDistInstance]:
+    def forward(self, inputs: torch.Tensor, masks: torch.Tensor) -> list[CategoricalDistInstance]:
         branch_masks = self._split_masks(masks)
         return [
             CategoricalDistInstance(self._mask_branch(branch(inputs), branch_masks[i]))

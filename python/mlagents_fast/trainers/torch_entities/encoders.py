@@ -4,7 +4,6 @@ five visual encoders selectable by ``network_settings.vis_encode_type``."""
 from __future__ import annotations
 
 from math import floor
-from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -12,16 +11,16 @@ from torch import nn
 from mlagents_fast.trainers.torch_entities.layers import Initialization, Swish, linear_layer
 
 __all__ = [
-    "Normalizer",
-    "conv_output_shape",
-    "pool_out_shape",
-    "VectorInput",
     "FullyConnectedVisualEncoder",
-    "SmallVisualEncoder",
-    "SimpleVisualEncoder",
     "NatureVisualEncoder",
+    "Normalizer",
     "ResNetBlock",
     "ResNetVisualEncoder",
+    "SimpleVisualEncoder",
+    "SmallVisualEncoder",
+    "VectorInput",
+    "conv_output_shape",
+    "pool_out_shape",
 ]
 
 
@@ -63,19 +62,19 @@ class Normalizer(nn.Module):
             self.running_variance = new_variance
             self.normalization_steps = total_new_steps
 
-    def copy_from(self, other_normalizer: "Normalizer") -> None:
+    def copy_from(self, other_normalizer: Normalizer) -> None:
         self.normalization_steps.copy_(other_normalizer.normalization_steps)
         self.running_mean.copy_(other_normalizer.running_mean)
         self.running_variance.copy_(other_normalizer.running_variance)
 
 
 def conv_output_shape(
-    h_w: Tuple[int, int],
-    kernel_size: Union[int, Tuple[int, int]] = 1,
+    h_w: tuple[int, int],
+    kernel_size: int | tuple[int, int] = 1,
     stride: int = 1,
     padding: int = 0,
     dilation: int = 1,
-) -> Tuple[int, int]:
+) -> tuple[int, int]:
     """(height, width) after a ``torch.nn.Conv2d`` with these arguments."""
     if not isinstance(kernel_size, tuple):
         kernel_size = (int(kernel_size), int(kernel_size))
@@ -84,7 +83,7 @@ def conv_output_shape(
     return h, w
 
 
-def pool_out_shape(h_w: Tuple[int, int], kernel_size: int) -> Tuple[int, int]:
+def pool_out_shape(h_w: tuple[int, int], kernel_size: int) -> tuple[int, int]:
     """(height, width) after a stride-2 ``torch.nn.MaxPool2d`` of this kernel size."""
     return (h_w[0] - kernel_size) // 2 + 1, (h_w[1] - kernel_size) // 2 + 1
 
@@ -94,14 +93,14 @@ class VectorInput(nn.Module):
 
     def __init__(self, input_size: int, normalize: bool = False):
         super().__init__()
-        self.normalizer: Optional[Normalizer] = Normalizer(input_size) if normalize else None
+        self.normalizer: Normalizer | None = Normalizer(input_size) if normalize else None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.normalizer is not None:
             inputs = self.normalizer(inputs)
         return inputs
 
-    def copy_normalization(self, other_input: "VectorInput") -> None:
+    def copy_normalization(self, other_input: VectorInput) -> None:
         if self.normalizer is not None and other_input.normalizer is not None:
             self.normalizer.copy_from(other_input.normalizer)
 

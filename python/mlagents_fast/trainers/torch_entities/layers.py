@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import abc
 from enum import Enum
-from typing import Tuple
 
 import torch
 
 from mlagents_fast.trainers.torch_entities.model_serialization import exporting_to_onnx
 
 __all__ = [
-    "Swish",
+    "LSTM",
     "Initialization",
-    "linear_layer",
-    "lstm_layer",
-    "MemoryModule",
     "LayerNorm",
     "LinearEncoder",
-    "LSTM",
+    "MemoryModule",
+    "Swish",
+    "linear_layer",
+    "lstm_layer",
 ]
 
 
@@ -110,7 +109,7 @@ class MemoryModule(torch.nn.Module):
     @abc.abstractmethod
     def forward(
         self, input_tensor: torch.Tensor, memories: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run a (batch, seq_len, size) sequence from the given memories; return output and new memories."""
 
 
@@ -172,7 +171,7 @@ class LSTM(MemoryModule):
 
     def forward(
         self, input_tensor: torch.Tensor, memories: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         exporting = exporting_to_onnx.is_exporting()
         if exporting:
             # Unity feeds recurrent_in as (batch, 1, M); the LSTM wants (1, batch, M).

@@ -12,11 +12,11 @@ import os
 import tempfile
 import threading
 import warnings
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 
-__all__ = ["exporting_to_onnx", "TensorNames", "ModelSerializer", "ONNX_OPSET"]
+__all__ = ["ONNX_OPSET", "ModelSerializer", "TensorNames", "exporting_to_onnx"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class exporting_to_onnx:
         self._lock.acquire()
         self._local_data.is_exporting = True
 
-    def __exit__(self, *args: Any) -> None:
+    def __exit__(self, *args: object) -> None:
         self._local_data.is_exporting = False
         self._lock.release()
 
@@ -97,15 +97,18 @@ class ModelSerializer:
         dummy_obs = [torch.zeros(batch_dim + list(spec.shape)) for spec in observation_specs]
         dummy_masks = torch.ones(batch_dim + [int(sum(action_spec.discrete_branches))])
         dummy_memories = torch.zeros(batch_dim + [1, int(policy.export_memory_size)])
-        self.dummy_input: Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor] = (
+        self.dummy_input: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor] = (
             dummy_obs,
             dummy_masks,
             dummy_memories,
         )
 
         self.input_names = [TensorNames.get_observation_name(i) for i in range(len(dummy_obs))]
-        self.input_names += [TensorNames.action_mask_placeholder, TensorNames.recurrent_in_placeholder]
-        self.dynamic_axes: Dict[str, Dict[int, str]] = {
+        self.input_names += [
+            TensorNames.action_mask_placeholder,
+            TensorNames.recurrent_in_placeholder,
+        ]
+        self.dynamic_axes: dict[str, dict[int, str]] = {
             name: {0: "batch"} for name in self.input_names
         }
 

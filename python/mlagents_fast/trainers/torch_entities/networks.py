@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,15 +26,15 @@ from mlagents_fast.trainers.torch_entities.utils import ModelUtils
 from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = [
-    "ObservationEncoder",
-    "NetworkBody",
-    "Critic",
-    "ValueNetwork",
     "Actor",
-    "SimpleActor",
-    "SharedActorCritic",
+    "Critic",
     "GlobalSteps",
     "LearningRate",
+    "NetworkBody",
+    "ObservationEncoder",
+    "SharedActorCritic",
+    "SimpleActor",
+    "ValueNetwork",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class ObservationEncoder(nn.Module):
 
     def __init__(
         self,
-        observation_specs: List[Any],
+        observation_specs: list[Any],
         h_size: int,
         vis_encode_type: Any,
         normalize: bool = False,
@@ -77,13 +77,13 @@ class ObservationEncoder(nn.Module):
         for index in self._vector_indices:
             self.processors[index].update_normalization(ModelUtils.list_to_tensor(obs[index]))
 
-    def copy_normalization(self, other_encoder: "ObservationEncoder") -> None:
+    def copy_normalization(self, other_encoder: ObservationEncoder) -> None:
         if self.normalize:
             for mine, theirs in zip(self.processors, other_encoder.processors):
                 if isinstance(mine, VectorInput) and isinstance(theirs, VectorInput):
                     mine.copy_normalization(theirs)
 
-    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         if len(inputs) != len(self.processors):
             raise UnityTrainerException(
                 f"Expected {len(self.processors)} observations, got {len(inputs)}."
@@ -97,7 +97,7 @@ class ObservationEncoder(nn.Module):
 class NetworkBody(nn.Module):
     def __init__(
         self,
-        observation_specs: List[Any],
+        observation_specs: list[Any],
         network_settings: Any,
         encoded_act_size: int = 0,
     ):
@@ -111,15 +111,13 @@ class NetworkBody(nn.Module):
         )
         self.processors = self.observation_encoder.processors
         total_enc_size = self.observation_encoder.total_enc_size + encoded_act_size
-        self._body_endoder = LinearEncoder(
-            total_enc_size, network_settings.num_layers, self.h_size
-        )
-        self.lstm: Optional[LSTM] = LSTM(self.h_size, self.m_size) if self.use_lstm else None
+        self._body_endoder = LinearEncoder(total_enc_size, network_settings.num_layers, self.h_size)
+        self.lstm: LSTM | None = LSTM(self.h_size, self.m_size) if self.use_lstm else None
 
     def update_normalization(self, buffer: Any) -> None:
         self.observation_encoder.update_normalization(buffer)
 
-    def copy_normalization(self, other_network: "NetworkBody") -> None:
+    def copy_normalization(self, other_network: NetworkBody) -> None:
         self.observation_encoder.copy_normalization(other_network.observation_encoder)
 
     @property
@@ -128,11 +126,11 @@ class NetworkBody(nn.Module):
 
     def forward(
         self,
-        inputs: List[torch.Tensor],
-        actions: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        actions: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encoding (batch, hidden or memory_size // 2) and the new memories (1, n_seq, M)."""
         encoded_self = self.observation_encoder(inputs)
         if actions is not None:
@@ -156,18 +154,18 @@ class Critic(abc.ABC):
     @abc.abstractmethod
     def critic_pass(
         self,
-        inputs: List[torch.Tensor],
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Values per reward stream, (batch,) each, and the critic's new memories."""
 
 
 class ValueNetwork(nn.Module, Critic):
     def __init__(
         self,
-        stream_names: List[str],
-        observation_specs: List[Any],
+        stream_names: list[str],
+        observation_specs: list[Any],
         network_settings: Any,
         encoded_act_size: int = 0,
         outputs_per_stream: int = 1,
@@ -191,19 +189,19 @@ class ValueNetwork(nn.Module, Critic):
 
     def critic_pass(
         self,
-        inputs: List[torch.Tensor],
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         return self.forward(inputs, memories=memories, sequence_length=sequence_length)
 
     def forward(
         self,
-        inputs: List[torch.Tensor],
-        actions: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        actions: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         encoding, memories = self.network_body(inputs, actions, memories, sequence_length)
         return self.value_heads(encoding), memories
 
@@ -216,31 +214,31 @@ class Actor(abc.ABC):
     @abc.abstractmethod
     def get_action_and_stats(
         self,
-        inputs: List[torch.Tensor],
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[AgentAction, Dict[str, Any], Optional[torch.Tensor]]:
+    ) -> tuple[AgentAction, dict[str, Any], torch.Tensor | None]:
         """Sampled actions, {"env_action", "log_probs", "entropy"} and the new memories."""
 
     @abc.abstractmethod
     def get_stats(
         self,
-        inputs: List[torch.Tensor],
+        inputs: list[torch.Tensor],
         actions: AgentAction,
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         """{"log_probs", "entropy"} of the given actions."""
 
     @abc.abstractmethod
     def forward(
         self,
-        inputs: List[torch.Tensor],
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
-    ) -> Tuple[Union[int, torch.Tensor], ...]:
+        inputs: list[torch.Tensor],
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+    ) -> tuple[int | torch.Tensor, ...]:
         """The ONNX export graph (ONNX-CONTRACT §3): keep inputs and outputs as they are."""
 
 
@@ -249,7 +247,7 @@ class SimpleActor(nn.Module, Actor):
 
     def __init__(
         self,
-        observation_specs: List[Any],
+        observation_specs: list[Any],
         network_settings: Any,
         action_spec: Any,
         conditional_sigma: bool = False,
@@ -305,16 +303,16 @@ class SimpleActor(nn.Module, Actor):
 
     def get_action_and_stats(
         self,
-        inputs: List[torch.Tensor],
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[AgentAction, Dict[str, Any], Optional[torch.Tensor]]:
+    ) -> tuple[AgentAction, dict[str, Any], torch.Tensor | None]:
         encoding, memories = self.network_body(
             inputs, memories=memories, sequence_length=sequence_length
         )
         action, log_probs, entropies = self.action_model(encoding, masks)
-        run_out: Dict[str, Any] = {
+        run_out: dict[str, Any] = {
             # What the environment receives (clipped for PPO); the buffer keeps the raw action.
             "env_action": action.to_action_tuple(clip=self.action_model.clip_action),
             "log_probs": log_probs,
@@ -324,22 +322,22 @@ class SimpleActor(nn.Module, Actor):
 
     def get_stats(
         self,
-        inputs: List[torch.Tensor],
+        inputs: list[torch.Tensor],
         actions: AgentAction,
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         encoding, _ = self.network_body(inputs, memories=memories, sequence_length=sequence_length)
         log_probs, entropies = self.action_model.evaluate(encoding, masks, actions)
         return {"log_probs": log_probs, "entropy": entropies}
 
     def forward(
         self,
-        inputs: List[torch.Tensor],
-        masks: Optional[torch.Tensor] = None,
-        memories: Optional[torch.Tensor] = None,
-    ) -> Tuple[Union[int, torch.Tensor], ...]:
+        inputs: list[torch.Tensor],
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+    ) -> tuple[int | torch.Tensor, ...]:
         encoding, memories_out = self.network_body(inputs, memories=memories, sequence_length=1)
         (
             cont_action_out,
@@ -348,7 +346,7 @@ class SimpleActor(nn.Module, Actor):
             deterministic_cont_action_out,
             deterministic_disc_action_out,
         ) = self.action_model.get_action_out(encoding, masks)
-        export_out: List[Any] = [self.version_number, self.memory_size_vector]
+        export_out: list[Any] = [self.version_number, self.memory_size_vector]
         if self._continuous_size > 0:
             export_out += [
                 cont_action_out,
@@ -371,10 +369,10 @@ class SharedActorCritic(SimpleActor, Critic):
 
     def __init__(
         self,
-        observation_specs: List[Any],
+        observation_specs: list[Any],
         network_settings: Any,
         action_spec: Any,
-        stream_names: List[str],
+        stream_names: list[str],
         conditional_sigma: bool = False,
         tanh_squash: bool = False,
     ):
@@ -387,10 +385,10 @@ class SharedActorCritic(SimpleActor, Critic):
 
     def critic_pass(
         self,
-        inputs: List[torch.Tensor],
-        memories: Optional[torch.Tensor] = None,
+        inputs: list[torch.Tensor],
+        memories: torch.Tensor | None = None,
         sequence_length: int = 1,
-    ) -> Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         encoding, memories_out = self.network_body(
             inputs, memories=memories, sequence_length=sequence_length
         )
@@ -420,5 +418,3 @@ class LearningRate(nn.Module):
     def __init__(self, lr: float):
         super().__init__()
         self.learning_rate = torch.tensor([lr])
-
-

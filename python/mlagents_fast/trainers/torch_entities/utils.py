@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from mlagents_fast.trainers.torch_entities.encoders import (
 __all__ = ["ModelUtils"]
 
 
-def _as_ndarray(data: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
+def _as_ndarray(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
     """A buffer field (anything with ``to_ndarray``), a list of arrays or an array, as one array."""
     to_ndarray = getattr(data, "to_ndarray", None)
     array = to_ndarray() if callable(to_ndarray) else np.asanyarray(data)
@@ -32,7 +32,7 @@ def _as_ndarray(data: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
 
 class ModelUtils:
     # Smallest image side each encoder accepts (its convolutions need at least this much).
-    MIN_RESOLUTION_FOR_ENCODER = {
+    MIN_RESOLUTION_FOR_ENCODER: ClassVar[dict[EncoderType, int]] = {
         EncoderType.FULLY_CONNECTED: 1,
         EncoderType.MATCH3: 5,
         EncoderType.SIMPLE: 20,
@@ -91,7 +91,9 @@ class ModelUtils:
         if max_step <= 0:
             return min_value
         global_step = min(global_step, max_step)
-        return (initial_value - min_value) * (1 - float(global_step) / max_step) ** power + min_value
+        return (initial_value - min_value) * (
+            1 - float(global_step) / max_step
+        ) ** power + min_value
 
     @staticmethod
     def get_encoder_for_type(encoder_type: EncoderType) -> type:
@@ -121,7 +123,7 @@ class ModelUtils:
         h_size: int,
         attention_embedding_size: int,
         vis_encode_type: EncoderType,
-    ) -> Tuple[nn.Module, int]:
+    ) -> tuple[nn.Module, int]:
         """The encoder for one observation and the width of its output."""
         shape = tuple(obs_spec.shape)
         dim_prop = tuple(obs_spec.dimension_property)
@@ -141,14 +143,14 @@ class ModelUtils:
 
     @staticmethod
     def create_input_processors(
-        observation_specs: List[Any],
+        observation_specs: list[Any],
         h_size: int,
         vis_encode_type: EncoderType,
         attention_embedding_size: int,
         normalize: bool = False,
-    ) -> Tuple[nn.ModuleList, List[int]]:
-        encoders: List[nn.Module] = []
-        embedding_sizes: List[int] = []
+    ) -> tuple[nn.ModuleList, list[int]]:
+        encoders: list[nn.Module] = []
+        embedding_sizes: list[int] = []
         for obs_spec in observation_specs:
             encoder, embedding_size = ModelUtils.get_encoder_for_obs(
                 obs_spec, normalize, h_size, attention_embedding_size, vis_encode_type
@@ -159,15 +161,15 @@ class ModelUtils:
 
     @staticmethod
     def list_to_tensor(
-        ndarray_list: Any, dtype: Optional[torch.dtype] = torch.float32
+        ndarray_list: Any, dtype: torch.dtype | None = torch.float32
     ) -> torch.Tensor:
         """One tensor from a buffer field, a list of arrays or an array (no copy when it can)."""
         return torch.as_tensor(_as_ndarray(ndarray_list), dtype=dtype)
 
     @staticmethod
     def list_to_tensor_list(
-        ndarray_list: List[Any], dtype: Optional[torch.dtype] = torch.float32
-    ) -> List[torch.Tensor]:
+        ndarray_list: list[Any], dtype: torch.dtype | None = torch.float32
+    ) -> list[torch.Tensor]:
         return [torch.as_tensor(_as_ndarray(arr), dtype=dtype) for arr in ndarray_list]
 
     @staticmethod
@@ -176,8 +178,8 @@ class ModelUtils:
 
     @staticmethod
     def break_into_branches(
-        concatenated_logits: torch.Tensor, action_size: List[int]
-    ) -> List[torch.Tensor]:
+        concatenated_logits: torch.Tensor, action_size: list[int]
+    ) -> list[torch.Tensor]:
         """Split (batch, sum(action_size)) into one (batch, size) tensor per branch."""
         offsets = [0] + list(np.cumsum(action_size))
         return [
@@ -187,8 +189,8 @@ class ModelUtils:
 
     @staticmethod
     def actions_to_onehot(
-        discrete_actions: torch.Tensor, action_size: List[int]
-    ) -> List[torch.Tensor]:
+        discrete_actions: torch.Tensor, action_size: list[int]
+    ) -> list[torch.Tensor]:
         """(batch, n_branches) indices to one (batch, size) one-hot float tensor per branch."""
         actions = discrete_actions.long().reshape(-1, len(action_size))
         return [
@@ -199,7 +201,7 @@ class ModelUtils:
     @staticmethod
     def dynamic_partition(
         data: torch.Tensor, partitions: torch.Tensor, num_partitions: int
-    ) -> List[torch.Tensor]:
+    ) -> list[torch.Tensor]:
         return [data[partitions == i] for i in range(num_partitions)]
 
     @staticmethod
@@ -221,9 +223,9 @@ class ModelUtils:
 
     @staticmethod
     def trust_region_value_loss(
-        values: Dict[str, torch.Tensor],
-        old_values: Dict[str, torch.Tensor],
-        returns: Dict[str, torch.Tensor],
+        values: dict[str, torch.Tensor],
+        old_values: dict[str, torch.Tensor],
+        returns: dict[str, torch.Tensor],
         epsilon: float,
         loss_masks: torch.Tensor,
     ) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +42,9 @@ class BaseRewardProvider(ABC):
         """Rewards (float32, one per experience) of this signal for a buffer."""
 
     @abstractmethod
-    def update(self, mini_batch: Any) -> Dict[str, np.ndarray]:
+    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
         """Train the signal's own model on a buffer; returns stats."""
 
-    def get_modules(self) -> Dict[str, torch.nn.Module]:
+    def get_modules(self) -> dict[str, torch.nn.Module]:
         """Modules to save in checkpoints, by name."""
         return {}

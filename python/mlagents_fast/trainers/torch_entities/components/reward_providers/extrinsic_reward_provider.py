@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
@@ -34,5 +34,5 @@ class ExtrinsicRewardProvider(BaseRewardProvider):
             )
         return total_rewards
 
-    def update(self, mini_batch: Any) -> Dict[str, np.ndarray]:
+    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
         return {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Type
+from typing import Any
 
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import RewardSignalType
@@ -15,7 +15,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic
 
 __all__ = ["NAME_TO_CLASS", "create_reward_provider"]
 
-NAME_TO_CLASS: Dict[Any, Type[BaseRewardProvider]] = {
+NAME_TO_CLASS: dict[Any, type[BaseRewardProvider]] = {
     RewardSignalType.EXTRINSIC: ExtrinsicRewardProvider,
 }
 
