@@ -91,6 +91,10 @@ FILE_KIND = "agent_buffer"
 class BufferKey(enum.Enum):
     """Names of the fixed fields (values identical to ML-Agents 1.1.0, typo included)."""
 
+    # Members are singletons compared by identity; the identity hash is C code, where
+    # Enum.__hash__ is a Python call on every field lookup.
+    __hash__ = object.__hash__
+
     ACTION_MASK = "action_mask"
     CONTINUOUS_ACTION = "continuous_action"
     NEXT_CONT_ACTION = "next_continuous_action"
@@ -121,6 +125,10 @@ class BufferKey(enum.Enum):
 class ObservationKeyPrefix(enum.Enum):
     """Prefix of observation keys ``(prefix, observation index)``."""
 
+    # Members are singletons compared by identity; the identity hash is C code, where
+    # Enum.__hash__ is a Python call on every field lookup.
+    __hash__ = object.__hash__
+
     OBSERVATION = "obs"
     NEXT_OBSERVATION = "next_obs"
 
@@ -130,6 +138,10 @@ class ObservationKeyPrefix(enum.Enum):
 
 class RewardSignalKeyPrefix(enum.Enum):
     """Prefix of per-reward-signal keys ``(prefix, signal name)``."""
+
+    # Members are singletons compared by identity; the identity hash is C code, where
+    # Enum.__hash__ is a Python call on every field lookup.
+    __hash__ = object.__hash__
 
     REWARDS = "rewards"
     VALUE_ESTIMATES = "value_estimates"
@@ -496,7 +508,7 @@ class AgentBufferField:
             self._len == 0
             and (rows.shape[1:] != self._data.shape[1:] or rows.dtype != self._data.dtype)
         ):
-            if rows.dtype == object or rows.dtype.kind in "USVMm":
+            if rows.dtype.kind in "OUSVMm":
                 raise self._row_error(f"rows of dtype {rows.dtype} are not numeric")
             # First rows fix the schema; an exact-size column (one trajectory) wastes nothing.
             self._data = np.empty((max(count, 1),) + rows.shape[1:], dtype=rows.dtype)
@@ -793,14 +805,16 @@ class AgentBuffer(MutableMapping):
                 self._check_key(key)
         if len(key_list) < 2:
             return True
-        length = None
+        fields = self._fields
+        length = -1
         for key in key_list:
-            field = self._fields.get(key)
+            field = fields.get(key)
             if field is None:
                 return False
-            if length is not None and length != len(field):
+            field_length = field._len if field._items is None else len(field._items)
+            if length != field_length and length != -1:
                 return False
-            length = len(field)
+            length = field_length
         return True
 
     def _lengths(self, key_list: Iterable[AgentBufferKey]) -> str:
