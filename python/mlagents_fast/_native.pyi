@@ -3,7 +3,7 @@
 
 import os
 from collections.abc import Mapping
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -83,9 +83,7 @@ class ReplayRing:
     def load(path: str | os.PathLike[str]) -> ReplayRing: ...
 
 # --- AgentBuffer row kernels (rust/python/src/agent_buffer.rs) ---
-def buffer_shuffle_rows(
-    rows: int, sequence_length: int, seed: int
-) -> npt.NDArray[np.int64]: ...
+def buffer_shuffle_rows(rows: int, sequence_length: int, seed: int) -> npt.NDArray[np.int64]: ...
 def buffer_sample_rows(
     rows: int, batch_size: int, sequence_length: int, seed: int
 ) -> npt.NDArray[np.int64]: ...
@@ -141,6 +139,37 @@ class BuiltinVectorEnv:
         self, continuous: npt.NDArray[np.float32], discrete: npt.NDArray[np.int32]
     ) -> _StepArrays: ...
     def set_float_parameter(self, key: str, value: float) -> None: ...
-    def set_uniform_sampler(self, key: str, seed: int, min_value: float, max_value: float) -> None: ...
+    def set_uniform_sampler(
+        self, key: str, seed: int, min_value: float, max_value: float
+    ) -> None: ...
     def set_gaussian_sampler(self, key: str, seed: int, mean: float, st_dev: float) -> None: ...
-    def set_multirange_uniform_sampler(self, key: str, seed: int, intervals: list[float]) -> None: ...
+    def set_multirange_uniform_sampler(
+        self, key: str, seed: int, intervals: list[float]
+    ) -> None: ...
+
+# --- Unity wire codec (rust/python/src/proto.rs) ---
+
+def decode_unity_output(
+    data: bytes, known_specs: list[tuple[str, list[tuple[int, ...]], tuple[int, ...]]]
+) -> dict[str, Any]: ...
+def encode_init_input(
+    seed: int,
+    communication_version: str,
+    package_version: str,
+    capabilities: tuple[bool, ...] | list[bool],
+    num_areas: int,
+) -> bytes: ...
+def encode_rl_input(
+    command: int,
+    side_channel: bytes,
+    actions: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.int32]]],
+) -> bytes: ...
+def encode_close() -> bytes: ...
+def decode_unity_input(data: bytes) -> dict[str, Any]: ...
+def encode_unity_output(
+    status: int,
+    with_output: bool,
+    init_output: dict[str, Any] | None,
+    batches: list[dict[str, Any]],
+    side_channel: bytes,
+) -> bytes: ...

@@ -6,7 +6,7 @@ Every class also derives from :class:`mlagents_fast.exceptions.MlagentsFastError
 
 from __future__ import annotations
 
-from mlagents_fast.exceptions import MlagentsFastError
+from mlagents_fast.exceptions import MessageDecodeError, MlagentsFastError
 
 __all__ = [
     "UnityActionException",
@@ -14,6 +14,8 @@ __all__ = [
     "UnityCommunicatorStoppedException",
     "UnityEnvironmentException",
     "UnityException",
+    "UnityMessageDecodeException",
+    "UnityNonFiniteValueException",
     "UnityObservationException",
     "UnitySideChannelException",
     "UnityTimeOutException",
@@ -35,6 +37,14 @@ class UnityCommunicationException(UnityException):
 
 class UnityCommunicatorStoppedException(UnityException):
     """The environment closed the link (it sent a non-200 status or exited)."""
+
+
+class UnityMessageDecodeException(UnityCommunicationException, MessageDecodeError):
+    """Bytes received from the other side are not a valid communicator message."""
+
+
+class UnityNonFiniteValueException(UnityException, RuntimeError):
+    """A reward or vector observation is NaN or infinite (ML-Agents raises RuntimeError)."""
 
 
 class UnityObservationException(UnityException):

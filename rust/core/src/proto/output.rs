@@ -1,0 +1,909 @@
+//! Unity -> trainer: `UnityMessageProto{header, unity_output}` (PROTOCOL.md B.3-B.5).
+//!
+//! [`decode_unity_message`] parses the envelope once, borrowing every payload
+//! from the input bytes, and builds per-behavior batches directly: agent ids,
+//! rewards, group ids and rewards, interrupted flags, one flat float array per
+//! observation and the flattened action mask, exactly as
+//! `mlagents_envs.rpc_utils.steps_from_proto` does. PNG observations are
+//! decoded in parallel across agents.
+//!
+//! [`encode_unity_output`] is the other side, used by the Unity-side host.
+
+use rayon::prelude::*;
+
+use super::fields::{HEADER_STATUS, MESSAGE_HEADER, MESSAGE_OUTPUT};
+use super::png_obs::decode_png_observation;
+use super::wire::{Reader, Writer};
+use super::{decode_header_status, Capabilities, ProtoError};
+
+const COMPRESSION_NONE: i32 = 0;
+const SPACE_TYPE_CONTINUOUS: i32 = 1;
+
+/// An observation as declared by an agent: what ML-Agents' `ObservationSpec` holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservationInfo {
+    pub shape: Vec<i32>,
+    pub dimension_properties: Vec<i32>,
+    pub observation_type: i32,
+    pub name: String,
+}
+
+/// `BrainParametersProto` with the action spec resolved (deprecated fields as fallback).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BrainParameters {
+    pub brain_name: String,
+    pub is_training: bool,
+    pub continuous_size: i32,
+    pub discrete_branches: Vec<i32>,
+    pub action_descriptions: Vec<String>,
+}
+
+/// `UnityRLInitializationOutputProto`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InitOutput {
+    pub name: String,
+    pub communication_version: String,
+    pub log_path: String,
+    pub package_version: String,
+    pub capabilities: Capabilities,
+    pub brain_parameters: Vec<BrainParameters>,
+}
+
+/// What the trainer already knows about a behavior: the shapes to decode
+/// observations into and the discrete branches that size the action mask.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownSpec {
+    pub name: String,
+    pub observation_shapes: Vec<Vec<usize>>,
+    pub discrete_branches: Vec<usize>,
+}
+
+/// A behavior announced in this message (brain parameters plus its first agent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSpec {
+    pub observations: Vec<ObservationInfo>,
+    pub continuous_size: usize,
+    pub discrete_branches: Vec<usize>,
+}
+
+/// Agents of one behavior in one group (deciding or terminal), in message order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepBatch {
+    pub agent_id: Vec<i32>,
+    pub reward: Vec<f32>,
+    pub group_id: Vec<i32>,
+    pub group_reward: Vec<f32>,
+    /// `max_step_reached`; meaningful for terminal agents.
+    pub interrupted: Vec<bool>,
+    /// One array per observation, `len = n_agents * prod(shape)`, row-major.
+    pub observations: Vec<Vec<f32>>,
+}
+
+impl StepBatch {
+    pub fn len(&self) -> usize {
+        self.agent_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agent_id.is_empty()
+    }
+}
+
+/// Decoded state of one behavior.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BehaviorSteps {
+    pub name: String,
+    /// Set when this message announced the behavior (the trainer stores it).
+    pub new_spec: Option<NewSpec>,
+    pub observation_shapes: Vec<Vec<usize>>,
+    pub decision: StepBatch,
+    pub terminal: StepBatch,
+    /// `(n_decision, sum(discrete_branches))`, true = masked. None for continuous-only
+    /// behaviors and when no agent asks for a decision.
+    pub action_mask: Option<Vec<bool>>,
+    pub discrete_branches: Vec<usize>,
+}
+
+/// A decoded `UnityMessageProto` from Unity.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecodedOutput {
+    pub status: i32,
+    /// Whether the message had a `unity_output` at all.
+    pub has_output: bool,
+    pub side_channel: Vec<u8>,
+    /// Known or newly announced behaviors present in `agentInfos`, in message order.
+    pub behaviors: Vec<BehaviorSteps>,
+    pub init_output: Option<InitOutput>,
+}
+
+struct RawObservation<'a> {
+    shape: Vec<i32>,
+    compression_type: i32,
+    compressed_data: &'a [u8],
+    float_data: Option<&'a [u8]>,
+    channel_mapping: Vec<i32>,
+    dimension_properties: Vec<i32>,
+    observation_type: i32,
+    name: &'a [u8],
+}
+
+struct RawAgentInfo<'a> {
+    reward: f32,
+    done: bool,
+    max_step_reached: bool,
+    id: i32,
+    action_mask: Vec<bool>,
+    observations: Vec<RawObservation<'a>>,
+    group_id: i32,
+    group_reward: f32,
+}
+
+fn parse_observation(bytes: &[u8]) -> Result<RawObservation<'_>, ProtoError> {
+    const CTX: &str = "ObservationProto";
+    let mut obs = RawObservation {
+        shape: Vec::new(),
+        compression_type: 0,
+        compressed_data: &[],
+        float_data: None,
+        channel_mapping: Vec::new(),
+        dimension_properties: Vec::new(),
+        observation_type: 0,
+        name: &[],
+    };
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            1 => value.push_int32s(&mut obs.shape, CTX, field)?,
+            2 => obs.compression_type = value.as_int32(CTX, field)?,
+            // oneof observation_data: the last one set wins.
+            3 => {
+                obs.compressed_data = value.as_bytes(CTX, field)?;
+                obs.float_data = None;
+            }
+            4 => {
+                obs.float_data = Some(value.as_bytes(CTX, field)?);
+                obs.compressed_data = &[];
+            }
+            5 => value.push_int32s(&mut obs.channel_mapping, CTX, field)?,
+            6 => value.push_int32s(&mut obs.dimension_properties, CTX, field)?,
+            7 => obs.observation_type = value.as_int32(CTX, field)?,
+            8 => obs.name = value.as_bytes(CTX, field)?,
+            _ => {}
+        }
+    }
+    Ok(obs)
+}
+
+fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
+    const CTX: &str = "AgentInfoProto";
+    let mut info = RawAgentInfo {
+        reward: 0.0,
+        done: false,
+        max_step_reached: false,
+        id: 0,
+        action_mask: Vec::new(),
+        observations: Vec::new(),
+        group_id: 0,
+        group_reward: 0.0,
+    };
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            7 => info.reward = value.as_float(CTX, field)?,
+            8 => info.done = value.as_bool(CTX, field)?,
+            9 => info.max_step_reached = value.as_bool(CTX, field)?,
+            10 => info.id = value.as_int32(CTX, field)?,
+            11 => value.push_bools(&mut info.action_mask, CTX, field)?,
+            13 => info
+                .observations
+                .push(parse_observation(value.as_bytes(CTX, field)?)?),
+            14 => info.group_id = value.as_int32(CTX, field)?,
+            15 => info.group_reward = value.as_float(CTX, field)?,
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn parse_agent_info_list(bytes: &[u8]) -> Result<Vec<RawAgentInfo<'_>>, ProtoError> {
+    const CTX: &str = "ListAgentInfoProto";
+    let mut agents = Vec::new();
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        if field == 1 {
+            agents.push(parse_agent_info(value.as_bytes(CTX, field)?)?);
+        }
+    }
+    Ok(agents)
+}
+
+/// A map entry `{1: key string, 2: value message}`.
+fn parse_map_entry<'a>(
+    bytes: &'a [u8],
+    ctx: &'static str,
+) -> Result<(String, &'a [u8]), ProtoError> {
+    let mut key = String::new();
+    let mut entry_value: &[u8] = &[];
+    let mut reader = Reader::new(bytes, ctx);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            1 => key = value.as_string(ctx, field)?,
+            2 => entry_value = value.as_bytes(ctx, field)?,
+            _ => {}
+        }
+    }
+    Ok((key, entry_value))
+}
+
+fn parse_action_spec(bytes: &[u8]) -> Result<(i32, i32, Vec<i32>, Vec<String>), ProtoError> {
+    const CTX: &str = "ActionSpecProto";
+    let (mut continuous, mut num_discrete) = (0, 0);
+    let mut branches = Vec::new();
+    let mut descriptions = Vec::new();
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            1 => continuous = value.as_int32(CTX, field)?,
+            2 => num_discrete = value.as_int32(CTX, field)?,
+            3 => value.push_int32s(&mut branches, CTX, field)?,
+            4 => descriptions.push(value.as_string(CTX, field)?),
+            _ => {}
+        }
+    }
+    Ok((continuous, num_discrete, branches, descriptions))
+}
+
+fn parse_brain_parameters(bytes: &[u8]) -> Result<BrainParameters, ProtoError> {
+    const CTX: &str = "BrainParametersProto";
+    let mut brain = BrainParameters::default();
+    let mut deprecated_sizes = Vec::new();
+    let mut deprecated_space_type = 0;
+    let mut action_spec = (0, 0, Vec::new(), Vec::new());
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            3 => value.push_int32s(&mut deprecated_sizes, CTX, field)?,
+            6 => deprecated_space_type = value.as_int32(CTX, field)?,
+            7 => brain.brain_name = value.as_string(CTX, field)?,
+            8 => brain.is_training = value.as_bool(CTX, field)?,
+            9 => action_spec = parse_action_spec(value.as_bytes(CTX, field)?)?,
+            _ => {}
+        }
+    }
+    let (continuous, num_discrete, branches, descriptions) = action_spec;
+    if continuous == 0 && num_discrete == 0 {
+        // Senders older than communicator 1.3 only fill the deprecated fields.
+        if deprecated_space_type == SPACE_TYPE_CONTINUOUS {
+            brain.continuous_size = *deprecated_sizes.first().ok_or_else(|| {
+                ProtoError::Decode(format!(
+                    "BrainParametersProto for {:?}: continuous action space without a size",
+                    brain.brain_name
+                ))
+            })?;
+        } else {
+            brain.discrete_branches = deprecated_sizes;
+        }
+    } else {
+        brain.continuous_size = continuous;
+        brain.discrete_branches = branches;
+        brain.action_descriptions = descriptions;
+    }
+    if brain.continuous_size < 0 || brain.discrete_branches.iter().any(|&b| b <= 0) {
+        return Err(ProtoError::Decode(format!(
+            "BrainParametersProto for {:?}: invalid action spec (continuous {}, branches {:?})",
+            brain.brain_name, brain.continuous_size, brain.discrete_branches
+        )));
+    }
+    Ok(brain)
+}
+
+/// Parses `UnityRLInitializationOutputProto`.
+pub fn parse_init_output(bytes: &[u8]) -> Result<InitOutput, ProtoError> {
+    const CTX: &str = "UnityRLInitializationOutputProto";
+    let mut init = InitOutput::default();
+    let mut reader = Reader::new(bytes, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            1 => init.name = value.as_string(CTX, field)?,
+            2 => init.communication_version = value.as_string(CTX, field)?,
+            3 => init.log_path = value.as_string(CTX, field)?,
+            5 => init
+                .brain_parameters
+                .push(parse_brain_parameters(value.as_bytes(CTX, field)?)?),
+            7 => init.package_version = value.as_string(CTX, field)?,
+            8 => init.capabilities = Capabilities::decode(value.as_bytes(CTX, field)?)?,
+            _ => {}
+        }
+    }
+    Ok(init)
+}
+
+fn to_shape(shape: &[i32], agent_id: i32) -> Result<Vec<usize>, ProtoError> {
+    shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ProtoError::Observation(format!(
+                "agent {agent_id} declares an observation with negative shape {shape:?}"
+            ))
+        })
+}
+
+fn check_finite(values: &[f32], source: &str) -> Result<(), ProtoError> {
+    if values.iter().any(|v| v.is_nan()) {
+        return Err(ProtoError::NonFinite(format!(
+            "The {source} provided had NaN values."
+        )));
+    }
+    if values.iter().any(|v| v.is_infinite()) {
+        return Err(ProtoError::NonFinite(format!(
+            "The {source} provided had Infinite values."
+        )));
+    }
+    Ok(())
+}
+
+fn observation_at<'r, 'a>(
+    agent: &'r RawAgentInfo<'a>,
+    obs_index: usize,
+) -> Result<&'r RawObservation<'a>, ProtoError> {
+    agent.observations.get(obs_index).ok_or_else(|| {
+        ProtoError::Observation(format!(
+            "agent with id={} sent {} observations but the behavior has an observation at index={obs_index}",
+            agent.id,
+            agent.observations.len()
+        ))
+    })
+}
+
+/// Fills one float observation `out` (prod(shape) floats) from `float_data`.
+fn copy_float_observation(
+    obs: &RawObservation<'_>,
+    obs_index: usize,
+    agent_id: i32,
+    shape: &[usize],
+    out: &mut Vec<f32>,
+) -> Result<(), ProtoError> {
+    let expected: usize = shape.iter().product();
+    let before = out.len();
+    if let Some(float_data) = obs.float_data {
+        let mut reader = Reader::new(float_data, "ObservationProto.FloatData");
+        while let Some((field, value)) = reader.next_field()? {
+            if field == 1 {
+                value.push_floats(out, "ObservationProto.FloatData", field)?;
+            }
+        }
+    }
+    let got = out.len() - before;
+    if got != expected {
+        out.truncate(before);
+        return Err(ProtoError::Observation(format!(
+            "Observation at index={obs_index} for agent with id={agent_id} didn't match the \
+             ObservationSpec. Expected shape {shape:?} but got {:?} ({got} floats instead of {expected}).",
+            obs.shape
+        )));
+    }
+    Ok(())
+}
+
+/// Observation `obs_index` of every agent in `agents`, as one `(n, *shape)` array.
+fn batch_observation(
+    agents: &[&RawAgentInfo<'_>],
+    obs_index: usize,
+    shape: &[usize],
+) -> Result<Vec<f32>, ProtoError> {
+    let per_agent: usize = shape.iter().product();
+    if shape.len() != 3 {
+        let mut out = Vec::with_capacity(per_agent * agents.len());
+        for agent in agents {
+            let obs = observation_at(agent, obs_index)?;
+            copy_float_observation(obs, obs_index, agent.id, shape, &mut out)?;
+        }
+        check_finite(&out, "observations")?;
+        return Ok(out);
+    }
+    // Visual observations: the declared shape must match, then floats or PNG.
+    let mut out = vec![0f32; per_agent * agents.len()];
+    let decode_one = |agent: &RawAgentInfo<'_>, slot: &mut [f32]| -> Result<(), ProtoError> {
+        let obs = observation_at(agent, obs_index)?;
+        if to_shape(&obs.shape, agent.id)? != shape {
+            return Err(ProtoError::Observation(format!(
+                "Observation did not have the expected shape - got {:?} but expected {shape:?}",
+                obs.shape
+            )));
+        }
+        if obs.compression_type == COMPRESSION_NONE {
+            let mut floats = Vec::with_capacity(per_agent);
+            copy_float_observation(obs, obs_index, agent.id, shape, &mut floats)?;
+            slot.copy_from_slice(&floats);
+            Ok(())
+        } else {
+            decode_png_observation(obs.compressed_data, shape, &obs.channel_mapping, slot)
+        }
+    };
+    let any_compressed = agents.iter().any(|agent| {
+        agent
+            .observations
+            .get(obs_index)
+            .is_some_and(|obs| obs.compression_type != COMPRESSION_NONE)
+    });
+    if per_agent == 0 {
+        for agent in agents {
+            decode_one(agent, &mut [])?;
+        }
+    } else if any_compressed && agents.len() > 1 {
+        out.par_chunks_mut(per_agent)
+            .zip(agents.par_iter())
+            .try_for_each(|(slot, agent)| decode_one(agent, slot))?;
+    } else {
+        for (slot, agent) in out.chunks_mut(per_agent).zip(agents) {
+            decode_one(agent, slot)?;
+        }
+    }
+    Ok(out)
+}
+
+fn build_batch(
+    agents: &[&RawAgentInfo<'_>],
+    shapes: &[Vec<usize>],
+) -> Result<StepBatch, ProtoError> {
+    let batch = StepBatch {
+        agent_id: agents.iter().map(|a| a.id).collect(),
+        reward: agents.iter().map(|a| a.reward).collect(),
+        group_id: agents.iter().map(|a| a.group_id).collect(),
+        group_reward: agents.iter().map(|a| a.group_reward).collect(),
+        interrupted: agents.iter().map(|a| a.max_step_reached).collect(),
+        observations: shapes
+            .iter()
+            .enumerate()
+            .map(|(obs_index, shape)| batch_observation(agents, obs_index, shape))
+            .collect::<Result<_, _>>()?,
+    };
+    check_finite(&batch.reward, "rewards")?;
+    check_finite(&batch.group_reward, "group_rewards")?;
+    Ok(batch)
+}
+
+fn build_behavior(
+    name: String,
+    agents: &[RawAgentInfo<'_>],
+    shapes: Vec<Vec<usize>>,
+    discrete_branches: Vec<usize>,
+    new_spec: Option<NewSpec>,
+) -> Result<BehaviorSteps, ProtoError> {
+    let decision_agents: Vec<&RawAgentInfo<'_>> = agents.iter().filter(|a| !a.done).collect();
+    let terminal_agents: Vec<&RawAgentInfo<'_>> = agents.iter().filter(|a| a.done).collect();
+    let decision = build_batch(&decision_agents, &shapes)?;
+    let terminal = build_batch(&terminal_agents, &shapes)?;
+    let mask_width: usize = discrete_branches.iter().sum();
+    // A mask is used only if its length is the sum of the branch sizes; others mask nothing.
+    let action_mask = (!discrete_branches.is_empty() && !decision_agents.is_empty()).then(|| {
+        let mut mask = vec![false; decision_agents.len() * mask_width];
+        for (row, agent) in mask.chunks_mut(mask_width.max(1)).zip(&decision_agents) {
+            if agent.action_mask.len() == mask_width {
+                row[..mask_width].copy_from_slice(&agent.action_mask);
+            }
+        }
+        mask.truncate(decision_agents.len() * mask_width);
+        mask
+    });
+    Ok(BehaviorSteps {
+        name,
+        new_spec,
+        observation_shapes: shapes,
+        decision,
+        terminal,
+        action_mask,
+        discrete_branches,
+    })
+}
+
+fn new_spec_from(
+    brain: &BrainParameters,
+    first_agent: &RawAgentInfo<'_>,
+) -> Result<NewSpec, ProtoError> {
+    let observations = first_agent
+        .observations
+        .iter()
+        .map(|obs| {
+            to_shape(&obs.shape, first_agent.id)?;
+            Ok(ObservationInfo {
+                shape: obs.shape.clone(),
+                dimension_properties: obs.dimension_properties.clone(),
+                observation_type: obs.observation_type,
+                name: String::from_utf8_lossy(obs.name).into_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, ProtoError>>()?;
+    Ok(NewSpec {
+        observations,
+        continuous_size: brain.continuous_size as usize,
+        discrete_branches: brain
+            .discrete_branches
+            .iter()
+            .map(|&b| b as usize)
+            .collect(),
+    })
+}
+
+/// Decodes a message from Unity. `known` lists the behaviors announced earlier;
+/// brain parameters in this message (for behaviors with at least one agent in
+/// it) announce new ones or replace known ones, as ML-Agents does. Agents of
+/// behaviors never announced are ignored.
+pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedOutput, ProtoError> {
+    const CTX: &str = "UnityMessageProto";
+    let mut decoded = DecodedOutput::default();
+    let mut output_bytes: Option<&[u8]> = None;
+    let mut reader = Reader::new(data, CTX);
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            MESSAGE_HEADER => decoded.status = decode_header_status(value.as_bytes(CTX, field)?)?,
+            MESSAGE_OUTPUT => output_bytes = Some(value.as_bytes(CTX, field)?),
+            _ => {}
+        }
+    }
+    let Some(output_bytes) = output_bytes else {
+        return Ok(decoded);
+    };
+    decoded.has_output = true;
+
+    let mut rl_output: &[u8] = &[];
+    let mut reader = Reader::new(output_bytes, "UnityOutputProto");
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            1 => rl_output = value.as_bytes("UnityOutputProto", field)?,
+            2 => {
+                decoded.init_output = Some(parse_init_output(
+                    value.as_bytes("UnityOutputProto", field)?,
+                )?)
+            }
+            _ => {}
+        }
+    }
+
+    // agentInfos map entries, the last entry for a key winning (protobuf map semantics).
+    let mut entries: Vec<(String, &[u8])> = Vec::new();
+    let mut reader = Reader::new(rl_output, "UnityRLOutputProto");
+    while let Some((field, value)) = reader.next_field()? {
+        match field {
+            2 => {
+                let (name, list) = parse_map_entry(
+                    value.as_bytes("UnityRLOutputProto", field)?,
+                    "AgentInfosEntry",
+                )?;
+                match entries.iter_mut().find(|(existing, _)| *existing == name) {
+                    Some(entry) => entry.1 = list,
+                    None => entries.push((name, list)),
+                }
+            }
+            3 => decoded.side_channel = value.as_bytes("UnityRLOutputProto", field)?.to_vec(),
+            _ => {}
+        }
+    }
+
+    let brains: &[BrainParameters] = decoded
+        .init_output
+        .as_ref()
+        .map_or(&[], |init| init.brain_parameters.as_slice());
+    let mut behaviors = Vec::with_capacity(entries.len());
+    for (name, list_bytes) in entries {
+        let agents = parse_agent_info_list(list_bytes)?;
+        let announced = brains.iter().rev().find(|b| b.brain_name == name);
+        let (shapes, branches, new_spec) = match (announced, agents.first()) {
+            (Some(brain), Some(first)) => {
+                let spec = new_spec_from(brain, first)?;
+                let shapes = spec
+                    .observations
+                    .iter()
+                    .map(|o| o.shape.iter().map(|&d| d as usize).collect())
+                    .collect();
+                (shapes, spec.discrete_branches.clone(), Some(spec))
+            }
+            _ => match known.iter().find(|k| k.name == name) {
+                Some(spec) => (
+                    spec.observation_shapes.clone(),
+                    spec.discrete_branches.clone(),
+                    None,
+                ),
+                None => continue,
+            },
+        };
+        behaviors.push(build_behavior(name, &agents, shapes, branches, new_spec)?);
+    }
+    decoded.behaviors = behaviors;
+    Ok(decoded)
+}
+
+/// One observation of a batch, for encoding by the host.
+pub struct ObservationBatch<'a> {
+    pub shape: &'a [i32],
+    pub dimension_properties: &'a [i32],
+    pub observation_type: i32,
+    pub name: &'a str,
+    /// `n_agents * prod(shape)` floats, row-major.
+    pub data: &'a [f32],
+}
+
+/// Agents of one behavior, for encoding by the host (deciding and terminal mixed).
+pub struct AgentBatch<'a> {
+    pub name: &'a str,
+    pub agent_id: &'a [i32],
+    pub reward: &'a [f32],
+    pub done: &'a [bool],
+    pub max_step_reached: &'a [bool],
+    pub group_id: &'a [i32],
+    pub group_reward: &'a [f32],
+    pub observations: Vec<ObservationBatch<'a>>,
+    /// `n_agents * mask_width` flags (true = masked), or empty for no masks.
+    pub action_mask: &'a [bool],
+    pub mask_width: usize,
+}
+
+fn encode_brain_parameters(writer: &mut Writer, brain: &BrainParameters) {
+    writer.message(5, |w| {
+        // The deprecated fields too, so pre-1.3 trainers can read them.
+        if brain.discrete_branches.is_empty() {
+            w.packed_int32s(3, &[brain.continuous_size]);
+            w.int32(6, SPACE_TYPE_CONTINUOUS);
+        } else if brain.continuous_size == 0 {
+            w.packed_int32s(3, &brain.discrete_branches);
+        }
+        w.string(7, &brain.brain_name);
+        w.bool(8, brain.is_training);
+        w.message(9, |spec| {
+            spec.int32(1, brain.continuous_size);
+            spec.int32(2, brain.discrete_branches.len() as i32);
+            spec.packed_int32s(3, &brain.discrete_branches);
+            for description in &brain.action_descriptions {
+                spec.len_field(4, description.as_bytes());
+            }
+        });
+    });
+}
+
+/// Encodes a message from the Unity side: header status, and an output with the
+/// given init output (message 1 or brain announcements) and agent batches.
+/// `with_output` false gives the empty-output message 2 of the handshake.
+pub fn encode_unity_output(
+    status: i32,
+    with_output: bool,
+    init_output: Option<&InitOutput>,
+    batches: &[AgentBatch<'_>],
+    side_channel: &[u8],
+) -> Result<Vec<u8>, ProtoError> {
+    for batch in batches {
+        let n = batch.agent_id.len();
+        let lengths_ok = [
+            batch.reward.len(),
+            batch.done.len(),
+            batch.max_step_reached.len(),
+        ]
+        .iter()
+        .all(|&len| len == n)
+            && batch.group_id.len() == n
+            && batch.group_reward.len() == n
+            && (batch.action_mask.is_empty() || batch.action_mask.len() == n * batch.mask_width);
+        let obs_ok = batch.observations.iter().all(|obs| {
+            let per_agent: i64 = obs.shape.iter().map(|&d| i64::from(d.max(0))).product();
+            obs.data.len() as i64 == per_agent * n as i64
+        });
+        if !lengths_ok || !obs_ok {
+            return Err(ProtoError::Decode(format!(
+                "agent batch {:?}: per-agent arrays do not all have {n} rows",
+                batch.name
+            )));
+        }
+    }
+    let mut message = Writer::new();
+    message.message(MESSAGE_HEADER, |h| h.int32(HEADER_STATUS, status));
+    if with_output {
+        message.message(MESSAGE_OUTPUT, |out| {
+            if !batches.is_empty() || !side_channel.is_empty() {
+                out.message(1, |rl| {
+                    for batch in batches {
+                        rl.message(2, |entry| {
+                            entry.string(1, batch.name);
+                            entry.message(2, |list| encode_agents(list, batch));
+                        });
+                    }
+                    rl.bytes(3, side_channel);
+                });
+            }
+            if let Some(init) = init_output {
+                out.message(2, |w| {
+                    w.string(1, &init.name);
+                    w.string(2, &init.communication_version);
+                    w.string(3, &init.log_path);
+                    for brain in &init.brain_parameters {
+                        encode_brain_parameters(w, brain);
+                    }
+                    w.string(7, &init.package_version);
+                    w.message(8, |c| init.capabilities.encode(c));
+                });
+            }
+        });
+    }
+    Ok(message.buf)
+}
+
+fn encode_agents(list: &mut Writer, batch: &AgentBatch<'_>) {
+    for agent in 0..batch.agent_id.len() {
+        list.message(1, |info| {
+            info.float(7, batch.reward[agent]);
+            info.bool(8, batch.done[agent]);
+            info.bool(9, batch.max_step_reached[agent]);
+            info.int32(10, batch.agent_id[agent]);
+            if !batch.action_mask.is_empty() {
+                let row =
+                    &batch.action_mask[agent * batch.mask_width..(agent + 1) * batch.mask_width];
+                // Unity sends no mask for an agent that masks nothing.
+                if row.iter().any(|&m| m) {
+                    info.packed_bools(11, row);
+                }
+            }
+            for obs in &batch.observations {
+                let per_agent = obs.data.len() / batch.agent_id.len().max(1);
+                let values = &obs.data[agent * per_agent..(agent + 1) * per_agent];
+                info.message(13, |o| {
+                    o.packed_int32s(1, obs.shape);
+                    o.message(4, |floats| floats.packed_floats(1, values));
+                    o.packed_int32s(6, obs.dimension_properties);
+                    o.int32(7, obs.observation_type);
+                    o.string(8, obs.name);
+                });
+            }
+            info.int32(14, batch.group_id[agent]);
+            info.float(15, batch.group_reward[agent]);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector_batch<'a>(
+        ids: &'a [i32],
+        rewards: &'a [f32],
+        done: &'a [bool],
+        obs: &'a [f32],
+        mask: &'a [bool],
+    ) -> AgentBatch<'a> {
+        AgentBatch {
+            name: "Ball?team=0",
+            agent_id: ids,
+            reward: rewards,
+            done,
+            max_step_reached: done,
+            group_id: &[0, 0, 0][..ids.len()],
+            group_reward: &[0.0, 0.0, 0.0][..ids.len()],
+            observations: vec![ObservationBatch {
+                shape: &[2],
+                dimension_properties: &[1],
+                observation_type: 0,
+                name: "VectorSensor_size2",
+                data: obs,
+            }],
+            action_mask: mask,
+            mask_width: 3,
+        }
+    }
+
+    fn brain(continuous: i32, branches: Vec<i32>) -> InitOutput {
+        InitOutput {
+            brain_parameters: vec![BrainParameters {
+                brain_name: "Ball?team=0".into(),
+                is_training: true,
+                continuous_size: continuous,
+                discrete_branches: branches,
+                action_descriptions: vec![],
+            }],
+            ..InitOutput::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_announces_and_splits_decision_terminal() {
+        let init = brain(1, vec![3]);
+        let batch = vector_batch(
+            &[7, 8, 9],
+            &[0.5, 1.0, -1.0],
+            &[false, true, false],
+            &[0.5, -0.5, 1.0, 2.0, 3.0, 4.0],
+            &[false, true, false, false, false, false, true, true, false],
+        );
+        let bytes = encode_unity_output(200, true, Some(&init), &[batch], b"sc").unwrap();
+        let decoded = decode_unity_message(&bytes, &[]).unwrap();
+        assert_eq!(decoded.status, 200);
+        assert_eq!(decoded.side_channel, b"sc");
+        let behavior = &decoded.behaviors[0];
+        let spec = behavior.new_spec.as_ref().unwrap();
+        assert_eq!(spec.continuous_size, 1);
+        assert_eq!(spec.discrete_branches, vec![3]);
+        assert_eq!(spec.observations[0].shape, vec![2]);
+        assert_eq!(spec.observations[0].name, "VectorSensor_size2");
+        assert_eq!(behavior.decision.agent_id, vec![7, 9]);
+        assert_eq!(behavior.decision.observations[0], vec![0.5, -0.5, 3.0, 4.0]);
+        assert_eq!(behavior.terminal.agent_id, vec![8]);
+        assert_eq!(behavior.terminal.reward, vec![1.0]);
+        assert_eq!(behavior.terminal.interrupted, vec![true]);
+        assert_eq!(
+            behavior.action_mask.as_deref(),
+            Some(&[false, true, false, true, true, false][..])
+        );
+    }
+
+    #[test]
+    fn unknown_behaviors_are_ignored_and_known_shapes_used() {
+        let batch = vector_batch(&[1], &[0.0], &[false], &[1.0, 2.0], &[]);
+        let bytes = encode_unity_output(200, true, None, &[batch], b"").unwrap();
+        assert!(decode_unity_message(&bytes, &[])
+            .unwrap()
+            .behaviors
+            .is_empty());
+        let known = KnownSpec {
+            name: "Ball?team=0".into(),
+            observation_shapes: vec![vec![2]],
+            discrete_branches: vec![2, 1],
+        };
+        let decoded = decode_unity_message(&bytes, std::slice::from_ref(&known)).unwrap();
+        // No mask sent: nothing masked.
+        assert_eq!(
+            decoded.behaviors[0].action_mask.as_deref(),
+            Some(&[false; 3][..])
+        );
+        let wrong = KnownSpec {
+            observation_shapes: vec![vec![3]],
+            ..known
+        };
+        let err = decode_unity_message(&bytes, &[wrong]).unwrap_err();
+        assert!(matches!(err, ProtoError::Observation(m) if m.contains("agent with id=1")));
+    }
+
+    #[test]
+    fn nan_observation_and_reward_rejected() {
+        let init = brain(1, vec![]);
+        let batch = vector_batch(&[1], &[0.0], &[false], &[f32::NAN, 0.0], &[]);
+        let bytes = encode_unity_output(200, true, Some(&init), &[batch], b"").unwrap();
+        let err = decode_unity_message(&bytes, &[]).unwrap_err();
+        assert_eq!(
+            err,
+            ProtoError::NonFinite("The observations provided had NaN values.".into())
+        );
+        let batch = vector_batch(&[1], &[f32::INFINITY], &[true], &[0.0, 0.0], &[]);
+        let bytes = encode_unity_output(200, true, Some(&init), &[batch], b"").unwrap();
+        let err = decode_unity_message(&bytes, &[]).unwrap_err();
+        assert_eq!(
+            err,
+            ProtoError::NonFinite("The rewards provided had Infinite values.".into())
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let init = brain(2, vec![]);
+        let batch = vector_batch(&[1, 2], &[0.0, 1.0], &[false, false], &[1.0; 4], &[]);
+        let bytes = encode_unity_output(200, true, Some(&init), &[batch], b"xyz").unwrap();
+        for cut in 0..bytes.len() {
+            // Either an error or a shorter valid message; never a panic.
+            let _ = decode_unity_message(&bytes[..cut], &[]);
+        }
+        let mut garbage = bytes.clone();
+        for byte in garbage.iter_mut().step_by(3) {
+            *byte = byte.wrapping_mul(77).wrapping_add(13);
+        }
+        let _ = decode_unity_message(&garbage, &[]);
+        assert!(decode_unity_message(&bytes[..bytes.len() - 1], &[]).is_err());
+    }
+
+    #[test]
+    fn empty_output_and_close_status() {
+        let bytes = encode_unity_output(200, false, None, &[], b"").unwrap();
+        assert_eq!(bytes, [0x0a, 0x03, 0x08, 0xc8, 0x01]);
+        let decoded = decode_unity_message(&bytes, &[]).unwrap();
+        assert!(!decoded.has_output);
+        let decoded = decode_unity_message(&[0x0a, 0x03, 0x08, 0x90, 0x03], &[]).unwrap();
+        assert_eq!(decoded.status, 400);
+    }
+}
