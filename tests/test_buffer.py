@@ -191,6 +191,9 @@ def test_python_scalars_get_ml_agents_dtypes_and_same_kind_casts_are_accepted():
     field.extend(np.array([5.5], dtype=np.float64))
     assert field.dtype == np.float32
     np.testing.assert_array_equal(field.to_ndarray(), [1.5, 2.25, 3.0, 4.0, 5.5])
+    doubles = AgentBufferField()
+    doubles.append(np.float64(0.1))
+    assert doubles.dtype == np.float64 and doubles[0] == 0.1
     ints = AgentBufferField([np.array([1, 2], dtype=np.int32)])
     assert ints.dtype == np.int32 and ints.row_shape == (2,)
 
@@ -575,3 +578,72 @@ def test_corrupt_file_loads_nothing_and_group_fields_cannot_be_saved(tmp_path):
     with pytest.raises(InvalidArgumentError, match="group_dones"):
         buffer.save_to_file(tmp_path / "other.fields")
     assert not (tmp_path / "other.fields").exists()
+
+
+# ----------------------------------------------------------------------------- op sequences
+
+_OPERATION = st.one_of(
+    st.tuples(st.just("extend"), st.integers(0, 12)),
+    st.tuples(st.just("append"), st.just(0)),
+    st.tuples(st.just("truncate"), st.integers(0, 30), st.integers(1, 4)),
+    st.tuples(st.just("mini_batch"), st.integers(-5, 30), st.integers(-5, 30)),
+    st.tuples(st.just("resequence"), st.integers(1, 5)),
+    st.tuples(st.just("reset"), st.just(0)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(operations=st.lists(_OPERATION, max_size=25))
+def test_operation_sequences_match_a_list_of_rows(operations):
+    """Growth, O(1) truncation and views agree with ML-Agents' list semantics."""
+    buffer, target = AgentBuffer(), AgentBuffer()
+    rows: list[int] = []  # reference: the row ids the buffer should hold, in order
+    target_rows: list[int] = []
+    views = []  # (minibatch, expected ids): must never change afterwards
+    counter = 0
+
+    def add(ids):
+        ids = np.asarray(ids, dtype=np.int64)
+        buffer[OBS].extend(np.stack([ids, -ids], axis=1).astype(np.float32))
+        buffer[BufferKey.DONE].extend(ids % 2 == 0)
+
+    for operation in operations:
+        kind = operation[0]
+        if kind == "extend":
+            ids = list(range(counter, counter + operation[1]))
+            counter += operation[1]
+            add(ids)
+            rows += ids
+        elif kind == "append":
+            buffer[OBS].append(np.array([counter, -counter], dtype=np.float32))
+            buffer[BufferKey.DONE].append(counter % 2 == 0)
+            rows.append(counter)
+            counter += 1
+        elif kind == "truncate":
+            max_length, sequence_length = operation[1], operation[2]
+            buffer.truncate(max_length, sequence_length)
+            keep = max_length - max_length % sequence_length
+            if len(rows) > keep:
+                rows = rows[len(rows) - keep :]
+        elif kind == "mini_batch":
+            start, end = operation[1], operation[2]
+            views.append((buffer.make_mini_batch(start, end), rows[start:end]))
+        elif kind == "resequence":
+            if rows:
+                buffer.resequence_and_append(target, training_length=operation[1])
+                padded = reference_get_batch(list(rows), 0, None, operation[1])
+                target_rows += [int(r) if not isinstance(r, np.ndarray) else 0 for r in padded]
+        else:
+            buffer.reset_agent()
+            rows = []
+        if buffer.num_experiences or rows:
+            np.testing.assert_array_equal(np.asarray(buffer[OBS])[:, 0], rows)
+            np.testing.assert_array_equal(
+                np.asarray(buffer[BufferKey.DONE]), np.array(rows) % 2 == 0
+            )
+        for batch, expected in views:
+            got = np.asarray(batch[OBS])[:, 0] if batch.num_experiences else []
+            np.testing.assert_array_equal(got, expected)
+    if target_rows:
+        np.testing.assert_array_equal(np.asarray(target[OBS])[:, 0], target_rows)
+        assert target.check_length([OBS, BufferKey.DONE])

@@ -547,7 +547,10 @@ class AgentBufferField:
         elif self._items is not None:
             self._items.append(element)
         else:
-            row = element if isinstance(element, np.ndarray) else _untyped_to_array(element)
+            if isinstance(element, (np.ndarray, np.generic)):
+                row = np.asarray(element)  # numpy data keeps its dtype
+            else:
+                row = _untyped_to_array(element)
             self._append_rows(row[np.newaxis])
         self.padding_value = padding_value
 
