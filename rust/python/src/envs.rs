@@ -170,6 +170,12 @@ impl BuiltinVectorEnv {
         step_arrays(py, self.env.spec(), batch)
     }
 
+    /// Restarts the random streams from `seed`; the next `reset` starts the episodes
+    /// a fresh environment with that seed would start.
+    fn reseed(&mut self, seed: u64) {
+        self.env.reseed(seed);
+    }
+
     /// One decision for every agent: `continuous` float32 `(num_agents,
     /// continuous_size)`, `discrete` int32 `(num_agents, len(discrete_branches))`.
     fn step<'py>(

@@ -181,6 +181,12 @@ class BuiltinEnv(BaseEnv):
     def behavior_specs(self) -> BehaviorMapping:
         return self._specs
 
+    def reseed(self, seed: int) -> None:
+        """Restart the random streams: the next ``reset`` starts the same episodes for the
+        same ``seed`` (samplers keep the seeds their sender gave them)."""
+        self._check_open()
+        self._native.reseed(seed % 2**64)
+
     def reset(self) -> None:
         """Start a new episode for every agent (all agents get new ids)."""
         self._check_open()
