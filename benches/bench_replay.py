@@ -5,6 +5,8 @@ reward, done):
 - sample 128 steps from a 500k-step buffer (with next observations and done flags);
 - truncate a 500k-step buffer to its newest 400k steps;
 - save / load 100k steps (ours: checksummed field file, fsync + rename).
+The same workloads also run on our Rust-backed ``AgentBuffer`` (``mlagents_fast.trainers.buffer``,
+what ML-Agents' SAC uses as its replay buffer), in rows marked "AgentBuffer".
 References: plain numpy in this process (fancy indexing of flat arrays; a copy of the newest
 rows; ``np.savez``/``np.load``), ML-Agents 1.1.0's ``AgentBuffer`` in its anchor venv
 (``ref_mlagents_replay.py``), rlox 1.2.0 in the peers venv (``ref_peers_replay.py``).
@@ -29,6 +31,7 @@ from replay_workload import (
     make_columns,
 )
 
+from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, ObservationKeyPrefix
 from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBuffer
 
 TARGETS_S = {"sample": 10e-6, "truncate": 1e-3, "save": 40e-3, "load": 20e-3}
@@ -56,6 +59,18 @@ def sac_buffer(columns: dict[str, np.ndarray], seed: int = 0) -> ReplayBuffer:
             {"obs_0": columns["next_obs"][end - 1]},
             terminated=True,
         )
+    return buffer
+
+
+def sac_agent_buffer(columns: dict[str, np.ndarray]) -> AgentBuffer:
+    """Our AgentBuffer holding the workload, with ML-Agents' SAC keys (done as float32, as
+    ML-Agents stores it)."""
+    buffer = AgentBuffer()
+    buffer[(ObservationKeyPrefix.OBSERVATION, 0)].extend(columns["obs"])
+    buffer[(ObservationKeyPrefix.NEXT_OBSERVATION, 0)].extend(columns["next_obs"])
+    buffer[BufferKey.CONTINUOUS_ACTION].extend(columns["continuous_action"])
+    buffer[BufferKey.ENVIRONMENT_REWARDS].extend(columns["reward"])
+    buffer[BufferKey.DONE].extend(columns["done"].astype(np.float32))
     return buffer
 
 
@@ -114,6 +129,18 @@ def main() -> None:
         f"{BATCH_SIZE / sample_s / 1e6:.1f} M steps/s",
     )
 
+    agent_buffer = sac_agent_buffer(columns)
+    assert agent_buffer.num_experiences == SAMPLE_BUFFER_STEPS
+    agent_sample_s = best_time(
+        partial(agent_buffer.sample_mini_batch, BATCH_SIZE), repeat=20, number=50
+    )
+    report(
+        "  AgentBuffer.sample_mini_batch(128) of 500k",
+        agent_sample_s,
+        refs("sample", numpy_sample_s),
+    )
+    del agent_buffer
+
     # Truncate 500k -> 400k (each round on a freshly filled buffer).
     def truncate(target: ReplayBuffer) -> None:
         target.truncate(TRUNCATE_TO)
@@ -129,6 +156,12 @@ def main() -> None:
         truncated.rows([0, TRUNCATE_TO - 1])["obs_0"], columns["obs"][[-TRUNCATE_TO, -1]]
     )
     report("truncate 500k -> 400k steps", truncate_s, refs("truncate", numpy_truncate_s))
+    agent_truncate_s = timed_with_setup(
+        lambda: sac_agent_buffer(columns), lambda b: b.truncate(TRUNCATE_TO), repeat=5
+    )
+    report(
+        "  AgentBuffer.truncate 500k -> 400k", agent_truncate_s, refs("truncate", numpy_truncate_s)
+    )
     del buffer, truncated
 
     # Save / load 100k.
@@ -149,15 +182,29 @@ def main() -> None:
         numpy_load_s = best_time(numpy_load, repeat=7)
         check_against_columns(ReplayBuffer.load(path), small_columns)
         size_mb = os.path.getsize(path) / 1e6
+
+        small_agent = sac_agent_buffer(small_columns)
+        agent_path = os.path.join(folder, "agent.buf")
+        agent_save_s = best_time(lambda: small_agent.save_to_file(agent_path), repeat=7)
+
+        def agent_load():
+            loaded = AgentBuffer()
+            loaded.load_from_file(agent_path)
+            return loaded
+
+        agent_load_s = best_time(agent_load, repeat=7)
+        assert agent_load().num_experiences == SAVE_LOAD_STEPS
     report(
         "save 100k steps (fsync + rename)",
         save_s,
         refs("save", numpy_save_s),
         f"{size_mb / save_s / 1e3:.2f} GB/s",
     )
+    report("  AgentBuffer.save_to_file 100k", agent_save_s, refs("save", numpy_save_s))
     report(
         "load 100k steps", load_s, refs("load", numpy_load_s), f"{size_mb / load_s / 1e3:.2f} GB/s"
     )
+    report("  AgentBuffer.load_from_file 100k", agent_load_s, refs("load", numpy_load_s))
 
 
 if __name__ == "__main__":

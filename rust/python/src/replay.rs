@@ -333,13 +333,20 @@ impl PyReplayRing {
 
     /// sample(batch_size) -> (fields, next_fields, done, indices)
     fn sample<'py>(&mut self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyTuple>> {
-        let sample = self.ring.sample(batch_size).py()?;
+        // Small batches (the SAC case) cost less than releasing the interpreter.
+        let sample = if batch_size >= 4096 {
+            let ring = &mut self.ring;
+            py.detach(|| ring.sample(batch_size)).py()?
+        } else {
+            self.ring.sample(batch_size).py()?
+        };
         self.sample_to_python(py, sample)
     }
 
     /// rows(indices) -> (fields, next_fields, done, indices): rows by logical index (0 = oldest).
     fn rows<'py>(&self, py: Python<'py>, indices: Vec<usize>) -> PyResult<Bound<'py, PyTuple>> {
-        let sample = self.ring.rows(&indices).py()?;
+        let ring = &self.ring;
+        let sample = py.detach(|| ring.rows(&indices)).py()?;
         self.sample_to_python(py, sample)
     }
 
