@@ -436,14 +436,15 @@ def test_empty_inputs_give_empty_outputs():
 
 
 def test_large_ragged_batch_equals_per_trajectory_drop_in():
+    # About 300k steps: above the size where the kernel goes multi-threaded.
     rng = np.random.default_rng(4)
-    lengths = rng.integers(0, 2000, size=70)
+    lengths = rng.integers(0, 2000, size=300)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     rewards = rng.normal(size=offsets[-1]).astype(np.float32)
     values = rng.normal(size=offsets[-1]).astype(np.float32)
-    value_next = rng.normal(size=70).astype(np.float32)
+    value_next = rng.normal(size=300).astype(np.float32)
     result = compute_gae_ragged(rewards, values, offsets, value_next)
-    for i in range(70):
+    for i in range(300):
         span = slice(offsets[i], offsets[i + 1])
         np.testing.assert_array_equal(
             result.advantages[span], get_gae(rewards[span], values[span], value_next[i])
@@ -456,9 +457,10 @@ FORK_SCRIPT = textwrap.dedent(
     import numpy as np
     from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged
     warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, fork() may deadlock"
-    offsets = np.arange(0, 64_001, 1000, dtype=np.int64)
-    rewards = np.ones(64_000, np.float32)
-    value_next = np.zeros(64, np.float32)
+    # 300 x 1000 steps: large enough for the thread pool.
+    offsets = np.arange(0, 300_001, 1000, dtype=np.int64)
+    rewards = np.ones(300_000, np.float32)
+    value_next = np.zeros(300, np.float32)
     before = compute_gae_ragged(rewards, rewards, offsets, value_next)  # starts the pool
     pid = os.fork()
     if pid == 0:

@@ -19,6 +19,7 @@
 //! - [`gae_time_major`]: `[T, N]` arrays from `N` parallel environments, with
 //!   separate `terminated` and `truncated` masks (see its documentation).
 
+use std::mem::MaybeUninit;
 use std::ops::{Add, Mul, Sub};
 
 use rayon::prelude::*;
@@ -74,24 +75,60 @@ pub struct AdvantagesAndReturns<F> {
     pub returns: Vec<F>,
 }
 
-/// Below this many steps a batched call runs on the calling thread: handing
-/// work to the rayon pool costs a few microseconds, more than the work itself.
-/// Measured with `benches/bench_advantages.py` on a 2-core machine.
-pub const PARALLEL_MIN_STEPS: usize = 32 * 1024;
+/// Below this many steps a ragged batch runs on the calling thread. Measured
+/// on the 2-core development machine (busy with other jobs): 64 x 1000 steps
+/// took 58 us on one thread and 75 us through the rayon pool; 1024 x 1000
+/// took 2.19 ms on one thread and 0.79 ms through the pool.
+pub const PARALLEL_MIN_STEPS: usize = 256 * 1024;
 
-/// How many trajectories (or column groups) the ragged kernel advances in
-/// lockstep: independent recursions hide the latency of the dependent
-/// multiply-add chain of each one.
+/// How many trajectories the ragged kernel advances in lockstep: independent
+/// recursions hide the latency of each one's dependent multiply-add chain.
 const INTERLEAVE: usize = 8;
 
-/// A buffer for `len` results. Filled explicitly rather than with
-/// `vec![0.0; len]`: that asks the allocator for zeroed memory (`calloc`),
-/// which for buffers this size means fresh pages and a page fault on each,
-/// several times slower than writing the zeros.
-fn output_buffer<F: Real>(len: usize) -> Vec<F> {
-    let mut buffer = Vec::with_capacity(len);
-    buffer.resize(len, F::ZERO);
-    buffer
+/// Output slots that the kernels fill completely, never read.
+type Slots<F> = [MaybeUninit<F>];
+
+/// Views initialized storage as output slots.
+fn as_slots<F>(out: &mut [F]) -> &mut Slots<F> {
+    // SAFETY: `MaybeUninit<F>` has the layout of `F`, and the kernels only
+    // ever store initialized values through the view, so `out` stays valid.
+    unsafe { &mut *(out as *mut [F] as *mut Slots<F>) }
+}
+
+/// A vector of `len` results written by `fill`, without zeroing it first:
+/// zeroed buffers of this size come from `calloc` as fresh pages, whose page
+/// faults cost more than the kernel itself.
+fn filled_vec<F>(
+    len: usize,
+    fill: impl FnOnce(&mut Slots<F>) -> CoreResult<()>,
+) -> CoreResult<Vec<F>> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len])?;
+    // SAFETY: every kernel that returns Ok has written all `len` slots.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
+/// Two result vectors of `len`, written by `fill` (see [`filled_vec`]).
+fn filled_pair<F>(
+    len: usize,
+    fill: impl FnOnce(&mut Slots<F>, &mut Slots<F>) -> CoreResult<()>,
+) -> CoreResult<AdvantagesAndReturns<F>> {
+    let mut advantages = Vec::with_capacity(len);
+    let mut returns = Vec::with_capacity(len);
+    fill(
+        &mut advantages.spare_capacity_mut()[..len],
+        &mut returns.spare_capacity_mut()[..len],
+    )?;
+    // SAFETY: every kernel that returns Ok has written all `len` slots of both.
+    unsafe {
+        advantages.set_len(len);
+        returns.set_len(len);
+    }
+    Ok(AdvantagesAndReturns {
+        advantages,
+        returns,
+    })
 }
 
 fn check_factor(argument: &str, value: f64) -> CoreResult<()> {
@@ -116,6 +153,23 @@ fn check_len(argument: &str, got: usize, expected: usize, what: &str) -> CoreRes
     }
 }
 
+fn discount_rewards_slots<F: Real>(
+    rewards: &[F],
+    gamma: f64,
+    value_next: F,
+    out: &mut Slots<F>,
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_len("out", out.len(), rewards.len(), "one per reward")?;
+    let gamma = F::from_f64(gamma);
+    let mut running = value_next;
+    for (slot, &reward) in out.iter_mut().zip(rewards).rev() {
+        running = running * gamma + reward;
+        slot.write(running);
+    }
+    Ok(())
+}
+
 /// Discounted sum of future rewards, bootstrapped with `value_next` after the
 /// last step. Writes `out[t] = rewards[t] + gamma * out[t+1]`.
 pub fn discount_rewards_into<F: Real>(
@@ -124,33 +178,23 @@ pub fn discount_rewards_into<F: Real>(
     value_next: F,
     out: &mut [F],
 ) -> CoreResult<()> {
-    check_factor("gamma", gamma)?;
-    check_len("out", out.len(), rewards.len(), "one per reward")?;
-    let gamma = F::from_f64(gamma);
-    let mut running = value_next;
-    for (slot, &reward) in out.iter_mut().zip(rewards).rev() {
-        running = running * gamma + reward;
-        *slot = running;
-    }
-    Ok(())
+    discount_rewards_slots(rewards, gamma, value_next, as_slots(out))
 }
 
 /// [`discount_rewards_into`] into a new vector.
 pub fn discount_rewards<F: Real>(rewards: &[F], gamma: f64, value_next: F) -> CoreResult<Vec<F>> {
-    let mut out = output_buffer(rewards.len());
-    discount_rewards_into(rewards, gamma, value_next, &mut out)?;
-    Ok(out)
+    filled_vec(rewards.len(), |out| {
+        discount_rewards_slots(rewards, gamma, value_next, out)
+    })
 }
 
-/// GAE of one trajectory, bootstrapped with `value_next` (the value of the
-/// state after the last step; 0 when the episode terminated there).
-pub fn gae_into<F: Real>(
+fn gae_slots<F: Real>(
     rewards: &[F],
     values: &[F],
     value_next: F,
     gamma: f64,
     lambda: f64,
-    advantages: &mut [F],
+    advantages: &mut Slots<F>,
 ) -> CoreResult<()> {
     check_factor("gamma", gamma)?;
     check_factor("lambd", lambda)?;
@@ -173,10 +217,30 @@ pub fn gae_into<F: Real>(
     for t in (0..rewards.len()).rev() {
         let delta = (rewards[t] + gamma * next_value) - values[t];
         running = running * gamma_lambda + delta;
-        advantages[t] = running;
+        advantages[t].write(running);
         next_value = values[t];
     }
     Ok(())
+}
+
+/// GAE of one trajectory, bootstrapped with `value_next` (the value of the
+/// state after the last step; 0 when the episode terminated there).
+pub fn gae_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    value_next: F,
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut [F],
+) -> CoreResult<()> {
+    gae_slots(
+        rewards,
+        values,
+        value_next,
+        gamma,
+        lambda,
+        as_slots(advantages),
+    )
 }
 
 /// [`gae_into`] into a new vector.
@@ -187,20 +251,18 @@ pub fn gae<F: Real>(
     gamma: f64,
     lambda: f64,
 ) -> CoreResult<Vec<F>> {
-    let mut advantages = output_buffer(rewards.len());
-    gae_into(rewards, values, value_next, gamma, lambda, &mut advantages)?;
-    Ok(advantages)
+    filled_vec(rewards.len(), |out| {
+        gae_slots(rewards, values, value_next, gamma, lambda, out)
+    })
 }
 
-/// Lambda returns (TD(lambda) targets) of one trajectory, as POCA computes
-/// them: `G[t] = gamma * lambda * G[t+1] + r[t] + (1 - lambda) * gamma * V[t+1]`.
-pub fn lambda_return_into<F: Real>(
+fn lambda_return_slots<F: Real>(
     rewards: &[F],
     values: &[F],
     gamma: f64,
     lambda: f64,
     value_next: F,
-    out: &mut [F],
+    out: &mut Slots<F>,
 ) -> CoreResult<()> {
     check_factor("gamma", gamma)?;
     check_factor("lambd", lambda)?;
@@ -217,12 +279,25 @@ pub fn lambda_return_into<F: Real>(
     let gamma_lambda = F::from_f64(gamma * lambda);
     let gamma_rest = F::from_f64((1.0 - lambda) * gamma);
     let mut running = rewards[last] + F::from_f64(gamma) * value_next;
-    out[last] = running;
+    out[last].write(running);
     for t in (0..last).rev() {
         running = (gamma_lambda * running + rewards[t]) + gamma_rest * values[t + 1];
-        out[t] = running;
+        out[t].write(running);
     }
     Ok(())
+}
+
+/// Lambda returns (TD(lambda) targets) of one trajectory, as POCA computes
+/// them: `G[t] = gamma * lambda * G[t+1] + r[t] + (1 - lambda) * gamma * V[t+1]`.
+pub fn lambda_return_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    gamma: f64,
+    lambda: f64,
+    value_next: F,
+    out: &mut [F],
+) -> CoreResult<()> {
+    lambda_return_slots(rewards, values, gamma, lambda, value_next, as_slots(out))
 }
 
 /// [`lambda_return_into`] into a new vector.
@@ -233,9 +308,9 @@ pub fn lambda_return<F: Real>(
     lambda: f64,
     value_next: F,
 ) -> CoreResult<Vec<F>> {
-    let mut out = output_buffer(rewards.len());
-    lambda_return_into(rewards, values, gamma, lambda, value_next, &mut out)?;
-    Ok(out)
+    filled_vec(rewards.len(), |out| {
+        lambda_return_slots(rewards, values, gamma, lambda, value_next, out)
+    })
 }
 
 /// Checks that `offsets` splits `total` steps into `trajectories` pieces:
@@ -275,18 +350,19 @@ pub fn check_offsets(offsets: &[usize], trajectories: usize, total: usize) -> Co
     Ok(())
 }
 
-/// One trajectory of a ragged batch: its inputs and its output slices.
+/// One trajectory of a ragged batch: its inputs and its output slots.
 struct RaggedPiece<'a, F> {
     rewards: &'a [F],
     values: &'a [F],
     value_next: F,
-    advantages: &'a mut [F],
-    returns: &'a mut [F],
+    advantages: &'a mut Slots<F>,
+    returns: &'a mut Slots<F>,
 }
 
-/// GAE of one trajectory into its two outputs, continuing from `running`
-/// (the advantage after its end) and `next_value`.
-fn gae_tail<F: Real>(
+/// GAE of the first `len` steps of one trajectory, continuing from `running`
+/// (the advantage of step `len`) and `next_value` (the value of step `len`).
+#[inline(always)]
+fn gae_head<F: Real>(
     piece: &mut RaggedPiece<'_, F>,
     len: usize,
     mut running: F,
@@ -303,22 +379,20 @@ fn gae_tail<F: Real>(
         let delta = (rewards[t] + gamma * next_value) - value;
         running = running * gamma_lambda + delta;
         next_value = value;
-        advantages[t] = running;
-        returns[t] = running + value;
+        advantages[t].write(running);
+        returns[t].write(running + value);
     }
 }
 
 /// GAE of `LANES` trajectories advanced together from their ends: each lane
 /// is an independent multiply-add chain, so the processor overlaps them
 /// instead of waiting on one. Each lane does exactly what [`gae`] does.
+#[inline(always)]
 fn gae_lanes<F: Real, const LANES: usize>(
-    pieces: &mut [RaggedPiece<'_, F>],
+    pieces: &mut [RaggedPiece<'_, F>; LANES],
     gamma: F,
     gamma_lambda: F,
 ) {
-    let pieces: &mut [RaggedPiece<'_, F>; LANES] = pieces
-        .try_into()
-        .expect("gae_lanes is called with exactly LANES pieces");
     // Lockstep over the last `common` steps of every trajectory.
     let common = pieces.iter().map(|p| p.rewards.len()).min().unwrap_or(0);
     let mut running = [F::ZERO; LANES];
@@ -333,7 +407,7 @@ fn gae_lanes<F: Real, const LANES: usize>(
                 &mut piece.returns[start..],
             )
         });
-        for tail in tails.iter_mut() {
+        for tail in tails.iter() {
             // Equal lengths known to the compiler: no bounds checks below.
             assert!(tail.0.len() == common && tail.1.len() == common);
             assert!(tail.2.len() == common && tail.3.len() == common);
@@ -345,15 +419,15 @@ fn gae_lanes<F: Real, const LANES: usize>(
                 let advantage = running[lane] * gamma_lambda + delta;
                 running[lane] = advantage;
                 next_value[lane] = value;
-                advantages[t] = advantage;
-                returns[t] = advantage + value;
+                advantages[t].write(advantage);
+                returns[t].write(advantage + value);
             }
         }
     }
     // Whatever is longer than the shortest one finishes lane by lane.
     for (lane, piece) in pieces.iter_mut().enumerate() {
         let rest = piece.rewards.len() - common;
-        gae_tail(
+        gae_head(
             piece,
             rest,
             running[lane],
@@ -364,47 +438,60 @@ fn gae_lanes<F: Real, const LANES: usize>(
     }
 }
 
-/// GAE of a group of at most [`INTERLEAVE`] trajectories.
-fn gae_group<F: Real>(group: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
+/// GAE of a group of trajectories, [`INTERLEAVE`] at a time.
+#[inline(always)]
+fn gae_group_body<F: Real>(group: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
     let mut rest = group;
     while !rest.is_empty() {
         // Widest lane count that fits, so that leftovers still overlap.
-        let lanes = [8, 4, 2, 1]
+        let lanes = [INTERLEAVE, 4, 2, 1]
             .into_iter()
             .find(|&lanes| lanes <= rest.len())
             .unwrap_or(1);
         let (head, tail) = rest.split_at_mut(lanes);
-        match lanes {
-            8 => gae_lanes::<F, 8>(head, gamma, gamma_lambda),
-            4 => gae_lanes::<F, 4>(head, gamma, gamma_lambda),
-            2 => gae_lanes::<F, 2>(head, gamma, gamma_lambda),
-            _ => {
-                let piece = &mut head[0];
-                let len = piece.rewards.len();
-                gae_tail(piece, len, F::ZERO, piece.value_next, gamma, gamma_lambda);
+        if let Ok(head) = <&mut [_; INTERLEAVE]>::try_from(&mut *head) {
+            gae_lanes(head, gamma, gamma_lambda);
+        } else if let Ok(head) = <&mut [_; 4]>::try_from(&mut *head) {
+            gae_lanes(head, gamma, gamma_lambda);
+        } else if let Ok(head) = <&mut [_; 2]>::try_from(&mut *head) {
+            gae_lanes(head, gamma, gamma_lambda);
+        } else {
+            for piece in head.iter_mut() {
+                let (len, value_next) = (piece.rewards.len(), piece.value_next);
+                gae_head(piece, len, F::ZERO, value_next, gamma, gamma_lambda);
             }
         }
         rest = tail;
     }
 }
 
-/// Batched GAE over trajectories concatenated along one axis.
-///
-/// Trajectory `i` is `rewards[offsets[i]..offsets[i+1]]` (same for `values`),
-/// bootstrapped with `value_next[i]`; each gets exactly what [`gae`] would
-/// give it. `offsets` has one more entry than `value_next`, starts at 0, never
-/// decreases and ends at `rewards.len()` (empty trajectories are allowed).
-/// Writes `advantages` and `returns = advantages + values`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gae_group_avx2<F: Real>(group: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
+    gae_group_body(group, gamma, gamma_lambda)
+}
+
+/// [`gae_group_body`], compiled for AVX2 where the processor has it (same
+/// operations in the same order, so the same results, bit for bit).
+fn gae_group<F: Real>(group: &mut [RaggedPiece<'_, F>], gamma: F, gamma_lambda: F) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        return unsafe { gae_group_avx2(group, gamma, gamma_lambda) };
+    }
+    gae_group_body(group, gamma, gamma_lambda)
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn gae_ragged_into<F: Real>(
+fn gae_ragged_slots<F: Real>(
     rewards: &[F],
     values: &[F],
     offsets: &[usize],
     value_next: &[F],
     gamma: f64,
     lambda: f64,
-    advantages: &mut [F],
-    returns: &mut [F],
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
 ) -> CoreResult<()> {
     check_factor("gamma", gamma)?;
     check_factor("lambd", lambda)?;
@@ -412,6 +499,7 @@ pub fn gae_ragged_into<F: Real>(
     check_len("values", values.len(), total, "one per reward")?;
     check_len("advantages", advantages.len(), total, "one per reward")?;
     check_len("returns", returns.len(), total, "one per reward")?;
+    // Valid offsets cover every step exactly once: every slot gets written.
     check_offsets(offsets, value_next.len(), total)?;
 
     // Cut inputs and outputs into per-trajectory pieces (disjoint borrows).
@@ -439,11 +527,39 @@ pub fn gae_ragged_into<F: Real>(
             .par_chunks_mut(INTERLEAVE)
             .for_each(|group| gae_group(group, gamma, gamma_lambda));
     } else {
-        for group in pieces.chunks_mut(INTERLEAVE) {
-            gae_group(group, gamma, gamma_lambda);
-        }
+        gae_group(&mut pieces, gamma, gamma_lambda);
     }
     Ok(())
+}
+
+/// Batched GAE over trajectories concatenated along one axis.
+///
+/// Trajectory `i` is `rewards[offsets[i]..offsets[i+1]]` (same for `values`),
+/// bootstrapped with `value_next[i]`; each gets exactly what [`gae`] would
+/// give it. `offsets` has one more entry than `value_next`, starts at 0, never
+/// decreases and ends at `rewards.len()` (empty trajectories are allowed).
+/// Writes `advantages` and `returns = advantages + values`.
+#[allow(clippy::too_many_arguments)]
+pub fn gae_ragged_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut [F],
+    returns: &mut [F],
+) -> CoreResult<()> {
+    gae_ragged_slots(
+        rewards,
+        values,
+        offsets,
+        value_next,
+        gamma,
+        lambda,
+        as_slots(advantages),
+        as_slots(returns),
+    )
 }
 
 /// [`gae_ragged_into`] into new vectors.
@@ -455,21 +571,10 @@ pub fn gae_ragged<F: Real>(
     gamma: f64,
     lambda: f64,
 ) -> CoreResult<AdvantagesAndReturns<F>> {
-    let mut advantages = output_buffer(rewards.len());
-    let mut returns = output_buffer(rewards.len());
-    gae_ragged_into(
-        rewards,
-        values,
-        offsets,
-        value_next,
-        gamma,
-        lambda,
-        &mut advantages,
-        &mut returns,
-    )?;
-    Ok(AdvantagesAndReturns {
-        advantages,
-        returns,
+    filled_pair(rewards.len(), |advantages, returns| {
+        gae_ragged_slots(
+            rewards, values, offsets, value_next, gamma, lambda, advantages, returns,
+        )
     })
 }
 
@@ -496,6 +601,146 @@ pub struct TimeMajorBatch<'a, F> {
     pub truncated: &'a [u8],
 }
 
+fn gae_time_major_slots<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: f64,
+    lambda: f64,
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    let total = batch.steps.checked_mul(batch.envs).ok_or_else(|| {
+        CoreError::invalid("rewards", "number of steps times environments overflows")
+    })?;
+    let what = "steps x environments";
+    check_len("rewards", batch.rewards.len(), total, what)?;
+    check_len("values", batch.values.len(), total, what)?;
+    check_len("next_values", batch.next_values.len(), total, what)?;
+    check_len("terminated", batch.terminated.len(), total, what)?;
+    check_len("truncated", batch.truncated.len(), total, what)?;
+    check_len("advantages", advantages.len(), total, what)?;
+    check_len("returns", returns.len(), total, what)?;
+    if total == 0 {
+        return Ok(());
+    }
+    let gamma_lambda = F::from_f64(gamma * lambda);
+    let gamma = F::from_f64(gamma);
+    time_major_rows(batch, gamma, gamma_lambda, advantages, returns);
+    Ok(())
+}
+
+/// Every row of the batch, last to first, with `running[n]` carrying
+/// environment `n`'s advantage from one row to the one before it.
+#[inline(always)]
+fn time_major_rows_body<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: F,
+    gamma_lambda: F,
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
+) {
+    let envs = batch.envs;
+    let mut running = vec![F::ZERO; envs];
+    let rows = batch
+        .rewards
+        .chunks_exact(envs)
+        .zip(batch.values.chunks_exact(envs))
+        .zip(batch.next_values.chunks_exact(envs))
+        .zip(batch.terminated.chunks_exact(envs))
+        .zip(batch.truncated.chunks_exact(envs))
+        .zip(advantages.chunks_exact_mut(envs))
+        .zip(returns.chunks_exact_mut(envs));
+    for ((((((rewards, values), next_values), terminated), truncated), advantages), returns) in
+        rows.rev()
+    {
+        let row = TimeMajorRow {
+            rewards,
+            values,
+            next_values,
+            terminated,
+            truncated,
+        };
+        time_major_row(&row, gamma, gamma_lambda, &mut running, advantages, returns);
+    }
+}
+
+/// One step `t` of every environment.
+struct TimeMajorRow<'a, F> {
+    rewards: &'a [F],
+    values: &'a [F],
+    next_values: &'a [F],
+    terminated: &'a [u8],
+    truncated: &'a [u8],
+}
+
+/// Advances the recursion of every environment by one step back in time.
+/// A function of its own so that the compiler knows `running` and the
+/// outputs do not overlap, which it needs to vectorize across environments.
+#[inline(always)]
+fn time_major_row<F: Real>(
+    row: &TimeMajorRow<'_, F>,
+    gamma: F,
+    gamma_lambda: F,
+    running: &mut [F],
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
+) {
+    // Re-slicing every row to one length lets the compiler drop the bounds checks.
+    let envs = running.len();
+    let (rewards, values, next_values) = (
+        &row.rewards[..envs],
+        &row.values[..envs],
+        &row.next_values[..envs],
+    );
+    let (terminated, truncated) = (&row.terminated[..envs], &row.truncated[..envs]);
+    let (advantages, returns) = (&mut advantages[..envs], &mut returns[..envs]);
+    for n in 0..envs {
+        let is_terminal = terminated[n] != 0;
+        let is_cut = is_terminal | (truncated[n] != 0);
+        // Loads happen unconditionally so that the selects vectorize.
+        // Selected, not multiplied by a mask: a NaN next value of a
+        // terminal step must not leak into the result.
+        let (next_value, carried) = (next_values[n], running[n]);
+        let next_value = if is_terminal { F::ZERO } else { next_value };
+        let carried = if is_cut { F::ZERO } else { carried };
+        let delta = (rewards[n] + gamma * next_value) - values[n];
+        let advantage = carried * gamma_lambda + delta;
+        running[n] = advantage;
+        advantages[n].write(advantage);
+        returns[n].write(advantage + values[n]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn time_major_rows_avx2<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: F,
+    gamma_lambda: F,
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
+) {
+    time_major_rows_body(batch, gamma, gamma_lambda, advantages, returns)
+}
+
+/// [`time_major_rows_body`], compiled for AVX2 where the processor has it
+/// (wider vectors, same operations in the same order: same results).
+fn time_major_rows<F: Real>(
+    batch: &TimeMajorBatch<'_, F>,
+    gamma: F,
+    gamma_lambda: F,
+    advantages: &mut Slots<F>,
+    returns: &mut Slots<F>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        return unsafe { time_major_rows_avx2(batch, gamma, gamma_lambda, advantages, returns) };
+    }
+    time_major_rows_body(batch, gamma, gamma_lambda, advantages, returns)
+}
+
 /// Batched GAE over `N` environments stepped together for `T` steps.
 ///
 /// Shape contract (like TorchRL's `generalized_advantage_estimate`, but
@@ -520,95 +765,13 @@ pub fn gae_time_major_into<F: Real>(
     advantages: &mut [F],
     returns: &mut [F],
 ) -> CoreResult<()> {
-    check_factor("gamma", gamma)?;
-    check_factor("lambd", lambda)?;
-    let total = batch.steps.checked_mul(batch.envs).ok_or_else(|| {
-        CoreError::invalid("rewards", "number of steps times environments overflows")
-    })?;
-    let what = "steps x environments";
-    check_len("rewards", batch.rewards.len(), total, what)?;
-    check_len("values", batch.values.len(), total, what)?;
-    check_len("next_values", batch.next_values.len(), total, what)?;
-    check_len("terminated", batch.terminated.len(), total, what)?;
-    check_len("truncated", batch.truncated.len(), total, what)?;
-    check_len("advantages", advantages.len(), total, what)?;
-    check_len("returns", returns.len(), total, what)?;
-    if total == 0 {
-        return Ok(());
-    }
-
-    let gamma_lambda = F::from_f64(gamma * lambda);
-    let gamma = F::from_f64(gamma);
-    let envs = batch.envs;
-    let mut running = vec![F::ZERO; envs];
-    let rows = batch
-        .rewards
-        .chunks_exact(envs)
-        .zip(batch.values.chunks_exact(envs))
-        .zip(batch.next_values.chunks_exact(envs))
-        .zip(batch.terminated.chunks_exact(envs))
-        .zip(batch.truncated.chunks_exact(envs))
-        .zip(advantages.chunks_exact_mut(envs))
-        .zip(returns.chunks_exact_mut(envs));
-    for ((((((rewards, values), next_values), terminated), truncated), advantages), returns) in
-        rows.rev()
-    {
-        let row = TimeMajorRow {
-            rewards,
-            values,
-            next_values,
-            terminated,
-            truncated,
-        };
-        time_major_row(&row, gamma, gamma_lambda, &mut running, advantages, returns);
-    }
-    Ok(())
-}
-
-/// One step `t` of every environment.
-struct TimeMajorRow<'a, F> {
-    rewards: &'a [F],
-    values: &'a [F],
-    next_values: &'a [F],
-    terminated: &'a [u8],
-    truncated: &'a [u8],
-}
-
-/// Advances the recursion of every environment by one step back in time.
-#[inline(always)]
-fn time_major_row<F: Real>(
-    row: &TimeMajorRow<'_, F>,
-    gamma: F,
-    gamma_lambda: F,
-    running: &mut [F],
-    advantages: &mut [F],
-    returns: &mut [F],
-) {
-    // Re-slicing every row to one length lets the compiler drop the bounds
-    // checks and vectorize the loop across environments.
-    let envs = running.len();
-    let (rewards, values, next_values) = (
-        &row.rewards[..envs],
-        &row.values[..envs],
-        &row.next_values[..envs],
-    );
-    let (terminated, truncated) = (&row.terminated[..envs], &row.truncated[..envs]);
-    let (advantages, returns) = (&mut advantages[..envs], &mut returns[..envs]);
-    for n in 0..envs {
-        let is_terminal = terminated[n] != 0;
-        let is_cut = is_terminal | (truncated[n] != 0);
-        // Selected, not multiplied by a mask: a NaN next value of a terminal
-        // step must not leak into the result.
-        // Loads happen unconditionally so that the selects vectorize.
-        let (next_value, carried) = (next_values[n], running[n]);
-        let next_value = if is_terminal { F::ZERO } else { next_value };
-        let carried = if is_cut { F::ZERO } else { carried };
-        let delta = (rewards[n] + gamma * next_value) - values[n];
-        let advantage = carried * gamma_lambda + delta;
-        running[n] = advantage;
-        advantages[n] = advantage;
-        returns[n] = advantage + values[n];
-    }
+    gae_time_major_slots(
+        batch,
+        gamma,
+        lambda,
+        as_slots(advantages),
+        as_slots(returns),
+    )
 }
 
 /// [`gae_time_major_into`] into new vectors.
@@ -617,13 +780,8 @@ pub fn gae_time_major<F: Real>(
     gamma: f64,
     lambda: f64,
 ) -> CoreResult<AdvantagesAndReturns<F>> {
-    let total = batch.rewards.len();
-    let mut advantages = output_buffer(total);
-    let mut returns = output_buffer(total);
-    gae_time_major_into(batch, gamma, lambda, &mut advantages, &mut returns)?;
-    Ok(AdvantagesAndReturns {
-        advantages,
-        returns,
+    filled_pair(batch.rewards.len(), |advantages, returns| {
+        gae_time_major_slots(batch, gamma, lambda, advantages, returns)
     })
 }
 
@@ -748,8 +906,9 @@ mod tests {
     #[test]
     fn ragged_equals_one_gae_per_trajectory() {
         let mut rng = Pcg64::seed_from_u64(5);
-        // Small (sequential path) and large (parallel path) batches, ragged lengths incl. 0.
-        for (trajectories, max_len) in [(1, 0), (3, 5), (13, 40), (70, 2000)] {
+        // Ragged lengths, empty trajectories included.
+        // The last batch is big enough for the thread pool (PARALLEL_MIN_STEPS).
+        for (trajectories, max_len) in [(1, 0), (3, 5), (13, 40), (70, 2000), (300, 2000)] {
             let offsets = random_ragged(&mut rng, trajectories, max_len);
             let total = *offsets.last().unwrap();
             let r = random_vec(&mut rng, total);
@@ -916,5 +1075,55 @@ mod tests {
         assert!(
             matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "truncated")
         );
+    }
+
+    #[test]
+    fn dispatched_kernels_match_the_portable_build_bit_for_bit() {
+        // Where the processor has AVX2 the kernels run a build for it; it must
+        // give exactly what the portable build gives.
+        let mut rng = Pcg64::seed_from_u64(21);
+        let (steps, envs) = (200, 37);
+        let n = steps * envs;
+        let r: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let term: Vec<u8> = (0..n).map(|_| rng.random_bool(0.05) as u8).collect();
+        let trunc: Vec<u8> = (0..n).map(|_| rng.random_bool(0.05) as u8).collect();
+        let batch = TimeMajorBatch {
+            steps,
+            envs,
+            rewards: &r,
+            values: &v,
+            next_values: &v,
+            terminated: &term,
+            truncated: &trunc,
+        };
+        let (gamma, gamma_lambda) = (0.99f32, (0.99f64 * 0.95) as f32);
+        let dispatched = gae_time_major(&batch, 0.99, 0.95).unwrap();
+        let portable = filled_pair(n, |adv, ret| {
+            time_major_rows_body(&batch, gamma, gamma_lambda, adv, ret);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(dispatched, portable);
+
+        let offsets: Vec<usize> = (0..=envs).map(|i| i * steps).collect();
+        let value_next = vec![0.5f32; envs];
+        let dispatched = gae_ragged(&r, &v, &offsets, &value_next, 0.99, 0.95).unwrap();
+        let portable = filled_pair(n, |adv, ret| {
+            let mut pieces: Vec<RaggedPiece<'_, f32>> = Vec::new();
+            for ((i, a), b) in adv.chunks_mut(steps).enumerate().zip(ret.chunks_mut(steps)) {
+                pieces.push(RaggedPiece {
+                    rewards: &r[i * steps..(i + 1) * steps],
+                    values: &v[i * steps..(i + 1) * steps],
+                    value_next: 0.5,
+                    advantages: a,
+                    returns: b,
+                });
+            }
+            gae_group_body(&mut pieces, gamma, gamma_lambda);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(dispatched, portable);
     }
 }

@@ -23,6 +23,7 @@ all of one dtype, and raise :class:`~mlagents_fast.exceptions.InvalidArgumentErr
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,7 +54,7 @@ class AdvantagesAndReturns(NamedTuple):
 
 
 def _real_array(value: Any, argument: str) -> np.ndarray:
-    array = np.asarray(value)
+    array = value if type(value) is np.ndarray else np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise InvalidArgumentError(
             f"{argument}: expected real numbers, got an array of dtype {array.dtype}"
@@ -68,6 +69,11 @@ def _as_float(dtype: np.dtype) -> np.dtype:
 
 def _single_value(value_next: Any) -> tuple[float, np.dtype]:
     """``value_next`` as a float, and the dtype ``np.append`` would give it."""
+    # Fast paths for what trainers pass: a Python float or a numpy scalar.
+    if type(value_next) is float:
+        return value_next, _FLOAT64
+    if isinstance(value_next, np.floating):
+        return float(value_next), value_next.dtype
     array = _real_array(value_next, "value_next")
     if array.size != 1:
         raise InvalidArgumentError(
@@ -76,9 +82,20 @@ def _single_value(value_next: Any) -> tuple[float, np.dtype]:
     return float(array.reshape(-1)[0]), array.dtype
 
 
+@functools.cache
+def _gae_result_dtype(
+    rewards_dtype: np.dtype, values_dtype: np.dtype, bootstrap_dtype: np.dtype
+) -> np.dtype:
+    """ML-Agents' get_gae: ``np.append(values, value_next)``, then ``rewards + gamma * V ...``."""
+    appended = _as_float(np.result_type(values_dtype, bootstrap_dtype))
+    return np.result_type(rewards_dtype, appended)
+
+
 def _kernel_input(array: np.ndarray, result_dtype: np.dtype) -> np.ndarray:
     """``array`` as the contiguous float32/float64 vector the kernel for ``result_dtype`` takes."""
     kernel_dtype = _FLOAT32 if result_dtype == _FLOAT32 else _FLOAT64
+    if array.dtype == kernel_dtype and array.ndim == 1 and array.flags.c_contiguous:
+        return array
     return np.ascontiguousarray(array.reshape(-1), dtype=kernel_dtype)
 
 
@@ -133,11 +150,11 @@ def get_gae(
     """
     rewards_array = _real_array(rewards, "rewards")
     _check_vector(rewards_array, "rewards")
-    values_array = _real_array(value_estimates, "value_estimates").reshape(-1)
+    values_array = _real_array(value_estimates, "value_estimates")
+    if values_array.ndim != 1:
+        values_array = values_array.reshape(-1)  # np.append flattens
     bootstrap, bootstrap_dtype = _single_value(value_next)
-    # ML-Agents: np.append(value_estimates, value_next), then rewards + gamma * V[1:] - V[:-1].
-    values_dtype = _as_float(np.result_type(values_array.dtype, bootstrap_dtype))
-    result_dtype = np.result_type(rewards_array.dtype, values_dtype)
+    result_dtype = _gae_result_dtype(rewards_array.dtype, values_array.dtype, bootstrap_dtype)
     if values_array.shape != rewards_array.shape:
         raise InvalidArgumentError(
             f"value_estimates: expected {rewards_array.size} values (one per reward), "
@@ -173,7 +190,9 @@ def lambda_return(
     """
     rewards = _real_array(r, "r")
     _check_vector(rewards, "r")
-    values_array = _real_array(value_estimates, "value_estimates").reshape(-1)
+    values_array = _real_array(value_estimates, "value_estimates")
+    if values_array.ndim != 1:
+        values_array = values_array.reshape(-1)
     if values_array.shape != rewards.shape:
         raise InvalidArgumentError(
             f"value_estimates: expected {rewards.size} values (one per reward), "
