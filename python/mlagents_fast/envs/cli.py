@@ -1,0 +1,393 @@
+"""``mlagents-fast-env``: run a BaseEnv as the Unity side of the link (PROTOCOL.md B.2-B.6).
+
+It behaves like a Unity player built with ML-Agents: a gRPC client that connects to
+``localhost:<--mlagents-port>``, performs the handshake, answers every reset and step with
+the environment's agents, applies the EnvironmentParameters and EngineConfiguration side
+channels, and quits when the trainer sends status 400. Player arguments it does not need
+(``-batchmode``, ``-nographics``, ``-screen-width 84``...) are accepted and ignored;
+``-logFile <path>`` receives its log.
+
+    mlagents-fast-env --env builtin:3DBall --mlagents-port 5005
+    mlagents-fast-env --write-launcher builtin:3DBall --launcher-dir envs/
+    mlagents-learn config.yaml --env envs/3DBall      # trains through the real gRPC link
+
+``--env`` takes ``builtin:<Name>``, ``gym:<id>`` (see ``mlagents_fast.envs.registry``) or
+``python:<module>:<callable>``, a callable taking ``seed``, ``num_areas`` and
+``side_channels`` keywords and returning a BaseEnv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shlex
+import stat
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+
+import grpc
+import numpy as np
+
+from mlagents_fast import __version__, _native
+from mlagents_fast.envs.base_env import ActionTuple, BaseEnv
+from mlagents_fast.envs.environment import UnityEnvironment
+from mlagents_fast.envs.exception import UnityEnvironmentException
+from mlagents_fast.envs.rpc_communicator import EXCHANGE_METHOD, MAX_MESSAGE_BYTES
+from mlagents_fast.envs.side_channel import (
+    EngineConfigurationChannel,
+    EnvironmentParametersChannel,
+    IncomingMessage,
+    SideChannel,
+)
+from mlagents_fast.envs.side_channel.default_training_analytics_side_channel import (
+    DefaultTrainingAnalyticsSideChannel,
+)
+
+__all__ = ["UnityHost", "main", "write_launcher"]
+
+logger = logging.getLogger("mlagents_fast.envs.cli")
+
+COMMAND_STEP, COMMAND_RESET, COMMAND_QUIT = 0, 1, 2
+ACADEMY_NAME = "AcademySingleton"
+PACKAGE_VERSION = f"mlagents-fast-{__version__}"
+# How long the first call waits for the trainer's server to accept connections.
+CONNECT_TIMEOUT_S = 60.0
+
+EnvFactory = Callable[[int, int, Sequence[SideChannel]], BaseEnv]
+
+
+class RelayChannel(SideChannel):
+    """Hands payloads received from the trainer to the environment's own side-channel handling.
+
+    The host registers one per channel id it relays; the environment drains ``message_queue``
+    at its next reset or step exactly as if its user had queued the messages.
+    """
+
+    def on_message_received(self, msg: IncomingMessage) -> None:
+        logger.debug("ignored a message from the environment on %s", self.channel_id)
+
+
+def _split_side_channel_records(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
+    records, offset = [], 0
+    while offset < len(data):
+        if len(data) - offset < 20:
+            raise UnityEnvironmentException("truncated side-channel record from the trainer")
+        channel_id = uuid.UUID(bytes_le=data[offset : offset + 16])
+        length = int.from_bytes(data[offset + 16 : offset + 20], "little", signed=True)
+        offset += 20
+        if length < 0 or offset + length > len(data):
+            raise UnityEnvironmentException("truncated side-channel record from the trainer")
+        records.append((channel_id, data[offset : offset + length]))
+        offset += length
+    return records
+
+
+class UnityHost:
+    """Connects to a trainer on ``address`` and serves the environment ``env_factory`` makes.
+
+    ``env_factory(seed, num_areas, side_channels)`` is called after the handshake with the
+    seed and area count the trainer sent.
+    """
+
+    def __init__(self, env_factory: EnvFactory, address: str, num_areas: int | None = None):
+        self._env_factory = env_factory
+        self._address = address
+        self._num_areas_override = num_areas
+        self._relays = {
+            channel_id: RelayChannel(channel_id)
+            for channel_id in (
+                EnvironmentParametersChannel.CHANNEL_ID,
+                EngineConfigurationChannel.CHANNEL_ID,
+            )
+        }
+        self._announced: set[str] = set()
+        self._env: BaseEnv | None = None
+
+    def run(self) -> int:
+        """Serve until the trainer closes the link. Returns the process exit code."""
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        with grpc.insecure_channel(self._address, options=options) as channel:
+            exchange = channel.unary_unary(EXCHANGE_METHOD)
+            try:
+                return self._serve(exchange)
+            except grpc.RpcError as error:
+                logger.error("lost the connection to the trainer at %s: %s", self._address, error)
+                return 1
+            finally:
+                if self._env is not None:
+                    self._env.close()
+
+    def _serve(self, exchange: grpc.UnaryUnaryMultiCallable) -> int:
+        academy = {
+            "name": ACADEMY_NAME,
+            "communication_version": UnityEnvironment.API_VERSION,
+            "package_version": PACKAGE_VERSION,
+            "capabilities": (True,) * 7,
+            "brain_parameters": [],
+        }
+        first = exchange(
+            _native.encode_unity_output(200, True, academy, [], b""),
+            wait_for_ready=True,
+            timeout=CONNECT_TIMEOUT_S,
+        )
+        reply = _native.decode_unity_input(first)
+        init = reply["init_input"]
+        if reply["status"] != 200 or init is None:
+            logger.error("the trainer did not send an initialization message")
+            return 1
+        if not UnityEnvironment._check_communication_compatibility(
+            init["communication_version"], UnityEnvironment.API_VERSION, init["package_version"]
+        ):
+            logger.error(
+                "communication version %s of the trainer is not compatible with %s",
+                init["communication_version"],
+                UnityEnvironment.API_VERSION,
+            )
+            return 1
+        num_areas = self._num_areas_override or max(1, init["num_areas"])
+        self._env = self._env_factory(init["seed"], num_areas, list(self._relays.values()))
+        # Message 2 of the handshake: an empty output, answered by the first reset.
+        message = exchange(_native.encode_unity_output(200, False, None, [], b""))
+        while True:
+            reply = _native.decode_unity_input(message)
+            if reply["status"] != 200:
+                logger.info("the trainer closed the link (status %s)", reply["status"])
+                return 0
+            rl_input = reply["rl_input"]
+            if rl_input is None:
+                logger.error("the trainer sent a message without an input")
+                return 1
+            if rl_input["command"] == COMMAND_QUIT:
+                return 0
+            self._relay_side_channels(rl_input["side_channel"])
+            if rl_input["command"] == COMMAND_RESET:
+                self._env.reset()
+            else:
+                self._set_actions(rl_input["actions"])
+                self._env.step()
+            message = exchange(self._encode_state())
+
+    def _relay_side_channels(self, data: bytes) -> None:
+        for channel_id, payload in _split_side_channel_records(data):
+            relay = self._relays.get(channel_id)
+            if relay is not None:
+                relay.message_queue.append(bytearray(payload))
+            elif channel_id != DefaultTrainingAnalyticsSideChannel.CHANNEL_ID:
+                logger.warning("Unknown side channel data received. Channel type: %s.", channel_id)
+
+    def _set_actions(self, actions: dict) -> None:
+        assert self._env is not None
+        for name, (continuous, discrete) in actions.items():
+            if name not in self._env.behavior_specs or len(continuous) == 0:
+                continue
+            self._env.set_actions(name, ActionTuple(continuous=continuous, discrete=discrete))
+
+    def _encode_state(self) -> bytes:
+        assert self._env is not None
+        batches, new_brains = [], []
+        for name, spec in self._env.behavior_specs.items():
+            decision, terminal = self._env.get_steps(name)
+            n_terminal, n_decision = len(terminal), len(decision)
+            if n_terminal + n_decision == 0:
+                continue
+            mask = None
+            if spec.action_spec.discrete_size > 0 and n_decision > 0:
+                decision_mask = (
+                    np.concatenate(decision.action_mask, axis=1)
+                    if decision.action_mask is not None
+                    else np.zeros((n_decision, sum(spec.action_spec.discrete_branches)), bool)
+                )
+                mask = np.concatenate(
+                    [np.zeros((n_terminal, decision_mask.shape[1]), bool), decision_mask]
+                )
+            observations = [
+                (
+                    np.ascontiguousarray(
+                        np.concatenate([terminal_obs, decision_obs]), dtype=np.float32
+                    ),
+                    tuple(int(d) for d in obs_spec.dimension_property),
+                    obs_spec.observation_type.value,
+                    obs_spec.name,
+                )
+                for obs_spec, terminal_obs, decision_obs in zip(
+                    spec.observation_specs, terminal.obs, decision.obs, strict=True
+                )
+            ]
+            batches.append(
+                {
+                    "name": name,
+                    "agent_id": _column(terminal.agent_id, decision.agent_id, np.int32),
+                    "reward": _column(terminal.reward, decision.reward, np.float32),
+                    "done": np.concatenate([np.ones(n_terminal, bool), np.zeros(n_decision, bool)]),
+                    "max_step_reached": np.concatenate(
+                        [np.asarray(terminal.interrupted, bool), np.zeros(n_decision, bool)]
+                    ),
+                    "group_id": _column(terminal.group_id, decision.group_id, np.int32),
+                    "group_reward": _column(
+                        terminal.group_reward, decision.group_reward, np.float32
+                    ),
+                    "observations": observations,
+                    "action_mask": mask,
+                }
+            )
+            if name not in self._announced:
+                self._announced.add(name)
+                new_brains.append(
+                    {
+                        "brain_name": name,
+                        "is_training": True,
+                        "continuous_size": spec.action_spec.continuous_size,
+                        "discrete_branches": tuple(spec.action_spec.discrete_branches),
+                    }
+                )
+        init_output = {"brain_parameters": new_brains} if new_brains else None
+        return _native.encode_unity_output(200, True, init_output, batches, b"")
+
+
+def _column(terminal_values, decision_values, dtype) -> np.ndarray:
+    return np.ascontiguousarray(
+        np.concatenate([np.asarray(terminal_values, dtype), np.asarray(decision_values, dtype)])
+    )
+
+
+def env_factory_for(env: str, agents_per_area: int | None = None) -> EnvFactory:
+    """The factory of the environment named ``env`` (builtin:, gym: or python:module:callable)."""
+    if env.startswith("python:"):
+        module_name, _, attribute = env[len("python:") :].partition(":")
+        if not module_name or not attribute:
+            raise UnityEnvironmentException(f"--env {env!r}: expected python:<module>:<callable>")
+        target = getattr(importlib.import_module(module_name), attribute)
+
+        def make_python_env(seed: int, num_areas: int, side_channels) -> BaseEnv:
+            return target(seed=seed, num_areas=num_areas, side_channels=side_channels)
+
+        return make_python_env
+    if env.startswith(("builtin:", "gym:")):
+        from mlagents_fast.envs.registry import make_env
+
+        extra = {} if agents_per_area is None else {"agents_per_area": agents_per_area}
+
+        def make_registered_env(seed: int, num_areas: int, side_channels) -> BaseEnv:
+            return make_env(
+                env, seed=seed, num_areas=num_areas, side_channels=side_channels, **extra
+            )
+
+        return make_registered_env
+    raise UnityEnvironmentException(
+        f"--env {env!r}: expected builtin:<Name>, gym:<id> or python:<module>:<callable>"
+    )
+
+
+def launcher_name_for(env: str) -> str:
+    """The executable's base name: the built-in name, gym id or callable name."""
+    name = env.split(":")[-1]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "env"
+
+
+def write_launcher(
+    env: str,
+    launcher_dir: str,
+    name: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> str:
+    """Write ``<launcher_dir>/<name>.x86_64``, a shell script that runs ``env`` as a player.
+
+    ``mlagents-learn --env=<launcher_dir>/<name>`` then launches it like a Unity build. The
+    file is written atomically and made executable. Returns its path.
+    """
+    env_factory_for(env)  # reject a malformed --env now rather than at training time
+    os.makedirs(launcher_dir, exist_ok=True)
+    path = os.path.join(launcher_dir, f"{name or launcher_name_for(env)}.x86_64")
+    command = [sys.executable, "-m", "mlagents_fast.envs.cli", "--env", env, *extra_args]
+    script = (
+        "#!/bin/sh\n"
+        f"# Written by mlagents-fast-env: runs {env} as a Unity player would.\n"
+        f'exec {shlex.join(command)} "$@"\n'
+    )
+    handle, temporary = tempfile.mkstemp(dir=launcher_dir, prefix=".launcher-")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(script)
+        os.chmod(
+            temporary, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+        )
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def _take_log_file(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove Unity's ``-logFile <path>`` (any case) from argv."""
+    rest, log_file, index = [], None, 0
+    while index < len(argv):
+        if argv[index].lower() == "-logfile" and index + 1 < len(argv):
+            log_file = argv[index + 1]
+            index += 2
+            continue
+        rest.append(argv[index])
+        index += 1
+    return log_file, rest
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlagents-fast-env",
+        description="Run an environment as the Unity side of the ML-Agents link, or write a "
+        "launcher that mlagents-learn can start like a Unity build.",
+    )
+    parser.add_argument("--env", help="builtin:<Name>, gym:<id> or python:<module>:<callable>")
+    parser.add_argument("--mlagents-port", type=int, help="trainer port (as Unity players take)")
+    parser.add_argument("--host", default="localhost", help="trainer host (default localhost)")
+    parser.add_argument("--num-areas", type=int, help="override the trainer's num_areas")
+    parser.add_argument("--agents-per-area", type=int, help="built-in environments only")
+    parser.add_argument("--write-launcher", metavar="ENV", help="write a launcher for ENV")
+    parser.add_argument("--launcher-dir", default=".", help="folder of the launcher file")
+    parser.add_argument("--launcher-name", help="launcher base name (default: from ENV)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    log_file, rest = _take_log_file(list(sys.argv[1:] if argv is None else argv))
+    args, ignored = _parser().parse_known_args(rest)
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file and log_file != "-" else logging.StreamHandler()
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    if ignored:
+        logger.debug("ignored player arguments: %s", ignored)
+    if args.write_launcher:
+        extra = (
+            [] if args.agents_per_area is None else ["--agents-per-area", str(args.agents_per_area)]
+        )
+        if args.num_areas is not None:
+            extra += ["--num-areas", str(args.num_areas)]
+        path = write_launcher(args.write_launcher, args.launcher_dir, args.launcher_name, extra)
+        print(path)
+        return 0
+    if not args.env:
+        logger.error("--env is required")
+        return 2
+    if args.mlagents_port is None:
+        logger.error("no --mlagents-port given: nothing to connect to")
+        return 2
+    try:
+        factory = env_factory_for(args.env, args.agents_per_area)
+        host = UnityHost(factory, f"{args.host}:{args.mlagents_port}", args.num_areas)
+        return host.run()
+    except Exception:
+        logger.exception("mlagents-fast-env failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
