@@ -202,11 +202,44 @@ class AgentProcessor:
         done: bool,
         interrupted: bool,
     ) -> Any:
-        from mlagents_fast.trainers.trajectory import Trajectory
+        """Stack the agent's rows into one columnar trajectory (one copy per field)."""
+        from mlagents_fast.trainers.trajectory import ColumnarTrajectory
 
-        return Trajectory.from_agent_columns(
-            columns, next_obs, global_id, self._behavior_id, done=done, interrupted=interrupted
+        steps = len(columns)
+        dones = np.zeros(steps, dtype=bool)
+        dones[-1] = done
+        action_masks = None
+        if any(mask is not None for mask in columns.action_masks):
+            width = self._mask_width()
+            action_masks = np.stack(
+                [
+                    np.concatenate(mask) if mask is not None else np.zeros(width, dtype=bool)
+                    for mask in columns.action_masks
+                ]
+            )
+        return ColumnarTrajectory(
+            obs=[np.stack(rows) for rows in columns.obs],
+            next_obs=list(next_obs),
+            rewards=np.asarray(columns.rewards, dtype=np.float32),
+            dones=dones,
+            continuous_actions=np.stack(columns.continuous_actions),
+            discrete_actions=np.stack(columns.discrete_actions),
+            continuous_log_probs=np.stack(columns.continuous_log_probs),
+            discrete_log_probs=np.stack(columns.discrete_log_probs),
+            action_masks=action_masks,
+            prev_actions=np.stack(columns.prev_actions) if columns.prev_actions else None,
+            memories=np.stack(columns.memories) if columns.memories else None,
+            group_rewards=np.asarray(columns.group_rewards, dtype=np.float32),
+            interrupted=interrupted,
+            agent_id=global_id,
+            behavior_id=self._behavior_id,
         )
+
+    def _mask_width(self) -> int:
+        spec = getattr(self.policy, "behavior_spec", None)
+        if spec is None:
+            return 0
+        return int(sum(spec.action_spec.discrete_branches))
 
     def _clean_agent_data(self, global_id: str) -> None:
         for store in (

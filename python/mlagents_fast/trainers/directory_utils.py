@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from mlagents_fast.exceptions import MlagentsFastError
+from mlagents_fast.trainers.exception import TrainerConfigError
 
 __all__ = ["RunFolderError", "setup_init_path", "validate_existing_directories"]
 
 
-class RunFolderError(MlagentsFastError, ValueError):
+class RunFolderError(TrainerConfigError):
     """The results folder of a run conflicts with --resume/--force/--initialize-from."""
 
 

@@ -85,21 +85,11 @@ def run_cli(options: Any) -> None:
     run_training(run_seed, options, options.env_settings.num_areas)
 
 
-def _main(argv: list[str] | None = None) -> None:
-    run_cli(parse_command_line(argv))
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: configuration errors exit 2 with one line on stderr."""
-    from mlagents_fast.trainers.directory_utils import RunFolderError
-    from mlagents_fast.trainers.exception import TrainerConfigError
+    from mlagents_fast.trainers.cli_utils import run_cli_or_exit
 
-    try:
-        _main(argv)
-    except (TrainerConfigError, RunFolderError) as err:
-        message = " ".join(str(err).split())
-        print(f"mlagents-fast-learn: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    run_cli_or_exit(run_cli, argv, prog="mlagents-fast-learn")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 TRAINER_NAME = "ppo"
 
 
+def _scalar(value: Any) -> float:
+    """A bootstrap value as a float (optimizers return it as a 0-d or 1-element array)."""
+    return float(np.asarray(value, dtype=np.float32).reshape(-1)[0])
+
+
 class PPOTrainer(OnPolicyTrainer):
     """Proximal Policy Optimization with GAE advantages."""
 
@@ -83,7 +88,7 @@ class PPOTrainer(OnPolicyTrainer):
             advantages = get_gae(
                 rewards=local_rewards,
                 value_estimates=local_values,
-                value_next=float(value_next[name]),
+                value_next=_scalar(value_next[name]),
                 gamma=reward_signal.gamma,
                 lambd=self.hyperparameters.lambd,
             )
@@ -121,7 +126,9 @@ class PPOTrainer(OnPolicyTrainer):
             from mlagents_fast.trainers.torch_entities.networks import SharedActorCritic
 
             actor_cls = SharedActorCritic
-            actor_kwargs["stream_names"] = list(self.trainer_settings.reward_signals.keys())
+            actor_kwargs["stream_names"] = [
+                key.value for key in self.trainer_settings.reward_signals.keys()
+            ]
         return TorchPolicy(
             self.seed,
             behavior_spec,

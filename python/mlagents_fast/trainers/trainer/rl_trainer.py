@@ -97,9 +97,15 @@ class RLTrainer(Trainer):
             logger.warning(
                 "Trainer has multiple policies, but default behavior only saves the first."
             )
-        checkpoint_path = self.model_saver.save_checkpoint(self.brain_name, self.get_step)
+        export_path, auxiliary_paths = self.model_saver.save_checkpoint(
+            self.brain_name, self.get_step
+        )
         new_checkpoint = ModelCheckpoint(
-            int(self.get_step), f"{checkpoint_path}.onnx", self._policy_mean_reward(), time.time()
+            int(self.get_step),
+            export_path,
+            self._policy_mean_reward(),
+            time.time(),
+            auxillary_file_paths=auxiliary_paths,
         )
         ModelCheckpointManager.add_checkpoint(
             self.brain_name, new_checkpoint, self.trainer_settings.keep_checkpoints

@@ -1,0 +1,123 @@
+"""The Python API (``mlagents_fast.trainers.run.train``) end to end on a tiny pure-Python env:
+results layout, checkpoints, resume, refusal of an existing run id, SAC."""
+
+import json
+import os
+
+import pytest
+import yaml
+from trainer_fixtures import SignEnv
+
+from mlagents_fast.trainers.directory_utils import RunFolderError
+from mlagents_fast.trainers.run import train
+from mlagents_fast.trainers.settings import RunOptions
+
+
+def ppo_options(max_steps=400, **overrides):
+    behavior = {
+        "trainer_type": "ppo",
+        "hyperparameters": {"batch_size": 32, "buffer_size": 128, "num_epoch": 2, "learning_rate": 3e-3},
+        "network_settings": {"hidden_units": 16, "num_layers": 1},
+        "max_steps": max_steps,
+        "time_horizon": 8,
+        "summary_freq": 100,
+        "checkpoint_interval": 200,
+        "keep_checkpoints": 5,
+    }
+    behavior.update(overrides)
+    return RunOptions.from_dict({"behaviors": {"Sign": behavior}})
+
+
+def test_ppo_run_writes_mlagents_results_layout(tmp_path):
+    env = SignEnv(num_agents=4, episode_length=5, seed=1)
+    result = train(env, ppo_options(), run_id="sign", results_dir=str(tmp_path), seed=3)
+    run_dir = tmp_path / "sign"
+    assert result.run_dir == str(run_dir)
+    assert result.steps["Sign"] >= 400
+    assert env.closed
+
+    config = yaml.safe_load((run_dir / "configuration.yaml").read_text())
+    assert config["behaviors"]["Sign"]["max_steps"] == 400
+    assert config["checkpoint_settings"]["run_id"] == "sign"
+
+    status = json.loads((run_dir / "run_logs" / "training_status.json").read_text())
+    checkpoints = status["Sign"]["checkpoints"]
+    # A checkpoint is written when a trajectory crosses the interval, at the step before it
+    # (as ML-Agents), so within one trajectory (time_horizon 8) of 200 and 400; plus the final.
+    steps = [c["steps"] for c in checkpoints]
+    assert 192 <= steps[0] <= 200 and 392 <= steps[1] <= 400 and steps[-1] >= 400
+    assert status["Sign"]["final_checkpoint"]["file_path"].endswith(os.path.join("sign", "Sign.onnx"))
+    assert "metadata" in status
+    timers = json.loads((run_dir / "run_logs" / "timers.json").read_text())
+    assert timers["name"] == "root" and "children" in timers
+
+    behavior_dir = run_dir / "Sign"
+    assert (behavior_dir / "checkpoint.pt").is_file()
+    for step in steps:
+        assert (behavior_dir / f"Sign-{step}.pt").is_file()
+        assert (behavior_dir / f"Sign-{step}.onnx").is_file()
+        assert any(c["file_path"].endswith(f"Sign-{step}.onnx") for c in checkpoints)
+    assert (run_dir / "Sign.onnx").is_file()
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(behavior_dir))
+    assert (run_dir / "learning_curves.png").is_file()
+    # Summaries every 100 steps, with episodes in each.
+    assert [step for step, _ in result.reward_history["Sign"]][:3] == [100, 200, 300]
+
+
+def test_resume_continues_the_step_count(tmp_path):
+    train(SignEnv(seed=1), ppo_options(max_steps=200), run_id="r", results_dir=str(tmp_path), seed=3)
+    status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
+    first_steps = status["Sign"]["final_checkpoint"]["steps"]
+    assert first_steps >= 200
+    result = train(
+        SignEnv(seed=2), ppo_options(max_steps=400), run_id="r", results_dir=str(tmp_path), seed=3, resume=True
+    )
+    assert result.steps["Sign"] >= 400
+    status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
+    steps = [c["steps"] for c in status["Sign"]["checkpoints"]]
+    # The first run's checkpoints are kept and the new ones continue after them.
+    assert steps[0] <= 200 and steps[-1] >= 400 and steps == sorted(steps)
+    # The resumed run's first summary is past the old step count.
+    assert result.reward_history["Sign"][0][0] > first_steps
+
+
+def test_existing_run_id_is_refused_without_resume_or_force(tmp_path):
+    train(SignEnv(), ppo_options(max_steps=100), run_id="x", results_dir=str(tmp_path), seed=1)
+    with pytest.raises(RunFolderError, match="--resume"):
+        train(SignEnv(), ppo_options(max_steps=100), run_id="x", results_dir=str(tmp_path), seed=1)
+    result = train(
+        SignEnv(), ppo_options(max_steps=100), run_id="x", results_dir=str(tmp_path), seed=1, force=True
+    )
+    assert result.steps["Sign"] >= 100
+
+
+def test_resume_of_missing_run_is_refused(tmp_path):
+    with pytest.raises(RunFolderError, match="was not found"):
+        train(SignEnv(), ppo_options(max_steps=100), run_id="nope", results_dir=str(tmp_path), resume=True)
+
+
+def test_sac_run_saves_model_and_replay_buffer(tmp_path):
+    options = RunOptions.from_dict(
+        {
+            "behaviors": {
+                "Sign": {
+                    "trainer_type": "sac",
+                    "hyperparameters": {
+                        "batch_size": 16,
+                        "buffer_size": 1000,
+                        "buffer_init_steps": 50,
+                        "steps_per_update": 4,
+                        "save_replay_buffer": True,
+                    },
+                    "network_settings": {"hidden_units": 16, "num_layers": 1},
+                    "max_steps": 200,
+                    "time_horizon": 8,
+                    "summary_freq": 100,
+                }
+            }
+        }
+    )
+    result = train(SignEnv(discrete=True), options, run_id="sac", results_dir=str(tmp_path), seed=2)
+    assert result.steps["Sign"] >= 200
+    assert (tmp_path / "sac" / "Sign.onnx").is_file()
+    assert (tmp_path / "sac" / "Sign" / "last_replay_buffer.hdf5").is_file()
