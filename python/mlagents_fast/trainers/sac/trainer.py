@@ -52,8 +52,8 @@ class SACTrainer(OffPolicyTrainer):
             )
         # An episode cut by max step did not terminate: its last transition bootstraps.
         if trajectory.interrupted:
-            dones = np.asarray(buffer[BufferKey.DONE].get_batch(), dtype=np.float32)
-            dones[-1] = 0.0
+            dones = np.array(buffer[BufferKey.DONE].get_batch(), dtype=bool)
+            dones[-1] = False
             buffer[BufferKey.DONE].set(dones)
 
         buffer.resequence_and_append(
