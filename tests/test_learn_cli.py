@@ -31,7 +31,9 @@ behaviors:
 
 def learn(tmp_path, *args, max_steps=1024, config_text=None, timeout=240):
     config = tmp_path / "config.yaml"
-    config.write_text(config_text if config_text is not None else TINY_CONFIG.format(max_steps=max_steps))
+    config.write_text(
+        config_text if config_text is not None else TINY_CONFIG.format(max_steps=max_steps)
+    )
     command = [
         sys.executable,
         "-m",
@@ -45,7 +47,9 @@ def learn(tmp_path, *args, max_steps=1024, config_text=None, timeout=240):
         "1",
         *args,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, check=False
+    )
 
 
 def test_cli_trains_and_writes_the_results_layout(tmp_path):
@@ -79,7 +83,9 @@ def test_cli_resume_continues_and_existing_run_is_refused(tmp_path):
 
     resumed = learn(tmp_path, "--run-id", "r", "--resume", max_steps=1024)
     assert resumed.returncode == 0, resumed.stderr
-    status = json.loads((tmp_path / "results" / "r" / "run_logs" / "training_status.json").read_text())
+    status = json.loads(
+        (tmp_path / "results" / "r" / "run_logs" / "training_status.json").read_text()
+    )
     steps = [c["steps"] for c in status["GoalSeeker1D"]["checkpoints"]]
     assert steps == sorted(steps) and steps[0] <= 512 and steps[-1] >= 1024
     first_progress = next(line for line in resumed.stdout.splitlines() if "Step: " in line)

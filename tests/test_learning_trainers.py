@@ -8,7 +8,6 @@ last summaries.
 import os
 
 import pytest
-
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
 
@@ -80,7 +79,9 @@ def test_ppo_with_lstm_solves_memory_corridor(tmp_path):
     behavior["network_settings"]["memory"] = {"sequence_length": 8, "memory_size": 32}
     behavior["hyperparameters"]["beta"] = 1.0e-2
     options = RunOptions.from_dict({"behaviors": {"MemoryCorridor": behavior}})
-    result = train("builtin:MemoryCorridor", options, run_id="lstm", results_dir=str(tmp_path), seed=1)
+    result = train(
+        "builtin:MemoryCorridor", options, run_id="lstm", results_dir=str(tmp_path), seed=1
+    )
     # Without memory the best mean reward is 0; remembering the cue gives 1.
     assert final_reward(result, "MemoryCorridor") >= 0.9, result.reward_history["MemoryCorridor"]
 

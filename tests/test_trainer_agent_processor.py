@@ -4,12 +4,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from trainer_fixtures import SignEnv
-
 from mlagents_fast.envs.base_env import ActionTuple
 from mlagents_fast.trainers.agent_processor import AgentManager, AgentManagerQueue, AgentProcessor
 from mlagents_fast.trainers.buffer import BufferKey, ObservationKeyPrefix
 from mlagents_fast.trainers.stats import StatsReporter
+from trainer_fixtures import SignEnv
 
 
 class FakePolicy:
@@ -38,7 +37,10 @@ class FakePolicy:
         )
         outputs = {"action": action, "log_probs": log_probs, "entropy": np.ones(n, np.float32)}
         return SimpleNamespace(
-            action=action, env_action=action, outputs=outputs, agent_ids=list(decision_steps.agent_id)
+            action=action,
+            env_action=action,
+            outputs=outputs,
+            agent_ids=list(decision_steps.agent_id),
         )
 
     def save_previous_action(self, agent_ids, action):
@@ -49,7 +51,12 @@ class FakePolicy:
 
     def retrieve_previous_action(self, agent_ids):
         return np.stack(
-            [self.previous_actions.get(a, np.zeros(1 if self.behavior_spec.action_spec.is_discrete() else 0, np.int32)) for a in agent_ids]
+            [
+                self.previous_actions.get(
+                    a, np.zeros(1 if self.behavior_spec.action_spec.is_discrete() else 0, np.int32)
+                )
+                for a in agent_ids
+            ]
         )
 
     def remove_previous_action(self, agent_ids):
@@ -62,7 +69,9 @@ class FakePolicy:
 def run_steps(env, processor, policy, n_steps):
     """Drive env + processor as an env manager does."""
     decision_steps, terminal_steps = env.get_steps(env.behavior_name)
-    processor.add_experiences(decision_steps, terminal_steps, 0, SimpleNamespace(outputs={}, agent_ids=[]))
+    processor.add_experiences(
+        decision_steps, terminal_steps, 0, SimpleNamespace(outputs={}, agent_ids=[])
+    )
     for _ in range(n_steps):
         action_info = policy.get_action(decision_steps)
         env.set_actions(env.behavior_name, action_info.env_action)
@@ -138,10 +147,17 @@ def test_time_horizon_cuts_long_episodes_and_next_obs_bootstraps():
 def test_discrete_actions_carry_masks_and_new_agent_ids_start_clean():
     env = SignEnv(num_agents=2, episode_length=2, discrete=True, new_ids_per_episode=True)
     policy = FakePolicy(env.behavior_specs["Sign"])
-    manager = AgentManager(policy, "Sign", StatsReporter("Sign"), max_trajectory_length=10, threaded=False)
+    manager = AgentManager(
+        policy, "Sign", StatsReporter("Sign"), max_trajectory_length=10, threaded=False
+    )
     run_steps(env, manager, policy, 4)
     trajectories = drain(manager.trajectory_queue)
-    assert sorted(t.agent_id for t in trajectories) == ["agent_0-0", "agent_0-1", "agent_0-2", "agent_0-3"]
+    assert sorted(t.agent_id for t in trajectories) == [
+        "agent_0-0",
+        "agent_0-1",
+        "agent_0-2",
+        "agent_0-3",
+    ]
     for trajectory in trajectories:
         assert len(trajectory) == 2
         np.testing.assert_array_equal(trajectory.discrete_actions, [[1], [1]])

@@ -6,17 +6,21 @@ import os
 
 import pytest
 import yaml
-from trainer_fixtures import SignEnv
-
 from mlagents_fast.trainers.directory_utils import RunFolderError
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
+from trainer_fixtures import SignEnv
 
 
 def ppo_options(max_steps=400, **overrides):
     behavior = {
         "trainer_type": "ppo",
-        "hyperparameters": {"batch_size": 32, "buffer_size": 128, "num_epoch": 2, "learning_rate": 3e-3},
+        "hyperparameters": {
+            "batch_size": 32,
+            "buffer_size": 128,
+            "num_epoch": 2,
+            "learning_rate": 3e-3,
+        },
         "network_settings": {"hidden_units": 16, "num_layers": 1},
         "max_steps": max_steps,
         "time_horizon": 8,
@@ -46,7 +50,9 @@ def test_ppo_run_writes_mlagents_results_layout(tmp_path):
     # (as ML-Agents), so within one trajectory (time_horizon 8) of 200 and 400; plus the final.
     steps = [c["steps"] for c in checkpoints]
     assert 192 <= steps[0] <= 200 and 392 <= steps[1] <= 400 and steps[-1] >= 400
-    assert status["Sign"]["final_checkpoint"]["file_path"].endswith(os.path.join("sign", "Sign.onnx"))
+    assert status["Sign"]["final_checkpoint"]["file_path"].endswith(
+        os.path.join("sign", "Sign.onnx")
+    )
     assert "metadata" in status
     timers = json.loads((run_dir / "run_logs" / "timers.json").read_text())
     assert timers["name"] == "root" and "children" in timers
@@ -65,12 +71,19 @@ def test_ppo_run_writes_mlagents_results_layout(tmp_path):
 
 
 def test_resume_continues_the_step_count(tmp_path):
-    train(SignEnv(seed=1), ppo_options(max_steps=200), run_id="r", results_dir=str(tmp_path), seed=3)
+    train(
+        SignEnv(seed=1), ppo_options(max_steps=200), run_id="r", results_dir=str(tmp_path), seed=3
+    )
     status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
     first_steps = status["Sign"]["final_checkpoint"]["steps"]
     assert first_steps >= 200
     result = train(
-        SignEnv(seed=2), ppo_options(max_steps=400), run_id="r", results_dir=str(tmp_path), seed=3, resume=True
+        SignEnv(seed=2),
+        ppo_options(max_steps=400),
+        run_id="r",
+        results_dir=str(tmp_path),
+        seed=3,
+        resume=True,
     )
     assert result.steps["Sign"] >= 400
     status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
@@ -86,14 +99,25 @@ def test_existing_run_id_is_refused_without_resume_or_force(tmp_path):
     with pytest.raises(RunFolderError, match="--resume"):
         train(SignEnv(), ppo_options(max_steps=100), run_id="x", results_dir=str(tmp_path), seed=1)
     result = train(
-        SignEnv(), ppo_options(max_steps=100), run_id="x", results_dir=str(tmp_path), seed=1, force=True
+        SignEnv(),
+        ppo_options(max_steps=100),
+        run_id="x",
+        results_dir=str(tmp_path),
+        seed=1,
+        force=True,
     )
     assert result.steps["Sign"] >= 100
 
 
 def test_resume_of_missing_run_is_refused(tmp_path):
     with pytest.raises(RunFolderError, match="was not found"):
-        train(SignEnv(), ppo_options(max_steps=100), run_id="nope", results_dir=str(tmp_path), resume=True)
+        train(
+            SignEnv(),
+            ppo_options(max_steps=100),
+            run_id="nope",
+            results_dir=str(tmp_path),
+            resume=True,
+        )
 
 
 def test_sac_run_saves_model_and_replay_buffer(tmp_path):

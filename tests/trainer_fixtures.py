@@ -10,7 +10,6 @@ kept across episodes (as Unity does) unless ``new_ids_per_episode``.
 from __future__ import annotations
 
 import numpy as np
-
 from mlagents_fast.envs.base_env import (
     ActionSpec,
     ActionTuple,
@@ -41,10 +40,10 @@ class SignEnv(BaseEnv):
         self.behavior_name = behavior_name
         self.new_ids_per_episode = new_ids_per_episode
         self.rng = np.random.default_rng(seed)
-        action_spec = ActionSpec.create_discrete((2,)) if discrete else ActionSpec.create_continuous(1)
-        obs_spec = ObservationSpec(
-            (2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "sign"
+        action_spec = (
+            ActionSpec.create_discrete((2,)) if discrete else ActionSpec.create_continuous(1)
         )
+        obs_spec = ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "sign")
         self._spec = BehaviorSpec([obs_spec], action_spec)
         self.steps_taken = 0
         self.closed = False

@@ -53,6 +53,8 @@ class TrainingResult:
     """Behavior name -> steps trained."""
     reward_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
     """Behavior name -> (step, mean cumulative episode reward) at each summary."""
+    lesson_history: dict[str, list[tuple[int, int]]] = attrs.field(factory=dict)
+    """Environment parameter -> (step, lesson number) at each summary of the behaviors."""
 
     @property
     def final_mean_reward(self) -> dict[str, float]:
@@ -63,13 +65,20 @@ class TrainingResult:
 class _RewardHistoryWriter(StatsWriter):
     """Keeps (step, mean reward) of every summary for :class:`TrainingResult`."""
 
+    LESSON_PREFIX = "Environment/Lesson Number/"
+
     def __init__(self) -> None:
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.lessons: dict[str, list[tuple[int, int]]] = {}
 
     def write_stats(self, category: str, values: dict[str, StatsSummary], step: int) -> None:
         reward = values.get(REWARD_KEY)
         if reward is not None and reward.num > 0:
             self.history.setdefault(category, []).append((step, reward.mean))
+        for key, summary in values.items():
+            if key.startswith(self.LESSON_PREFIX) and summary.num > 0:
+                parameter = key[len(self.LESSON_PREFIX) :]
+                self.lessons.setdefault(parameter, []).append((step, int(summary.mean)))
 
 
 def write_run_options(output_dir: str, run_options: Any) -> None:
@@ -211,6 +220,7 @@ def run_training(
         run_dir=write_path,
         steps={name: trainer.get_step for name, trainer in controller.trainers.items()},
         reward_history=reward_history.history,
+        lesson_history=reward_history.lessons,
     )
 
 

@@ -149,14 +149,22 @@ class TrainerController:
 
     @timed
     def start_learning(self, env_manager: EnvManager) -> None:
-        """Train until done; always save the models (when training) before returning."""
+        """Train until done; save the models (when training) before returning, also after
+        Ctrl-C / SIGTERM or an environment failure."""
         self._create_output_path(self.output_path)
+        # Set-up errors (a curriculum naming a behavior the environment lacks) stop the run
+        # before anything is trained or saved.
         try:
             self._reset_env(env_manager)
             self._validate_curriculum_behaviors()
+        except BaseException:
+            self.join_threads()
+            raise
+        try:
             log_lesson = getattr(self.param_manager, "log_current_lesson", None)
             if log_lesson is not None:
                 log_lesson()
+            self._report_lessons()
             while self._not_done_training():
                 n_steps = self.advance(env_manager)
                 for _ in range(n_steps):
@@ -174,8 +182,8 @@ class TrainerController:
 
     def _validate_curriculum_behaviors(self) -> None:
         validate = getattr(self.param_manager, "validate_behaviors", None)
-        if validate is not None and self.trainers:
-            validate(set(self.trainer_factory.trainer_config.keys()) | set(self.trainers.keys()))
+        if validate is not None:
+            validate(set(self.trainers.keys()))
 
     def end_trainer_episodes(self) -> None:
         for trainer in self.trainers.values():

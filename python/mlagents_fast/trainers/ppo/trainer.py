@@ -127,7 +127,7 @@ class PPOTrainer(OnPolicyTrainer):
 
             actor_cls = SharedActorCritic
             actor_kwargs["stream_names"] = [
-                key.value for key in self.trainer_settings.reward_signals.keys()
+                key.value for key in self.trainer_settings.reward_signals
             ]
         return TorchPolicy(
             self.seed,
