@@ -41,7 +41,13 @@ PROGRESS_CURRICULUM = [
     {
         "name": "medium",
         "value": 2.0,
-        "completion_criteria": {"measure": "progress", "behavior": "Sign", "threshold": 0.9},
+        # min_lesson_length: 100 episodes (500 steps of SignEnv) must pass in this lesson.
+        "completion_criteria": {
+            "measure": "progress",
+            "behavior": "Sign",
+            "threshold": 0.95,
+            "min_lesson_length": 100,
+        },
     },
     {"name": "hard", "value": 3.0},
 ]
@@ -57,8 +63,8 @@ def test_progress_lessons_advance_are_saved_and_resume_in_the_same_lesson(tmp_pa
             seed=1,
         )
     lessons = result.lesson_history["difficulty"]
-    # Lesson 0 until 30% of 400 steps, then lesson 1 (the 90% criteria is not reached at 400
-    # steps of a 400-step run: progress is measured against this run's max_steps).
+    # Lesson 0 until 30% of 400 steps, then lesson 1 (whose 100 episodes take longer than the
+    # rest of the run).
     assert lessons[0] == (100, 0)
     assert lessons[-1][1] == 1
     assert all(lesson == 1 for step, lesson in lessons if step >= 200)
@@ -67,10 +73,10 @@ def test_progress_lessons_advance_are_saved_and_resume_in_the_same_lesson(tmp_pa
     assert status["difficulty"]["lesson_num"] == 1
 
     # Resume with a longer run: it continues in lesson 1 (not back at 0) and reaches lesson 2
-    # at 90% of the new max_steps.
+    # at 95% of the new max_steps.
     resumed = train(
         SignEnv(),
-        sign_options(1000, PROGRESS_CURRICULUM),
+        sign_options(1200, PROGRESS_CURRICULUM),
         run_id="c",
         results_dir=str(tmp_path),
         seed=1,
