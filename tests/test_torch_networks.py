@@ -280,3 +280,21 @@ def test_actions_to_onehot_and_branches():
     torch.testing.assert_close(onehots[1], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     parts = ModelUtils.break_into_branches(torch.arange(10.0).reshape(2, 5), [3, 2])
     assert [p.shape for p in parts] == [(2, 3), (2, 2)]
+
+
+def test_create_adam_matches_plain_adam():
+    torch.manual_seed(0)
+    first = torch.nn.Linear(4, 3)
+    second = torch.nn.Linear(4, 3)
+    second.load_state_dict(first.state_dict())
+    fast = ModelUtils.create_adam(first.parameters(), lr=1e-2)
+    plain = torch.optim.Adam(second.parameters(), lr=1e-2)
+    assert fast.param_groups[0]["fused"] is True
+    x = torch.randn(16, 4)
+    for _ in range(5):
+        for net, opt in ((first, fast), (second, plain)):
+            opt.zero_grad()
+            (net(x) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(first.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -63,7 +63,7 @@ class TorchPPOOptimizer(TorchOptimizer):
         self.decay_beta = ModelUtils.DecayedValue(
             self.hyperparameters.beta_schedule, self.hyperparameters.beta, _MIN_BETA, max_steps
         )
-        self.optimizer = torch.optim.Adam(params, lr=self.hyperparameters.learning_rate)
+        self.optimizer = ModelUtils.create_adam(params, lr=self.hyperparameters.learning_rate)
         self.stats_name_to_update_name = {
             "Losses/Value Loss": "value_loss",
             "Losses/Policy Loss": "policy_loss",

@@ -139,9 +139,13 @@ class TorchSACOptimizer(TorchOptimizer):
             _MIN_LEARNING_RATE,
             trainer_settings.max_steps,
         )
-        self.policy_optimizer = torch.optim.Adam(policy_params, lr=hyperparameters.learning_rate)
-        self.value_optimizer = torch.optim.Adam(value_params, lr=hyperparameters.learning_rate)
-        self.entropy_optimizer = torch.optim.Adam(
+        self.policy_optimizer = ModelUtils.create_adam(
+            policy_params, lr=hyperparameters.learning_rate
+        )
+        self.value_optimizer = ModelUtils.create_adam(
+            value_params, lr=hyperparameters.learning_rate
+        )
+        self.entropy_optimizer = ModelUtils.create_adam(
             self._log_ent_coef.parameters(), lr=hyperparameters.learning_rate
         )
 
