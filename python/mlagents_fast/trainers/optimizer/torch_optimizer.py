@@ -143,8 +143,9 @@ class TorchOptimizer(Optimizer):
                 next_obs_tensors, next_memory, sequence_length=1
             )
         values_np = {name: ModelUtils.to_numpy(v) for name, v in value_estimates.items()}
-        next_values: dict[str, Any] = {
-            name: ModelUtils.to_numpy(v) for name, v in next_value_estimate.items()
+        # One bootstrap value per stream, as a plain float (the documented return type).
+        next_values: dict[str, float] = {
+            name: float(v.reshape(-1)[0]) for name, v in next_value_estimate.items()
         }
         if done:
             for name in next_values:
