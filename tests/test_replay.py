@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlagents_fast import _native
 from mlagents_fast.exceptions import CorruptFileError, InvalidArgumentError, StorageIOError
@@ -367,3 +369,48 @@ def test_clear_and_truncate():
     empty = NumpyRing(buffer.capacity)
     empty.push(fields, next_fields, True)
     assert_matches_reference(buffer, empty)
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("push"), st.integers(1, 25), st.booleans()),
+        st.tuples(st.just("truncate"), st.integers(0, 40), st.just(False)),
+        st.tuples(st.just("clear"), st.just(0), st.just(False)),
+        st.tuples(st.just("reload"), st.just(0), st.just(False)),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(capacity=st.integers(1, 30), ops=operations, seed=st.integers(0, 2**64 - 1))
+def test_random_operation_sequences_match_reference(tmp_path, capacity, ops, seed):
+    """Any mix of pushes (wrapping, longer than capacity), truncations, clears and
+    save/load round trips leaves the same steps, next values and done flags as the
+    reference, and a reload samples what the original would have."""
+    rng = np.random.default_rng(seed % 2**32)
+    buffer = ReplayBuffer(capacity, SPECS, seed=seed)
+    reference = NumpyRing(capacity)
+    for k, (op, amount, flag) in enumerate(ops):
+        if op == "push":
+            fields, next_fields = random_trajectory(rng, amount, 100 * k)
+            buffer.push_trajectory(fields, next_fields, terminated=flag)
+            reference.push(fields, next_fields, flag)
+        elif op == "truncate":
+            buffer.truncate(amount)
+            reference.truncate(amount)
+        elif op == "clear":
+            buffer.clear()
+            reference.steps.clear()
+        else:
+            path = tmp_path / "ops.buf"
+            buffer.save(path)
+            loaded = ReplayBuffer.load(path)
+            draws = min(5, len(buffer))
+            np.testing.assert_array_equal(
+                loaded.sample(draws).indices, buffer.sample(draws).indices
+            )
+            buffer = loaded
+        assert_matches_reference(buffer, reference)
