@@ -448,6 +448,34 @@ def test_minibatch_views_survive_shuffle_reset_truncate_and_growth():
     np.testing.assert_array_equal(whole[:, 0], np.arange(40))
 
 
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_shuffle_reuses_storage_only_when_no_view_can_see_it():
+    np.random.seed(3)
+    buffer = indexed_buffer(500)
+    original = np.asarray(buffer[OBS])  # holds the first storage
+    buffer.shuffle(1)
+    first_shuffle = _address(buffer[OBS]._data)
+    buffer.shuffle(1)  # the first storage is still referenced: a fresh array
+    assert _address(buffer[OBS]._data) not in (first_shuffle, _address(original))
+    buffer.shuffle(1)  # nothing references the first shuffle's storage: written again
+    assert _address(buffer[OBS]._data) == first_shuffle
+    index = row_indices(buffer)
+    assert sorted(index.tolist()) == list(range(500))
+    np.testing.assert_array_equal(original[:, 0], np.arange(500))
+
+    held = buffer.make_mini_batch(0, 50)  # a view of the current storage
+    held_rows = row_indices(held).copy()
+    for _ in range(4):
+        buffer.shuffle(1)
+        np.testing.assert_array_equal(row_indices(held), held_rows)
+    assert sorted(row_indices(buffer).tolist()) == list(range(500))
+    buffer.reset_agent()
+    assert buffer._spares == {}
+
+
 @settings(max_examples=30, deadline=None)
 @given(length=st.integers(1, 50), sequence_length=st.integers(1, 6), batch_size=st.integers(0, 40))
 def test_sample_mini_batch_draws_whole_sequences(length, sequence_length, batch_size):

@@ -60,8 +60,10 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, BinaryIO
@@ -301,8 +303,7 @@ def _untyped_to_array(data: Any) -> np.ndarray:
 
 def _as_bytes2d(rows: np.ndarray) -> np.ndarray:
     """(n, row_bytes) uint8 view of C-contiguous rows (what the Rust kernels take)."""
-    row_values = int(np.prod(rows.shape[1:], dtype=np.int64))
-    return rows.reshape(rows.shape[0], row_values).view(np.uint8)
+    return rows.reshape(rows.shape[0], math.prod(rows.shape[1:])).view(np.uint8)
 
 
 def _batch_plan(
@@ -330,8 +331,15 @@ def _source_name(file_object: Any) -> str:
     return str(getattr(file_object, "name", "<file object>"))
 
 
-def _gather(fields: list[AgentBufferField], rows: np.ndarray) -> list[Any]:
-    """New storage for each field: its rows ``rows`` (gathered in Rust for numeric fields)."""
+def _gather(
+    fields: list[AgentBufferField],
+    rows: np.ndarray,
+    spares: list[np.ndarray | None] | None = None,
+) -> list[Any]:
+    """New storage for each field: its rows ``rows`` (gathered in Rust for numeric fields),
+    written into ``spares[i]`` (an unshared array of at least len(rows) rows, see
+    ``AgentBuffer._reusable_spare``) when given, else into a fresh array. Numeric results
+    are backing arrays whose first len(rows) rows are the field."""
     results: list[Any] = [None] * len(fields)
     sources, outputs = [], []
     count = len(rows)
@@ -342,9 +350,14 @@ def _gather(fields: list[AgentBufferField], rows: np.ndarray) -> list[Any]:
         elif field._data is None:
             results[i] = None
         else:
-            out = np.empty((count,) + field._data.shape[1:], dtype=field._data.dtype)
-            results[i] = out
-            if out.itemsize * int(np.prod(out.shape[1:], dtype=np.int64)) == 0:
+            spare = spares[i] if spares is not None else None
+            if spare is not None:
+                results[i] = spare
+                out = spare[:count]
+            else:
+                out = np.empty((count,) + field._data.shape[1:], dtype=field._data.dtype)
+                results[i] = out
+            if out.itemsize * math.prod(out.shape[1:]) == 0:
                 continue  # zero-width rows: nothing to copy
             sources.append(_as_bytes2d(field._data[field._start : field._start + field._len]))
             outputs.append(_as_bytes2d(out))
@@ -716,6 +729,10 @@ class AgentBuffer(MutableMapping):
         self.last_brain_info = None
         self.last_take_action_outputs = None
         self._fields: dict[AgentBufferKey, AgentBufferField] = {}
+        # Per field, the storage it had before its last shuffle, for the next shuffle to
+        # write into if nothing else references it by then (fresh arrays of this size cost
+        # more in page faults than the gather itself).
+        self._spares: dict[AgentBufferKey, np.ndarray] = {}
 
     def __str__(self) -> str:
         return ", ".join(f"'{k}' : {self._fields[k]}" for k in self._fields)
@@ -780,6 +797,7 @@ class AgentBuffer(MutableMapping):
         if self.CHECK_KEY_TYPES_AT_RUNTIME:
             self._check_key(key)
         del self._fields[key]
+        self._spares.pop(key, None)
 
     def __iter__(self) -> Iterator[AgentBufferKey]:
         return iter(self._fields)
@@ -798,6 +816,7 @@ class AgentBuffer(MutableMapping):
         """Empties every field (the fields stay, as in ML-Agents)."""
         for field in self._fields.values():
             field.reset_field()
+        self._spares.clear()
         self.last_brain_info = None
         self.last_take_action_outputs = None
 
@@ -841,11 +860,35 @@ class AgentBuffer(MutableMapping):
             return
         fields = [self[key] for key in key_list]
         rows = _native.buffer_shuffle_rows(len(fields[0]), sequence_length, _draw_seed())
-        for field, storage in zip(fields, _gather(fields, rows)):
+        count = len(rows)
+        spares = [self._reusable_spare(key, field, count) for key, field in zip(key_list, fields)]
+        storages = _gather(fields, rows, spares)
+        del spares
+        for key, field, storage in zip(key_list, fields, storages):
             if field._items is not None:
                 field._items = storage
             elif storage is not None:
-                field._data, field._start, field._len = storage, 0, storage.shape[0]
+                previous = field._data
+                field._data, field._start, field._len = storage, 0, count
+                if previous is not None and previous.base is None and previous is not storage:
+                    self._spares[key] = previous
+
+    def _reusable_spare(
+        self, key: AgentBufferKey, field: AgentBufferField, count: int
+    ) -> np.ndarray | None:
+        """The field's spare storage if it fits ``count`` rows and nothing but this buffer
+        references it: every numpy view keeps a reference to the array owning its memory,
+        so an unreferenced owner cannot be seen through any view handed out earlier."""
+        spare = self._spares.pop(key, None)
+        data = field._data
+        if spare is None or data is None or field._items is not None:
+            return None
+        if spare.dtype != data.dtype or spare.shape[1:] != data.shape[1:] or len(spare) < count:
+            return None
+        unreferenced = object()  # a local with no other reference: the baseline count
+        if sys.getrefcount(spare) != sys.getrefcount(unreferenced):
+            return None
+        return spare
 
     def make_mini_batch(self, start: int, end: int) -> AgentBuffer:
         """Buffer of rows ``[start:end]`` (Python slice rules) of every field. The fields

@@ -35,8 +35,15 @@ pub fn sequence_shuffle_rows(
         return Err(CoreError::invalid("sequence_length", "must be at least 1"));
     }
     let sequences = rows / sequence_length;
+    let mut rng = Pcg64::seed_from_u64(seed);
+    if sequence_length == 1 {
+        // The common (feed-forward) case: the permutation is the row order itself.
+        let mut order: Vec<i64> = (0..sequences as i64).collect();
+        order.shuffle(&mut rng);
+        return Ok(order);
+    }
     let mut order: Vec<usize> = (0..sequences).collect();
-    order.shuffle(&mut Pcg64::seed_from_u64(seed));
+    order.shuffle(&mut rng);
     Ok(expand_sequences(&order, sequence_length))
 }
 
@@ -265,6 +272,13 @@ mod tests {
         let long = sequence_shuffle_rows(1000, 1, 1).unwrap();
         assert_ne!(long, sequence_shuffle_rows(1000, 1, 2).unwrap());
         assert_ne!(long, (0..1000).collect::<Vec<i64>>());
+        let mut sorted = long.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (0..1000).collect::<Vec<i64>>(),
+            "a permutation of every row"
+        );
     }
 
     #[test]
