@@ -9,7 +9,7 @@ in the same process and ML-Agents 1.1.0 (benches/ref_mlagents_buffer.py) when it
 - trajectory_to_agentbuffer: 13 trajectories of 1000 steps (3DBall time_horizon) turned into
   AgentBuffers; ours from the columnar form, ML-Agents from its per-step Trajectory.
 - trajectory_to_update_buffer: the same plus resequence_and_append into one update buffer
-  (the PPO trainer's ingestion path).
+  (the PPO trainer's ingestion path, the update buffer emptied with reset_agent before each round).
 """
 
 from __future__ import annotations
@@ -147,8 +147,10 @@ def main() -> None:
         f"{total_steps / ours / 1e6:.1f} M steps/s",
     )
 
+    update = AgentBuffer()
+
     def ingest() -> None:
-        update = AgentBuffer()
+        update.reset_agent()  # as the trainer empties its update buffer after each update
         for t in trajectories:
             t.to_agentbuffer().resequence_and_append(update, training_length=1)
 

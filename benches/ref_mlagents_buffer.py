@@ -120,8 +120,10 @@ def main() -> None:
     trajs = trajectories()
     results["trajectory_to_agentbuffer"] = best_time(lambda: [t.to_agentbuffer() for t in trajs], 3)
 
+    update = AgentBuffer()
+
     def ingest() -> None:
-        update = AgentBuffer()
+        update.reset_agent()  # as the trainer empties its update buffer after each update
         for t in trajs:
             t.to_agentbuffer().resequence_and_append(update, training_length=1)
 

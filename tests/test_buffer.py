@@ -473,7 +473,28 @@ def test_shuffle_reuses_storage_only_when_no_view_can_see_it():
         np.testing.assert_array_equal(row_indices(held), held_rows)
     assert sorted(row_indices(buffer).tolist()) == list(range(500))
     buffer.reset_agent()
-    assert buffer._spares == {}
+    assert len(buffer) == 5 and buffer.num_experiences == 0
+
+
+def test_reset_update_buffer_refills_its_storage_only_when_unreferenced():
+    update = AgentBuffer()
+    indexed_buffer(30).resequence_and_append(update)
+    first = _address(update[OBS]._data)
+    update.reset_agent()
+    indexed_buffer(20).resequence_and_append(update, training_length=3)
+    assert _address(update[OBS]._data) == first  # refilled, no new allocation
+    np.testing.assert_array_equal(np.asarray(update[OBS])[:, 0], list(range(20)) + [0])
+    held = update.make_mini_batch(0, 10)
+    expected = np.asarray(held[OBS]).copy()
+    update.reset_agent()
+    np.random.seed(2)
+    shuffled = indexed_buffer(40)
+    shuffled.shuffle(1)
+    shuffled.resequence_and_append(update)
+    assert _address(update[OBS]._data) != first  # `held` still sees the old storage
+    np.testing.assert_array_equal(np.asarray(held[OBS]), expected)
+    np.testing.assert_array_equal(row_indices(update), row_indices(shuffled))
+    assert update.check_length(list(update.keys()))
 
 
 @settings(max_examples=30, deadline=None)

@@ -813,10 +813,17 @@ class AgentBuffer(MutableMapping):
     # -- whole-buffer operations ------------------------------------------------------
 
     def reset_agent(self) -> None:
-        """Empties every field (the fields stay, as in ML-Agents)."""
-        for field in self._fields.values():
+        """Empties every field (the fields stay, as in ML-Agents). Each field's storage is
+        kept as a spare that ``resequence_and_append`` refills only if no array handed out
+        earlier references it by then (so the update buffer stops re-growing each update)."""
+        spares = self._spares
+        for key, field in self._fields.items():
+            data = field._data
+            if field._items is None and data is not None and data.base is None:
+                spares[key] = data
+            else:
+                spares.pop(key, None)
             field.reset_field()
-        self._spares.clear()
         self.last_brain_info = None
         self.last_take_action_outputs = None
 
@@ -861,7 +868,12 @@ class AgentBuffer(MutableMapping):
         fields = [self[key] for key in key_list]
         rows = _native.buffer_shuffle_rows(len(fields[0]), sequence_length, _draw_seed())
         count = len(rows)
-        spares = [self._reusable_spare(key, field, count) for key, field in zip(key_list, fields)]
+        spares = [
+            self._reusable_spare(key, field._data.dtype, field._data.shape[1:], count)
+            if field._items is None and field._data is not None
+            else None
+            for key, field in zip(key_list, fields)
+        ]
         storages = _gather(fields, rows, spares)
         del spares
         for key, field, storage in zip(key_list, fields, storages):
@@ -874,16 +886,16 @@ class AgentBuffer(MutableMapping):
                     self._spares[key] = previous
 
     def _reusable_spare(
-        self, key: AgentBufferKey, field: AgentBufferField, count: int
+        self, key: AgentBufferKey, dtype: np.dtype, row_shape: tuple[int, ...], count: int
     ) -> np.ndarray | None:
-        """The field's spare storage if it fits ``count`` rows and nothing but this buffer
-        references it: every numpy view keeps a reference to the array owning its memory,
-        so an unreferenced owner cannot be seen through any view handed out earlier."""
+        """The field's spare storage if it holds ``count`` rows of ``dtype`` and
+        ``row_shape`` and nothing but this buffer references it: every numpy view keeps a
+        reference to the array owning its memory, so an unreferenced owner cannot be seen
+        through any view handed out earlier. The spare leaves the pool either way."""
         spare = self._spares.pop(key, None)
-        data = field._data
-        if spare is None or data is None or field._items is not None:
+        if spare is None:
             return None
-        if spare.dtype != data.dtype or spare.shape[1:] != data.shape[1:] or len(spare) < count:
+        if spare.dtype != dtype or spare.shape[1:] != row_shape or len(spare) < count:
             return None
         unreferenced = object()  # a local with no other reference: the baseline count
         if sys.getrefcount(spare) != sys.getrefcount(unreferenced):
@@ -981,10 +993,21 @@ class AgentBuffer(MutableMapping):
             return
         # All fields have one length, so one plan serves them all.
         plan = _batch_plan(len(self[key_list[0]]), batch_size, training_length, True)
+        spares = target_buffer._spares
         for key in key_list:
             field = self[key]
             target = target_buffer[key]
-            for part in field._plan_parts(plan):
+            parts = field._plan_parts(plan)
+            if spares and key in spares and target._data is None and field._items is None:
+                # An emptied update buffer refills the storage it had (see reset_agent).
+                first = parts[0] if parts else None
+                if first is not None:
+                    needed = sum(len(part) for part in parts)
+                    spare = target_buffer._reusable_spare(key, first.dtype, first.shape[1:], needed)
+                    if spare is not None:
+                        target._data, target._start, target._len = spare, 0, 0
+                    del spare
+            for part in parts:
                 target.extend(part)
             if target._items is None:
                 target.padding_value = field.padding_value
