@@ -152,6 +152,11 @@ def test_bad_arrays_are_rejected_naming_the_field(tmp_path, fields, match):
     assert not (tmp_path / "f").exists()
 
 
+def test_fields_must_be_a_dict(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="dict"):
+        _native.save_fields(tmp_path / "f", "k", [("x", np.zeros(1))])
+
+
 def test_empty_kind_is_rejected(tmp_path):
     with pytest.raises(InvalidArgumentError, match="kind"):
         _native.save_fields(tmp_path / "f", "", {"x": np.zeros(1)})

@@ -12,7 +12,7 @@ __version__: str
 
 # --- field files (rust/python/src/replay.rs) ---
 def save_fields(
-    path: str | os.PathLike[str], kind: str, fields: Mapping[str, npt.NDArray[np.generic]]
+    path: str | os.PathLike[str], kind: str, fields: dict[str, npt.NDArray[np.generic]]
 ) -> None: ...
 def load_fields(path: str | os.PathLike[str], kind: str) -> dict[str, npt.NDArray[np.generic]]: ...
 
@@ -62,8 +62,8 @@ class ReplayRing:
     ) -> None: ...
     def push_trajectory(
         self,
-        fields: Mapping[str, npt.NDArray[np.generic]],
-        next_fields: Mapping[str, npt.NDArray[np.generic]],
+        fields: dict[str, npt.NDArray[np.generic]],
+        next_fields: dict[str, npt.NDArray[np.generic]],
         terminated: bool,
     ) -> None: ...
     def sample(self, batch_size: int) -> _Sample: ...

@@ -141,8 +141,17 @@ fn save_fields(
     py: Python<'_>,
     path: PathBuf,
     kind: &str,
-    fields: &Bound<'_, PyDict>,
+    fields: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
+    let fields = fields.cast::<PyDict>().map_err(|_| {
+        invalid_argument(
+            "fields",
+            format!(
+                "expected a dict of name -> numpy array, got {}",
+                fields.get_type()
+            ),
+        )
+    })?;
     let mut arrays = Vec::with_capacity(fields.len());
     for (name, array) in fields.iter() {
         let name: String = name
