@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import queue
 import sys
-from collections import defaultdict
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -28,40 +27,51 @@ __all__ = ["AgentManager", "AgentManagerQueue", "AgentProcessor"]
 T = TypeVar("T")
 
 
-class _AgentColumns:
-    """The rows an agent collected since its last trajectory was cut."""
+class _SlotColumns:
+    """Per-agent columns of the current partial trajectory, one slot (row) per live agent.
 
-    __slots__ = [
-        "action_masks",
-        "continuous_actions",
-        "continuous_log_probs",
-        "discrete_actions",
-        "discrete_log_probs",
-        "group_rewards",
-        "memories",
-        "obs",
-        "prev_actions",
-        "rewards",
-    ]
+    Every field is an array ``[slots, capacity, *row_shape]``; ``lengths[slot]`` rows of a
+    slot are filled. A step writes the rows of all its agents with one fancy-indexed
+    assignment per field, so the cost per step does not grow with Python work per agent.
+    Capacity doubles (up to the time horizon) when a slot needs more rows; slots double when
+    more agents are alive.
+    """
 
-    def __init__(self, num_obs: int) -> None:
-        self.obs: list[list[np.ndarray]] = [[] for _ in range(num_obs)]
-        self.continuous_actions: list[np.ndarray] = []
-        self.discrete_actions: list[np.ndarray] = []
-        self.continuous_log_probs: list[np.ndarray] = []
-        self.discrete_log_probs: list[np.ndarray] = []
-        self.action_masks: list[np.ndarray | None] = []
-        self.prev_actions: list[np.ndarray] = []
-        self.memories: list[np.ndarray] = []
-        self.rewards: list[float] = []
-        self.group_rewards: list[float] = []
+    def __init__(self, slots: int, capacity: int, shapes: dict[str, tuple[tuple[int, ...], Any]]):
+        self.shapes = shapes
+        self.fields = {
+            name: np.zeros((slots, capacity, *shape), dtype=dtype)
+            for name, (shape, dtype) in shapes.items()
+        }
+        self.lengths = np.zeros(slots, dtype=np.int64)
 
-    def __len__(self) -> int:
-        return len(self.rewards)
+    @property
+    def slots(self) -> int:
+        return self.lengths.shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return next(iter(self.fields.values())).shape[1]
+
+    def grow(self, slots: int, capacity: int) -> None:
+        old_slots, old_capacity = self.slots, self.capacity
+        for name, array in self.fields.items():
+            grown = np.zeros((slots, capacity, *array.shape[2:]), dtype=array.dtype)
+            grown[:old_slots, :old_capacity] = array
+            self.fields[name] = grown
+        lengths = np.zeros(slots, dtype=np.int64)
+        lengths[:old_slots] = self.lengths
+        self.lengths = lengths
 
 
 class AgentProcessor:
-    """Per-agent trajectory assembly for one behavior id."""
+    """Per-agent trajectory assembly for one behavior id.
+
+    Agents live in slots: arrays indexed by slot hold each agent's last decision (its
+    observations and action mask), the action the policy chose for it, and the rows of its
+    partial trajectory. One step costs one dictionary lookup per agent plus a fixed number of
+    whole-batch numpy operations.
+    """
 
     def __init__(
         self,
@@ -79,21 +89,99 @@ class AgentProcessor:
         self.policy = policy
         self._behavior_id = behavior_id
         self._stats_reporter = stats_reporter
-        self._max_trajectory_length = max_trajectory_length
+        self._max_trajectory_length = max(1, int(max_trajectory_length))
         self._trajectory_queues: list[AgentManagerQueue[Any]] = []
-        # Global agent id -> (observation rows of its last decision, index of its row in the
-        # ActionInfo of that decision, action mask rows).
-        self._last_obs: dict[str, list[np.ndarray]] = {}
-        self._last_mask: dict[str, list[np.ndarray] | None] = {}
-        self._last_action_row: dict[str, int] = {}
-        self._last_action_outputs: dict[str, dict[str, Any]] = {}
-        self._columns: dict[str, _AgentColumns] = {}
-        self._episode_steps: dict[str, int] = defaultdict(int)
-        self._episode_rewards: dict[str, float] = defaultdict(float)
+        # (worker id, agent id) -> slot; slot -> global agent id string.
+        self._slot_of: dict[tuple[int, int], int] = {}
+        self._global_ids: list[str] = []
+        self._free_slots: list[int] = []
+        self._columns: _SlotColumns | None = None
+        # Per slot: the last decision (observations, mask) and the action taken for it.
+        self._last_obs: list[np.ndarray] = []
+        self._last_mask: np.ndarray | None = None
+        self._has_last = np.zeros(0, dtype=bool)
+        self._has_action = np.zeros(0, dtype=bool)
+        self._last_action: dict[str, np.ndarray] = {}
+        self._episode_steps = np.zeros(0, dtype=np.int64)
+        self._action_row_of: dict[int, int] = {}
+        self._num_obs = 0
 
     @property
     def behavior_id(self) -> str:
         return self._behavior_id
+
+    # --- slots -------------------------------------------------------------------------
+
+    def _ensure_slot_arrays(self, decision_steps: Any) -> None:
+        """Allocate the per-slot arrays from the first batch's shapes."""
+        if self._last_obs:
+            return
+        self._num_obs = len(decision_steps.obs)
+        self._last_obs = [
+            np.zeros((0, *obs.shape[1:]), dtype=np.float32) for obs in decision_steps.obs
+        ]
+        width = self._mask_width()
+        self._last_mask = np.zeros((0, width), dtype=bool) if width else None
+
+    def _grow_slots(self, needed: int) -> None:
+        current = self._has_last.shape[0]
+        if needed <= current:
+            return
+        slots = max(needed, 2 * current, 8)
+
+        def grown(array: np.ndarray) -> np.ndarray:
+            out = np.zeros((slots, *array.shape[1:]), dtype=array.dtype)
+            out[:current] = array
+            return out
+
+        self._last_obs = [grown(obs) for obs in self._last_obs]
+        if self._last_mask is not None:
+            self._last_mask = grown(self._last_mask)
+        self._has_last = grown(self._has_last)
+        self._has_action = grown(self._has_action)
+        self._episode_steps = grown(self._episode_steps)
+        self._last_action = {name: grown(array) for name, array in self._last_action.items()}
+        if self._columns is not None:
+            self._columns.grow(slots, self._columns.capacity)
+
+    def _slots_for(self, worker_id: int, agent_ids: np.ndarray, create: bool) -> np.ndarray:
+        """Slot of each agent (-1 for unknown agents when ``create`` is False)."""
+        slots = np.empty(len(agent_ids), dtype=np.int64)
+        slot_of = self._slot_of
+        for row, agent_id in enumerate(agent_ids.tolist()):
+            key = (worker_id, agent_id)
+            slot = slot_of.get(key)
+            if slot is None:
+                if not create:
+                    slots[row] = -1
+                    continue
+                if self._free_slots:
+                    slot = self._free_slots.pop()
+                    self._global_ids[slot] = get_global_agent_id(worker_id, agent_id)
+                else:
+                    slot = len(self._global_ids)
+                    self._global_ids.append(get_global_agent_id(worker_id, agent_id))
+                    self._grow_slots(slot + 1)
+                slot_of[key] = slot
+            slots[row] = slot
+        return slots
+
+    def _release(self, worker_id: int, agent_ids: np.ndarray, slots: np.ndarray) -> None:
+        for agent_id, slot in zip(agent_ids.tolist(), slots.tolist()):
+            del self._slot_of[(worker_id, agent_id)]
+            self._free_slots.append(slot)
+        self._has_last[slots] = False
+        self._has_action[slots] = False
+        self._episode_steps[slots] = 0
+        if self._columns is not None:
+            self._columns.lengths[slots] = 0
+        global_ids = [self._global_ids[slot] for slot in slots.tolist()]
+        if hasattr(self.policy, "remove_previous_action"):
+            self.policy.remove_previous_action(global_ids)
+        if hasattr(self.policy, "remove_memories"):
+            self.policy.remove_memories(global_ids)
+
+    # --- steps ---------------------------------------------------------------------------
 
     def add_experiences(
         self, decision_steps: Any, terminal_steps: Any, worker_id: int, previous_action: Any
@@ -105,163 +193,202 @@ class AgentProcessor:
         :param worker_id: index of the environment worker (makes agent ids global).
         :param previous_action: the ActionInfo returned for these agents' previous decision.
         """
+        self._ensure_slot_arrays(decision_steps if len(decision_steps.obs) else terminal_steps)
         outputs = previous_action.outputs
+        action_slots = np.zeros(0, dtype=np.int64)
         if outputs:
             entropy = outputs.get("entropy")
             if entropy is not None:
                 self._stats_reporter.add_stat("Policy/Entropy", float(np.mean(entropy)))
-            for row, agent_id in enumerate(previous_action.agent_ids):
-                global_id = get_global_agent_id(worker_id, int(agent_id))
-                # An agent that was reset since its decision starts over: keep no action for it.
-                if global_id in self._last_obs:
-                    self._last_action_outputs[global_id] = outputs
-                    self._last_action_row[global_id] = row
+            action_ids = np.asarray(previous_action.agent_ids, dtype=np.int64)
+            slots = self._slots_for(worker_id, action_ids, create=False)
+            # An agent reset since its decision starts over: keep no action for it.
+            keep = slots >= 0
+            keep[keep] = self._has_last[slots[keep]]
+            action_slots = slots[keep]
+            if len(action_slots):
+                self._store_actions(action_slots, outputs, np.nonzero(keep)[0])
 
-        for index, agent_id in enumerate(terminal_steps.agent_id):
-            self._process_row(terminal_steps, index, int(agent_id), worker_id, terminated=True)
-        for index, agent_id in enumerate(decision_steps.agent_id):
-            self._process_row(decision_steps, index, int(agent_id), worker_id, terminated=False)
+        if len(terminal_steps):
+            slots = self._slots_for(worker_id, np.asarray(terminal_steps.agent_id), create=False)
+            known = slots >= 0
+            if known.any():
+                rows = np.nonzero(known)[0]
+                self._add_transitions(terminal_steps, rows, slots[known], terminated=True)
+                self._release(worker_id, np.asarray(terminal_steps.agent_id)[known], slots[known])
+        if len(decision_steps):
+            slots = self._slots_for(worker_id, np.asarray(decision_steps.agent_id), create=True)
+            self._add_transitions(decision_steps, np.arange(len(slots)), slots, terminated=False)
+            for k, obs in enumerate(decision_steps.obs):
+                self._last_obs[k][slots] = obs
+            if self._last_mask is not None:
+                mask = getattr(decision_steps, "action_mask", None)
+                self._last_mask[slots] = False if mask is None else np.concatenate(mask, axis=1)
+            self._has_last[slots] = True
+            self._has_action[slots] = False
 
-        if outputs and "action" in outputs and hasattr(self.policy, "save_previous_action"):
-            saved = [
-                get_global_agent_id(worker_id, int(a))
-                for a in previous_action.agent_ids
-                if get_global_agent_id(worker_id, int(a)) in self._last_obs
-            ]
-            if saved:
-                rows = [
-                    row
-                    for row, a in enumerate(previous_action.agent_ids)
-                    if get_global_agent_id(worker_id, int(a)) in self._last_obs
-                ]
-                action = outputs["action"]
-                self.policy.save_previous_action(saved, _take_rows(action, rows))
+        if (
+            len(action_slots)
+            and "action" in outputs
+            and hasattr(self.policy, "save_previous_action")
+        ):
+            still = action_slots[self._has_last[action_slots]]
+            if len(still):
+                rows = [self._action_row_of[slot] for slot in still.tolist()]
+                self.policy.save_previous_action(
+                    [self._global_ids[slot] for slot in still.tolist()],
+                    _take_rows(outputs["action"], rows),
+                )
 
-    def _process_row(
-        self, steps: Any, index: int, agent_id: int, worker_id: int, terminated: bool
+    def _store_actions(self, slots: np.ndarray, outputs: dict[str, Any], rows: np.ndarray) -> None:
+        action = outputs["action"]
+        log_probs = outputs["log_probs"]
+        values = {
+            "continuous_actions": _rows_or_empty(action.continuous, rows, np.float32),
+            "discrete_actions": _rows_or_empty(action.discrete, rows, np.int32),
+            "continuous_log_probs": _rows_or_empty(log_probs.continuous, rows, np.float32),
+            "discrete_log_probs": _rows_or_empty(log_probs.discrete, rows, np.float32),
+        }
+        capacity = self._has_last.shape[0]
+        for name, value in values.items():
+            stored = self._last_action.get(name)
+            if stored is None or stored.shape[1:] != value.shape[1:]:
+                stored = np.zeros((capacity, *value.shape[1:]), dtype=value.dtype)
+                self._last_action[name] = stored
+            stored[slots] = value
+        self._has_action[slots] = True
+        # Row of each slot in the ActionInfo, for save_previous_action at the end of the step.
+        self._action_row_of = dict(zip(slots.tolist(), rows.tolist()))
+
+    def _add_transitions(
+        self, steps: Any, rows: np.ndarray, slots: np.ndarray, terminated: bool
     ) -> None:
-        global_id = get_global_agent_id(worker_id, agent_id)
-        obs_rows = [obs[index] for obs in steps.obs]
-        previous_obs = self._last_obs.get(global_id)
-        previous_mask = self._last_mask.get(global_id)
-        outputs = self._last_action_outputs.get(global_id)
-        if not terminated:
-            self._last_obs[global_id] = obs_rows
-            mask = getattr(steps, "action_mask", None)
-            self._last_mask[global_id] = None if mask is None else [m[index] for m in mask]
-
-        if previous_obs is not None and outputs is not None:
-            row = self._last_action_row[global_id]
-            columns = self._columns.get(global_id)
-            if columns is None:
-                columns = _AgentColumns(len(previous_obs))
-                self._columns[global_id] = columns
-            for k, obs in enumerate(previous_obs):
-                columns.obs[k].append(obs)
-            action = outputs["action"]
-            log_probs = outputs["log_probs"]
-            columns.continuous_actions.append(_row_or_empty(action.continuous, row))
-            columns.discrete_actions.append(_row_or_empty(action.discrete, row))
-            columns.continuous_log_probs.append(_row_or_empty(log_probs.continuous, row))
-            columns.discrete_log_probs.append(_row_or_empty(log_probs.discrete, row))
-            columns.action_masks.append(previous_mask)
-            if getattr(self.policy, "use_recurrent", False):
-                columns.memories.append(self.policy.retrieve_previous_memories([global_id])[0, :])
-            if hasattr(self.policy, "retrieve_previous_action"):
-                columns.prev_actions.append(self.policy.retrieve_previous_action([global_id])[0, :])
-            reward = float(steps.reward[index])
-            columns.rewards.append(reward)
-            group_reward = getattr(steps, "group_reward", None)
-            columns.group_rewards.append(
-                0.0 if group_reward is None else float(group_reward[index])
+        """Append (last decision, its action, this reward) for agents that acted."""
+        acted = self._has_last[slots] & self._has_action[slots]
+        if not acted.any():
+            return
+        rows, slots = rows[acted], slots[acted]
+        columns = self._columns_for(slots)
+        positions = columns.lengths[slots]
+        fields = columns.fields
+        for k in range(self._num_obs):
+            fields[f"obs_{k}"][slots, positions] = self._last_obs[k][slots]
+        for name, stored in self._last_action.items():
+            fields[name][slots, positions] = stored[slots]
+        if self._last_mask is not None:
+            fields["action_masks"][slots, positions] = self._last_mask[slots]
+        global_ids = None
+        if "memories" in fields:
+            global_ids = [self._global_ids[slot] for slot in slots.tolist()]
+            fields["memories"][slots, positions] = self.policy.retrieve_previous_memories(
+                global_ids
             )
-            self._episode_rewards[global_id] += reward
-            if not terminated:
-                self._episode_steps[global_id] += 1
+        if "prev_actions" in fields:
+            global_ids = global_ids or [self._global_ids[slot] for slot in slots.tolist()]
+            fields["prev_actions"][slots, positions] = self.policy.retrieve_previous_action(
+                global_ids
+            )
+        fields["rewards"][slots, positions] = np.asarray(steps.reward)[rows]
+        group_reward = getattr(steps, "group_reward", None)
+        if group_reward is not None:
+            fields["group_rewards"][slots, positions] = np.asarray(group_reward)[rows]
+        columns.lengths[slots] = positions + 1
+        if not terminated:
+            self._episode_steps[slots] += 1
 
-            if terminated or len(columns) >= self._max_trajectory_length:
-                interrupted = bool(steps.interrupted[index]) if terminated else False
-                trajectory = self._make_trajectory(
-                    global_id, columns, obs_rows, done=terminated, interrupted=interrupted
-                )
-                for trajectory_queue in self._trajectory_queues:
-                    trajectory_queue.put(trajectory)
-                self._columns[global_id] = _AgentColumns(len(previous_obs))
-            if terminated:
-                self._stats_reporter.add_stat(
-                    "Environment/Episode Length", self._episode_steps.get(global_id, 0)
-                )
+        full = columns.lengths[slots] >= self._max_trajectory_length
+        cut = np.ones(len(slots), dtype=bool) if terminated else full
+        interrupted = (
+            np.asarray(steps.interrupted)[rows] if terminated else np.zeros(len(rows), bool)
+        )
+        for index in np.nonzero(cut)[0].tolist():
+            slot = int(slots[index])
+            trajectory = self._make_trajectory(
+                slot,
+                [obs[rows[index]] for obs in steps.obs],
+                done=terminated,
+                interrupted=bool(interrupted[index]),
+            )
+            columns.lengths[slot] = 0
+            for trajectory_queue in self._trajectory_queues:
+                trajectory_queue.put(trajectory)
         if terminated:
-            self._clean_agent_data(global_id)
+            for steps_taken in self._episode_steps[slots].tolist():
+                self._stats_reporter.add_stat("Environment/Episode Length", steps_taken)
+
+    def _columns_for(self, slots: np.ndarray) -> _SlotColumns:
+        """The slot columns, allocated on first use and grown to hold one more row."""
+        columns = self._columns
+        if columns is None:
+            shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
+            for k, obs in enumerate(self._last_obs):
+                shapes[f"obs_{k}"] = (obs.shape[1:], np.float32)
+            for name, stored in self._last_action.items():
+                shapes[name] = (stored.shape[1:], stored.dtype)
+            if self._last_mask is not None:
+                shapes["action_masks"] = (self._last_mask.shape[1:], bool)
+            if getattr(self.policy, "use_recurrent", False):
+                shapes["memories"] = ((int(self.policy.m_size),), np.float32)
+            if hasattr(self.policy, "retrieve_previous_action"):
+                width = len(self._mask_branches())
+                shapes["prev_actions"] = ((width,), np.int32)
+            shapes["rewards"] = ((), np.float32)
+            shapes["group_rewards"] = ((), np.float32)
+            capacity = min(self._max_trajectory_length, 64)
+            columns = _SlotColumns(self._has_last.shape[0], capacity, shapes)
+            self._columns = columns
+        needed = int(columns.lengths[slots].max()) + 1
+        if needed > columns.capacity or columns.slots < self._has_last.shape[0]:
+            capacity = columns.capacity
+            while capacity < needed:
+                capacity = min(2 * capacity, self._max_trajectory_length)
+            columns.grow(max(columns.slots, self._has_last.shape[0]), capacity)
+        return columns
 
     def _make_trajectory(
-        self,
-        global_id: str,
-        columns: _AgentColumns,
-        next_obs: list[np.ndarray],
-        done: bool,
-        interrupted: bool,
+        self, slot: int, next_obs: list[np.ndarray], done: bool, interrupted: bool
     ) -> Any:
-        """Stack the agent's rows into one columnar trajectory (one copy per field)."""
+        """Copy the slot's rows into one columnar trajectory."""
         from mlagents_fast.trainers.trajectory import ColumnarTrajectory
 
-        steps = len(columns)
-        dones = np.zeros(steps, dtype=bool)
+        columns = self._columns
+        assert columns is not None
+        length = int(columns.lengths[slot])
+        fields = {name: array[slot, :length].copy() for name, array in columns.fields.items()}
+        dones = np.zeros(length, dtype=bool)
         dones[-1] = done
-        action_masks = None
-        if any(mask is not None for mask in columns.action_masks):
-            width = self._mask_width()
-            action_masks = np.stack(
-                [
-                    np.concatenate(mask) if mask is not None else np.zeros(width, dtype=bool)
-                    for mask in columns.action_masks
-                ]
-            )
         return ColumnarTrajectory(
-            obs=[np.stack(rows) for rows in columns.obs],
-            next_obs=list(next_obs),
-            rewards=np.asarray(columns.rewards, dtype=np.float32),
+            obs=[fields[f"obs_{k}"] for k in range(self._num_obs)],
+            next_obs=[np.array(obs, dtype=np.float32) for obs in next_obs],
+            rewards=fields["rewards"],
             dones=dones,
-            continuous_actions=np.stack(columns.continuous_actions),
-            discrete_actions=np.stack(columns.discrete_actions),
-            continuous_log_probs=np.stack(columns.continuous_log_probs),
-            discrete_log_probs=np.stack(columns.discrete_log_probs),
-            action_masks=action_masks,
-            prev_actions=np.stack(columns.prev_actions) if columns.prev_actions else None,
-            memories=np.stack(columns.memories) if columns.memories else None,
-            group_rewards=np.asarray(columns.group_rewards, dtype=np.float32),
+            continuous_actions=fields["continuous_actions"],
+            discrete_actions=fields["discrete_actions"],
+            continuous_log_probs=fields["continuous_log_probs"],
+            discrete_log_probs=fields["discrete_log_probs"],
+            action_masks=fields.get("action_masks"),
+            prev_actions=fields.get("prev_actions"),
+            memories=fields.get("memories"),
+            group_rewards=fields["group_rewards"],
             interrupted=interrupted,
-            agent_id=global_id,
+            agent_id=self._global_ids[slot],
             behavior_id=self._behavior_id,
         )
 
-    def _mask_width(self) -> int:
+    def _mask_branches(self) -> tuple[int, ...]:
         spec = getattr(self.policy, "behavior_spec", None)
         if spec is None:
-            return 0
-        return int(sum(spec.action_spec.discrete_branches))
+            return ()
+        return tuple(int(b) for b in spec.action_spec.discrete_branches)
 
-    def _clean_agent_data(self, global_id: str) -> None:
-        for store in (
-            self._last_obs,
-            self._last_mask,
-            self._last_action_row,
-            self._last_action_outputs,
-            self._columns,
-            self._episode_steps,
-            self._episode_rewards,
-        ):
-            store.pop(global_id, None)
-        if hasattr(self.policy, "remove_previous_action"):
-            self.policy.remove_previous_action([global_id])
-        if hasattr(self.policy, "remove_memories"):
-            self.policy.remove_memories([global_id])
+    def _mask_width(self) -> int:
+        return int(sum(self._mask_branches()))
 
     def record_environment_stats(self, env_stats: dict[str, Any], worker_id: int) -> None:
         """Pass stats the environment sent (stats side channel) to the stats reporter.
 
-        Stats of workers other than 0 are dropped for MOST_RECENT stats, as ML-Agents does, so
-        one worker's value does not flicker with another's.
+        MOST_RECENT stats of workers other than 0 are dropped, as ML-Agents does, so one
+        worker's value does not flicker with another's.
         """
         from mlagents_fast.trainers.stats import StatsAggregationMethod
 
@@ -277,14 +404,14 @@ class AgentProcessor:
 
     def end_episode(self) -> None:
         """Drop every agent's partial trajectory (a forced reset, e.g. on a lesson change)."""
-        for global_id in list(self._last_obs.keys() | self._columns.keys()):
-            self._clean_agent_data(global_id)
+        for (worker_id, agent_id), slot in list(self._slot_of.items()):
+            self._release(worker_id, np.array([agent_id]), np.array([slot]))
 
 
-def _row_or_empty(array: np.ndarray | None, row: int) -> np.ndarray:
+def _rows_or_empty(array: np.ndarray | None, rows: np.ndarray, dtype: Any) -> np.ndarray:
     if array is None:
-        return np.zeros(0, dtype=np.float32)
-    return array[row]
+        return np.zeros((len(rows), 0), dtype=dtype)
+    return np.asarray(array)[rows]
 
 
 def _take_rows(action: Any, rows: list[int]) -> Any:

@@ -16,7 +16,9 @@ import numpy as np
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey, RewardSignalUtil
 from mlagents_fast.trainers.trainer.on_policy_trainer import OnPolicyTrainer
-from mlagents_fast.trainers.trainer.trainer_utils import get_gae
+from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer, concatenate_trajectories
+from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged, get_gae
+from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["TRAINER_NAME", "PPOTrainer"]
 
@@ -109,6 +111,103 @@ class PPOTrainer(OnPolicyTrainer):
         )
         if trajectory.done_reached:
             self._update_end_episode_stats(agent_id, self.optimizer)
+
+    def _process_trajectories(self, trajectories: list[Any]) -> None:
+        """All queued trajectories at once: one normalizer update, one critic pass over every
+        step, one pass over the bootstrap observations, one ragged GAE call (Rust), one append.
+        Recurrent policies carry critic memory per agent, so they go one trajectory at a time.
+        """
+        if self.policy.use_recurrent or len(trajectories) == 1:
+            super()._process_trajectories(trajectories)
+            return
+        for trajectory in trajectories:
+            RLTrainer._process_trajectory(self, trajectory)
+        buffer, lengths = concatenate_trajectories(trajectories)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if self.is_training:
+            self.policy.actor.update_normalization(buffer)
+            self.optimizer.critic.update_normalization(buffer)
+
+        bootstrap = np.array(
+            [not (t.done_reached and not t.interrupted) for t in trajectories], dtype=bool
+        )
+        values, next_values = self._batched_values(buffer, trajectories)
+        environment_rewards = np.asarray(
+            buffer[BufferKey.ENVIRONMENT_REWARDS].get_batch(), dtype=np.float32
+        )
+        # Reward totals per trajectory and signal, credited in trajectory order below (an
+        # agent may end an episode and start the next within one batch).
+        totals = {"environment": np.add.reduceat(environment_rewards, offsets[:-1]).tolist()}
+
+        all_advantages = []
+        all_returns = []
+        for name, reward_signal in self.optimizer.reward_signals.items():
+            value_estimates = values[name]
+            buffer[RewardSignalUtil.value_estimates_key(name)].extend(value_estimates)
+            means = np.add.reduceat(value_estimates, offsets[:-1]) / lengths
+            stat_name = f"Policy/{reward_signal.name.capitalize()} Value Estimate"
+            for mean in means.tolist():
+                self._stats_reporter.add_stat(stat_name, mean)
+            rewards = np.asarray(
+                reward_signal.evaluate(buffer) * reward_signal.strength, dtype=np.float32
+            )
+            buffer[RewardSignalUtil.rewards_key(name)].extend(rewards)
+            totals[name] = np.add.reduceat(rewards, offsets[:-1]).tolist()
+            value_next = next_values[name]
+            if not reward_signal.ignore_done:
+                value_next = np.where(bootstrap, value_next, 0.0).astype(np.float32)
+            advantages, returns = compute_gae_ragged(
+                rewards,
+                value_estimates,
+                offsets,
+                value_next,
+                gamma=reward_signal.gamma,
+                lambd=self.hyperparameters.lambd,
+            )
+            buffer[RewardSignalUtil.returns_key(name)].set(returns)
+            buffer[RewardSignalUtil.advantage_key(name)].set(advantages)
+            all_advantages.append(advantages)
+            all_returns.append(returns)
+        buffer[BufferKey.ADVANTAGES].set(np.mean(np.asarray(all_advantages), axis=0))
+        buffer[BufferKey.DISCOUNTED_RETURNS].set(np.mean(np.asarray(all_returns), axis=0))
+        buffer.resequence_and_append(self.update_buffer, batch_size=None, training_length=1)
+        for index, trajectory in enumerate(trajectories):
+            for name, signal_totals in totals.items():
+                self.collected_rewards[name][trajectory.agent_id] += signal_totals[index]
+            if trajectory.done_reached:
+                self._update_end_episode_stats(trajectory.agent_id, self.optimizer)
+
+    def _batched_values(
+        self, buffer: Any, trajectories: list[Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Critic values of every step, and of every trajectory's next observation."""
+        import torch
+
+        num_obs = len(trajectories[0].obs)
+        obs = [
+            torch.as_tensor(
+                np.asarray(buffer[ObsUtil.get_name_at(k)].get_batch(), dtype=np.float32)
+            )
+            for k in range(num_obs)
+        ]
+        next_obs = [
+            torch.as_tensor(
+                np.stack([np.asarray(t.next_obs[k], dtype=np.float32) for t in trajectories])
+            )
+            for k in range(num_obs)
+        ]
+        critic = self.optimizer.critic
+        with torch.no_grad():
+            values, _ = critic.critic_pass(obs, None, sequence_length=obs[0].shape[0])
+            next_values, _ = critic.critic_pass(next_obs, None, sequence_length=1)
+        return (
+            {name: v.detach().numpy().astype(np.float32).reshape(-1) for name, v in values.items()},
+            {
+                name: v.detach().numpy().astype(np.float32).reshape(-1)
+                for name, v in next_values.items()
+            },
+        )
 
     def create_optimizer(self) -> Any:
         from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer

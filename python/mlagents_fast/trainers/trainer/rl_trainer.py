@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import numpy as np
 
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue
 from mlagents_fast.trainers.buffer import AgentBuffer
@@ -17,9 +18,61 @@ from mlagents_fast.trainers.stats import StatsPropertyType
 from mlagents_fast.trainers.timers import hierarchical_timer, timed
 from mlagents_fast.trainers.trainer.trainer import Trainer
 
-__all__ = ["RLTrainer"]
+__all__ = ["RLTrainer", "concatenate_trajectories"]
 
 logger = logging.getLogger(__name__)
+
+
+def concatenate_trajectories(trajectories: list[Any]) -> tuple[AgentBuffer, np.ndarray]:
+    """One AgentBuffer holding the columnar trajectories one after another, and their lengths.
+
+    Each field is built with one concatenation; the next-observation (and next-action) rows at
+    the end of every trajectory come from that trajectory's own ``next_obs`` (zeros for the
+    next action), exactly as if each trajectory had been converted on its own.
+    """
+    from mlagents_fast.trainers.buffer import BufferKey, ObservationKeyPrefix
+    from mlagents_fast.trainers.trajectory import ColumnarTrajectory
+
+    lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
+
+    def cat(name: str) -> Any:
+        parts = [getattr(t, name) for t in trajectories]
+        if any(part is None for part in parts):
+            return None
+        return np.concatenate(parts)
+
+    num_obs = len(trajectories[0].obs)
+    combined = ColumnarTrajectory(
+        obs=[np.concatenate([t.obs[k] for t in trajectories]) for k in range(num_obs)],
+        next_obs=list(trajectories[-1].next_obs),
+        rewards=cat("rewards"),
+        dones=cat("dones"),
+        continuous_actions=cat("continuous_actions"),
+        discrete_actions=cat("discrete_actions"),
+        continuous_log_probs=cat("continuous_log_probs"),
+        discrete_log_probs=cat("discrete_log_probs"),
+        action_masks=cat("action_masks"),
+        prev_actions=cat("prev_actions"),
+        memories=cat("memories"),
+        group_rewards=cat("group_rewards"),
+        interrupted=trajectories[-1].interrupted,
+        agent_id=trajectories[-1].agent_id,
+        behavior_id=trajectories[-1].behavior_id,
+    )
+    buffer = combined.to_agentbuffer()
+    ends = np.cumsum(lengths)[:-1] - 1  # the last trajectory's end is already right
+    if len(ends):
+        for k in range(num_obs):
+            field = buffer[(ObservationKeyPrefix.NEXT_OBSERVATION, k)]
+            rows = np.array(field.get_batch())
+            rows[ends] = np.stack([np.asarray(t.next_obs[k]) for t in trajectories[:-1]])
+            field.set(rows)
+        for key in (BufferKey.NEXT_CONT_ACTION, BufferKey.NEXT_DISC_ACTION):
+            field = buffer[key]
+            rows = np.array(field.get_batch())
+            rows[ends] = 0
+            field.set(rows)
+    return buffer, lengths
 
 
 class RLTrainer(Trainer):
@@ -159,6 +212,12 @@ class RLTrainer(Trainer):
         self._maybe_save_model(step_after)
         self._increment_step(len(trajectory), trajectory.behavior_id)
 
+    def _process_trajectories(self, trajectories: list[Any]) -> None:
+        """Process a batch of trajectories taken from one queue, in order. Subclasses may
+        process the batch at once (one critic pass, one GAE call)."""
+        for trajectory in trajectories:
+            self._process_trajectory(trajectory)
+
     def _maybe_write_summary(self, step_after_process: int) -> None:
         if self._next_summary_step == 0:  # no summary at step 0
             self._next_summary_step = self._get_next_interval_step(self.summary_freq)
@@ -177,16 +236,16 @@ class RLTrainer(Trainer):
         """Process every queued trajectory, then update and publish the policy if ready."""
         with hierarchical_timer("process_trajectory"):
             for trajectory_queue in self.trajectory_queues:
-                queried = False
+                trajectories = []
                 # At most the current queue length, so a fast producer cannot starve updates.
                 for _ in range(trajectory_queue.qsize()):
-                    queried = True
                     try:
-                        trajectory = trajectory_queue.get_nowait()
+                        trajectories.append(trajectory_queue.get_nowait())
                     except AgentManagerQueue.Empty:
                         break
-                    self._process_trajectory(trajectory)
-                if self.threaded and not queried:
+                if trajectories:
+                    self._process_trajectories(trajectories)
+                elif self.threaded:
                     time.sleep(0.0001)  # yield instead of busy-waiting
         if self.should_still_train:
             if self._is_ready_update():
