@@ -2,9 +2,6 @@
 
 import numpy as np
 import torch
-from test_trainer_agent_processor import drain
-from trainer_fixtures import SignEnv
-
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue, AgentProcessor
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey, ObservationKeyPrefix, RewardSignalUtil
@@ -12,6 +9,8 @@ from mlagents_fast.trainers.ppo.trainer import PPOTrainer
 from mlagents_fast.trainers.settings import TrainerSettings
 from mlagents_fast.trainers.stats import StatsReporter
 from mlagents_fast.trainers.trainer.rl_trainer import concatenate_trajectories
+from test_trainer_agent_processor import drain
+from trainer_fixtures import SignEnv
 
 
 def make_trainer(tmp_path, name, spec):
