@@ -84,7 +84,7 @@ def test_progress_lessons_advance_are_saved_and_resume_in_the_same_lesson(tmp_pa
     )
     lessons = resumed.lesson_history["difficulty"]
     assert lessons[0][1] == 1
-    assert lessons[-1][1] == 2
+    assert all(lesson == 1 for _, lesson in lessons[:-1])
     status = json.loads((tmp_path / "c" / "run_logs" / "training_status.json").read_text())
     assert status["difficulty"]["lesson_num"] == 2
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import sys
+import threading
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -437,6 +438,9 @@ class AgentManagerQueue(Generic[T]):
         self._maxlen = maxlen
         self._queue: queue.Queue[T] = queue.Queue(maxsize=maxlen)
         self._behavior_id = behavior_id
+        # Total len() of the queued items (steps, for trajectories), for batching decisions.
+        self._queued_length = 0
+        self._length_lock = threading.Lock()
 
     @property
     def maxlen(self) -> int:
@@ -452,13 +456,25 @@ class AgentManagerQueue(Generic[T]):
     def empty(self) -> bool:
         return self._queue.empty()
 
+    @property
+    def queued_length(self) -> int:
+        """Sum of len() of the queued items that have one (steps, for trajectories)."""
+        return self._queued_length
+
     def get_nowait(self) -> T:
         try:
-            return self._queue.get_nowait()
+            item = self._queue.get_nowait()
         except queue.Empty:
             raise self.Empty("The AgentManagerQueue is empty.") from None
+        if hasattr(item, "__len__"):
+            with self._length_lock:
+                self._queued_length -= len(item)
+        return item
 
     def put(self, item: T) -> None:
+        if hasattr(item, "__len__"):
+            with self._length_lock:
+                self._queued_length += len(item)
         self._queue.put(item)
 
 

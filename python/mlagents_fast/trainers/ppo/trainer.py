@@ -120,6 +120,36 @@ class PPOTrainer(OnPolicyTrainer):
         if self.policy.use_recurrent or len(trajectories) == 1:
             super()._process_trajectories(trajectories)
             return
+        for chunk in self._split_at_intervals(trajectories):
+            self._process_batch(chunk)
+
+    def _split_at_intervals(self, trajectories: list[Any]) -> list[list[Any]]:
+        """Split so that a trajectory crossing a summary or checkpoint step starts a chunk:
+        the chunks before it are credited (episode rewards) before that summary is written."""
+        summary_interval = self.summary_freq
+        save_interval = self.trainer_settings.checkpoint_interval
+
+        def next_step(step: int, interval: int) -> int:
+            return step + (interval - step % interval)
+
+        step = self.get_step
+        next_summary = self._next_summary_step or next_step(step, summary_interval)
+        next_save = self._next_save_step or next_step(step, save_interval)
+        chunks: list[list[Any]] = [[]]
+        for trajectory in trajectories:
+            step_after = step + len(trajectory)
+            if (step_after >= next_summary or step_after >= next_save) and chunks[-1]:
+                chunks.append([])
+            chunks[-1].append(trajectory)
+            step = step_after
+            next_summary = next_step(step, summary_interval)
+            next_save = next_step(step, save_interval)
+        return chunks
+
+    def _process_batch(self, trajectories: list[Any]) -> None:
+        if len(trajectories) == 1:
+            self._process_trajectory(trajectories[0])
+            return
         for trajectory in trajectories:
             RLTrainer._process_trajectory(self, trajectory)
         buffer, lengths = concatenate_trajectories(trajectories)

@@ -212,6 +212,10 @@ class RLTrainer(Trainer):
         self._maybe_save_model(step_after)
         self._increment_step(len(trajectory), trajectory.behavior_id)
 
+    def _should_process(self, trajectory_queue: AgentManagerQueue[Any]) -> bool:
+        """Whether to take the queued trajectories now (subclasses may wait for a batch)."""
+        return True
+
     def _process_trajectories(self, trajectories: list[Any]) -> None:
         """Process a batch of trajectories taken from one queue, in order. Subclasses may
         process the batch at once (one critic pass, one GAE call)."""
@@ -236,6 +240,8 @@ class RLTrainer(Trainer):
         """Process every queued trajectory, then update and publish the policy if ready."""
         with hierarchical_timer("process_trajectory"):
             for trajectory_queue in self.trajectory_queues:
+                if not self._should_process(trajectory_queue):
+                    continue
                 trajectories = []
                 # At most the current queue length, so a fast producer cannot starve updates.
                 for _ in range(trajectory_queue.qsize()):
