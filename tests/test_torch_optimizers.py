@@ -9,9 +9,11 @@ from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
 from mlagents_fast.trainers.sac.optimizer_torch import TorchSACOptimizer
 from mlagents_fast.trainers.settings import (
+    CuriositySettings,
     PPOSettings,
     RewardSignalSettings,
     RewardSignalType,
+    RNDSettings,
     SACSettings,
     ScheduleType,
     TrainerSettings,
@@ -244,8 +246,8 @@ def test_trajectory_value_estimates_with_lstm_memories():
 
 def test_unsupported_reward_signal_is_a_config_error():
     spec = behavior_spec([vector_spec(4)], continuous=1)
-    with pytest.raises(TrainerConfigError, match="curiosity.*not supported yet"):
-        create_reward_provider(RewardSignalType.CURIOSITY, spec, RewardSignalSettings())
+    with pytest.raises(TrainerConfigError, match="gail.*not supported yet"):
+        create_reward_provider(RewardSignalType.GAIL, spec, RewardSignalSettings())
 
 
 def test_extrinsic_reward_provider_scales_nothing_and_adds_group_reward():
@@ -341,3 +343,63 @@ def test_sac_refuses_shared_actor_critic():
     )
     with pytest.raises(Exception, match="SharedActorCritic"):
         TorchSACOptimizer(policy, settings)
+
+
+def intrinsic_batch(spec, obs, next_obs, actions=None, discrete=None):
+    n = obs[0].shape[0]
+    return training_batch(
+        spec,
+        obs,
+        actions,
+        discrete,
+        None,
+        None,
+        np.zeros(n),
+        {},
+        {},
+        next_obs=next_obs,
+    )
+
+
+def test_rnd_rewards_novel_observations_more_after_training():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    spec = behavior_spec([vector_spec(4)], continuous=1)
+    settings = RNDSettings(strength=0.01, learning_rate=1e-2)
+    settings.network_settings = network_settings(hidden_units=32)
+    provider = create_reward_provider(RewardSignalType.RND, spec, settings)
+    assert provider.ignore_done and provider.name == "RND"
+    seen = [rng.normal(0.0, 0.1, (64, 4)).astype(np.float32)]
+    novel = [rng.normal(0.0, 3.0, (64, 4)).astype(np.float32)]
+    seen_batch = intrinsic_batch(spec, seen, seen)
+    first = provider.update(seen_batch)["Losses/RND Loss"]
+    for _ in range(60):
+        last = provider.update(seen_batch)["Losses/RND Loss"]
+    assert last < 0.5 * first
+    seen_reward = provider.evaluate(seen_batch)
+    novel_reward = provider.evaluate(intrinsic_batch(spec, novel, novel))
+    assert seen_reward.shape == (64,) and seen_reward.dtype == np.float32
+    assert novel_reward.mean() > 2 * seen_reward.mean()
+    assert set(provider.get_modules()) == {"Module:RND-pred", "Module:RND-target"}
+
+
+@pytest.mark.parametrize("continuous,branches", [(2, ()), (0, (3,))])
+def test_curiosity_learns_the_transition_and_caps_rewards(continuous, branches):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    spec = behavior_spec([vector_spec(4)], continuous=continuous, branches=branches)
+    settings = CuriositySettings(strength=0.5, learning_rate=3e-3)
+    settings.network_settings = network_settings(hidden_units=16)
+    provider = create_reward_provider(RewardSignalType.CURIOSITY, spec, settings)
+    obs = [rng.standard_normal((64, 4)).astype(np.float32)]
+    next_obs = [obs[0] * 0.5 + 1.0]
+    cont = rng.standard_normal((64, continuous)).astype(np.float32) if continuous else None
+    disc = rng.integers(0, 3, (64, 1)).astype(np.int32) if branches else None
+    batch = intrinsic_batch(spec, obs, next_obs, cont, disc)
+    assert np.all(provider.evaluate(batch) == 0.0)  # nothing learned yet
+    first = provider.update(batch)
+    for _ in range(30):
+        last = provider.update(batch)
+    assert last["Losses/Curiosity Inverse Loss"] < first["Losses/Curiosity Inverse Loss"]
+    rewards = provider.evaluate(batch)
+    assert rewards.shape == (64,) and np.all(rewards >= 0.0) and np.all(rewards <= 1.0 / 0.5)

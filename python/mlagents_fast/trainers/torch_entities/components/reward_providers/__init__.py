@@ -1,8 +1,11 @@
-"""Reward signals. Only ``extrinsic`` is implemented; curiosity, gail and rnd are refused by
-:func:`create_reward_provider` with a TrainerConfigError."""
+"""Reward signals: extrinsic, curiosity and rnd. ``gail`` (it needs demonstration files) is
+refused by :func:`create_reward_provider` with a TrainerConfigError."""
 
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
+)
+from mlagents_fast.trainers.torch_entities.components.reward_providers.curiosity_reward_provider import (
+    CuriosityRewardProvider,
 )
 from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
     ExtrinsicRewardProvider,
@@ -10,5 +13,14 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic
 from mlagents_fast.trainers.torch_entities.components.reward_providers.reward_provider_factory import (
     create_reward_provider,
 )
+from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_reward_provider import (
+    RNDRewardProvider,
+)
 
-__all__ = ["BaseRewardProvider", "ExtrinsicRewardProvider", "create_reward_provider"]
+__all__ = [
+    "BaseRewardProvider",
+    "CuriosityRewardProvider",
+    "ExtrinsicRewardProvider",
+    "RNDRewardProvider",
+    "create_reward_provider",
+]

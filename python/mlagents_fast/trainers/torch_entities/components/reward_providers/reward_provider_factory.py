@@ -9,14 +9,22 @@ from mlagents_fast.trainers.settings import RewardSignalType
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
 )
+from mlagents_fast.trainers.torch_entities.components.reward_providers.curiosity_reward_provider import (
+    CuriosityRewardProvider,
+)
 from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
     ExtrinsicRewardProvider,
+)
+from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_reward_provider import (
+    RNDRewardProvider,
 )
 
 __all__ = ["NAME_TO_CLASS", "create_reward_provider"]
 
 NAME_TO_CLASS: dict[Any, type[BaseRewardProvider]] = {
     RewardSignalType.EXTRINSIC: ExtrinsicRewardProvider,
+    RewardSignalType.CURIOSITY: CuriosityRewardProvider,
+    RewardSignalType.RND: RNDRewardProvider,
 }
 
 

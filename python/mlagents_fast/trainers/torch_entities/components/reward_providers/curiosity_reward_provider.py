@@ -1,0 +1,169 @@
+"""Curiosity (Pathak et al. 2017, arXiv:1705.05363): an inverse model learns a state encoding
+that predicts the action taken between two states; a forward model predicts the next state's
+encoding from the state and action. The reward is the forward model's error."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
+from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
+    BaseRewardProvider,
+)
+from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_reward_provider import (
+    encoder_settings_without_memory,
+)
+from mlagents_fast.trainers.torch_entities.layers import LinearEncoder, linear_layer
+from mlagents_fast.trainers.torch_entities.networks import NetworkBody
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.trajectory import ObsUtil
+
+__all__ = ["ActionPredictionTuple", "CuriosityNetwork", "CuriosityRewardProvider"]
+
+
+class ActionPredictionTuple(NamedTuple):
+    continuous: torch.Tensor | None
+    discrete: torch.Tensor | None
+
+
+class CuriosityNetwork(torch.nn.Module):
+    EPSILON = 1e-10
+
+    def __init__(self, specs: Any, settings: Any) -> None:
+        super().__init__()
+        self._action_spec = specs.action_spec
+        self._continuous_size = int(specs.action_spec.continuous_size)
+        self._discrete_branches = [int(b) for b in specs.action_spec.discrete_branches]
+        encoder_settings = encoder_settings_without_memory(settings, "Curiosity")
+        hidden = encoder_settings.hidden_units
+        self._state_encoder = NetworkBody(specs.observation_specs, encoder_settings)
+        self.inverse_model_action_encoding = torch.nn.Sequential(LinearEncoder(2 * hidden, 1, 256))
+        if self._continuous_size > 0:
+            self.continuous_action_prediction = linear_layer(256, self._continuous_size)
+        if self._discrete_branches:
+            self.discrete_action_prediction = linear_layer(256, sum(self._discrete_branches))
+        flattened_action_size = self._continuous_size + sum(self._discrete_branches)
+        self.forward_model_next_state_prediction = torch.nn.Sequential(
+            LinearEncoder(hidden + flattened_action_size, 1, 256), linear_layer(256, hidden)
+        )
+
+    def _encode(self, obs: list) -> torch.Tensor:
+        hidden, _ = self._state_encoder([ModelUtils.list_to_tensor(o) for o in obs])
+        return hidden
+
+    def get_current_state(self, mini_batch: Any) -> torch.Tensor:
+        return self._encode(ObsUtil.from_buffer(mini_batch, len(self._state_encoder.processors)))
+
+    def get_next_state(self, mini_batch: Any) -> torch.Tensor:
+        n_obs = len(self._state_encoder.processors)
+        return self._encode(ObsUtil.from_buffer_next(mini_batch, n_obs))
+
+    def predict_action(self, mini_batch: Any) -> ActionPredictionTuple:
+        """Continuous: the predicted action; discrete: per-branch softmax probabilities."""
+        inverse_input = torch.cat(
+            (self.get_current_state(mini_batch), self.get_next_state(mini_batch)), dim=1
+        )
+        hidden = self.inverse_model_action_encoding(inverse_input)
+        continuous_pred = discrete_pred = None
+        if self._continuous_size > 0:
+            continuous_pred = self.continuous_action_prediction(hidden)
+        if self._discrete_branches:
+            branches = ModelUtils.break_into_branches(
+                self.discrete_action_prediction(hidden), self._discrete_branches
+            )
+            discrete_pred = torch.cat([torch.softmax(b, dim=1) for b in branches], dim=1)
+        return ActionPredictionTuple(continuous_pred, discrete_pred)
+
+    def _flat_actions(self, actions: AgentAction) -> torch.Tensor:
+        parts = []
+        if self._continuous_size > 0:
+            parts.append(actions.continuous_tensor)
+        if self._discrete_branches:
+            parts.extend(
+                ModelUtils.actions_to_onehot(actions.discrete_tensor, self._discrete_branches)
+            )
+        return torch.cat(parts, dim=1)
+
+    def predict_next_state(self, mini_batch: Any) -> torch.Tensor:
+        actions = AgentAction.from_buffer(mini_batch)
+        forward_input = torch.cat(
+            (self.get_current_state(mini_batch), self._flat_actions(actions)), dim=1
+        )
+        return self.forward_model_next_state_prediction(forward_input)
+
+    @staticmethod
+    def _mean_over_kept(values: torch.Tensor, mini_batch: Any) -> torch.Tensor:
+        masks = ModelUtils.list_to_tensor(mini_batch[BufferKey.MASKS], dtype=torch.float)
+        return torch.mean(values[masks == 1])
+
+    def compute_inverse_loss(self, mini_batch: Any) -> torch.Tensor:
+        """Error of the predicted action: squared error (continuous) plus cross-entropy
+        (discrete), averaged over unpadded steps."""
+        predicted = self.predict_action(mini_batch)
+        actions = AgentAction.from_buffer(mini_batch)
+        inverse_loss: Any = 0
+        if predicted.continuous is not None:
+            sq_difference = torch.sum(
+                (actions.continuous_tensor - predicted.continuous) ** 2, dim=1
+            )
+            inverse_loss = inverse_loss + self._mean_over_kept(sq_difference, mini_batch)
+        if predicted.discrete is not None:
+            true_action = torch.cat(
+                ModelUtils.actions_to_onehot(actions.discrete_tensor, self._discrete_branches),
+                dim=1,
+            )
+            cross_entropy = torch.sum(
+                -torch.log(predicted.discrete + self.EPSILON) * true_action, dim=1
+            )
+            inverse_loss = inverse_loss + self._mean_over_kept(cross_entropy, mini_batch)
+        return inverse_loss
+
+    def compute_reward(self, mini_batch: Any) -> torch.Tensor:
+        """Half the squared error of the predicted next-state encoding, per step."""
+        predicted_next_state = self.predict_next_state(mini_batch)
+        target = self.get_next_state(mini_batch)
+        return torch.sum(0.5 * (target - predicted_next_state) ** 2, dim=1)
+
+    def compute_forward_loss(self, mini_batch: Any) -> torch.Tensor:
+        return self._mean_over_kept(self.compute_reward(mini_batch), mini_batch)
+
+
+class CuriosityRewardProvider(BaseRewardProvider):
+    beta = 0.2  # weight of the forward loss against the inverse loss
+    loss_multiplier = 10.0
+
+    def __init__(self, specs: Any, settings: Any) -> None:
+        super().__init__(specs, settings)
+        self._ignore_done = True
+        self._network = CuriosityNetwork(specs, settings)
+        self.optimizer = ModelUtils.create_adam(
+            self._network.parameters(), lr=settings.learning_rate
+        )
+        self._has_updated_once = False
+
+    def evaluate(self, mini_batch: Any) -> np.ndarray:
+        """Rewards, capped so that reward * strength <= 1; zero until the first update."""
+        with torch.no_grad():
+            rewards = ModelUtils.to_numpy(self._network.compute_reward(mini_batch))
+        rewards = np.minimum(rewards, 1.0 / self.strength)
+        return rewards * self._has_updated_once
+
+    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
+        self._has_updated_once = True
+        forward_loss = self._network.compute_forward_loss(mini_batch)
+        inverse_loss = self._network.compute_inverse_loss(mini_batch)
+        loss = self.loss_multiplier * (self.beta * forward_loss + (1.0 - self.beta) * inverse_loss)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {
+            "Losses/Curiosity Forward Loss": forward_loss.item(),
+            "Losses/Curiosity Inverse Loss": inverse_loss.item(),
+        }
+
+    def get_modules(self) -> dict[str, torch.nn.Module]:
+        return {f"Module:{self.name}": self._network}
