@@ -2,7 +2,6 @@
 # Python modules that wrap them; import from those, not from here.
 
 import os
-from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
