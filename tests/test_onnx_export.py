@@ -235,3 +235,40 @@ def test_export_replaces_file_atomically_and_keeps_training_mode(tmp_path):
     assert policy.actor.training
     onnx.checker.check_model(onnx.load(str(target)))
     assert [p.name for p in tmp_path.iterdir()] == ["policy.onnx"]  # no temp files left
+
+
+def test_goal_conditioned_hypernetwork_exports_and_matches_torch(tmp_path):
+    from mlagents_fast.envs.base_env import DimensionProperty, ObservationSpec, ObservationType
+    from mlagents_fast.trainers.settings import ConditioningType
+    from mlagents_fast.trainers.torch_entities.conditioning import ConditionalEncoder
+    from mlagents_fast.trainers.torch_entities.layers import LinearEncoder
+
+    torch.manual_seed(0)
+    goal = ObservationSpec(
+        shape=(2,),
+        dimension_property=(DimensionProperty.NONE,),
+        observation_type=ObservationType.GOAL_SIGNAL,
+        name="goal",
+    )
+    spec = behavior_spec([vector_spec(4), goal], continuous=1, branches=(2,))
+    hyper = TorchPolicy(0, spec, network_settings(), SimpleActor, PPO_KWARGS)
+    body = hyper.actor.network_body._body_endoder
+    assert isinstance(body, ConditionalEncoder)
+    plain_settings = network_settings(goal_conditioning_type=ConditioningType.NONE)
+    plain = TorchPolicy(0, spec, plain_settings, SimpleActor, PPO_KWARGS)
+    assert isinstance(plain.actor.network_body._body_endoder, LinearEncoder)
+
+    obs = random_obs(spec, 5, np.random.default_rng(0))
+    # The goal changes the action even with the same other observation.
+    other_goal = [obs[0], obs[1] + 1.0]
+    first, _, _ = torch_deterministic(hyper, obs, np.ones((5, 2), np.float32))
+    second, _, _ = torch_deterministic(hyper, other_goal, np.ones((5, 2), np.float32))
+    assert not np.allclose(first, second)
+
+    path = export(hyper, tmp_path)
+    result = run(
+        path, {"obs_0": obs[0], "obs_1": obs[1], "action_masks": np.ones((5, 2), np.float32)}
+    )
+    np.testing.assert_allclose(
+        result["deterministic_continuous_actions"], first, rtol=1e-4, atol=1e-5
+    )

@@ -3,8 +3,8 @@
 Observations go through one encoder each (vector: identity or normaliser; visual: the chosen
 CNN), are concatenated, pass through ``num_layers`` Swish layers of ``hidden_units`` and, with
 ``memory`` set, an LSTM. Goal-signal observations are concatenated like any other input
-(ML-Agents' hypernetwork conditioning is not implemented: ``goal_conditioning_type: hyper``
-behaves like ``none``).
+and, with ``goal_conditioning_type: hyper`` (the default), also generate the weights of the
+body's last layer through a hypernetwork (ConditionalEncoder).
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlagents_fast.envs.base_env import ObservationType
 from mlagents_fast.trainers.exception import UnityTrainerException
+from mlagents_fast.trainers.settings import ConditioningType
 from mlagents_fast.trainers.torch_entities.action_model import ActionModel
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
+from mlagents_fast.trainers.torch_entities.conditioning import ConditionalEncoder
 from mlagents_fast.trainers.torch_entities.decoders import ValueHeads
 from mlagents_fast.trainers.torch_entities.encoders import VectorInput
 from mlagents_fast.trainers.torch_entities.layers import LSTM, LinearEncoder
@@ -65,10 +68,30 @@ class ObservationEncoder(nn.Module):
         self._vector_indices = [
             i for i, p in enumerate(self.processors) if isinstance(p, VectorInput)
         ]
+        self._goal_processor_indices = [
+            i
+            for i, spec in enumerate(observation_specs)
+            if getattr(spec, "observation_type", None) == ObservationType.GOAL_SIGNAL
+        ]
+        self._total_goal_enc_size = sum(
+            self.embedding_sizes[i] for i in self._goal_processor_indices
+        )
 
     @property
     def total_enc_size(self) -> int:
         return self._total_enc_size
+
+    @property
+    def total_goal_enc_size(self) -> int:
+        """Width of the goal-signal observations' encodings (0 without goals)."""
+        return self._total_goal_enc_size
+
+    def get_goal_encoding(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """The goal-signal observations encoded and concatenated."""
+        encodes = [self.processors[i](inputs[i]) for i in self._goal_processor_indices]
+        if not encodes:
+            raise UnityTrainerException("The behavior has no goal-signal observation.")
+        return encodes[0] if len(encodes) == 1 else torch.cat(encodes, dim=1)
 
     def update_normalization(self, buffer: Any) -> None:
         if not self.normalize:
@@ -111,7 +134,22 @@ class NetworkBody(nn.Module):
         )
         self.processors = self.observation_encoder.processors
         total_enc_size = self.observation_encoder.total_enc_size + encoded_act_size
-        self._body_endoder = LinearEncoder(total_enc_size, network_settings.num_layers, self.h_size)
+        self._body_endoder: torch.nn.Module
+        if (
+            self.observation_encoder.total_goal_enc_size > 0
+            and network_settings.goal_conditioning_type == ConditioningType.HYPER
+        ):
+            self._body_endoder = ConditionalEncoder(
+                total_enc_size,
+                self.observation_encoder.total_goal_enc_size,
+                self.h_size,
+                network_settings.num_layers,
+                1,
+            )
+        else:
+            self._body_endoder = LinearEncoder(
+                total_enc_size, network_settings.num_layers, self.h_size
+            )
         self.lstm: LSTM | None = LSTM(self.h_size, self.m_size) if self.use_lstm else None
 
     def update_normalization(self, buffer: Any) -> None:
@@ -135,7 +173,11 @@ class NetworkBody(nn.Module):
         encoded_self = self.observation_encoder(inputs)
         if actions is not None:
             encoded_self = torch.cat([encoded_self, actions], dim=1)
-        encoding = self._body_endoder(encoded_self)
+        if isinstance(self._body_endoder, ConditionalEncoder):
+            goal = self.observation_encoder.get_goal_encoding(inputs)
+            encoding = self._body_endoder(encoded_self, goal)
+        else:
+            encoding = self._body_endoder(encoded_self)
         if self.lstm is not None:
             if memories is None:
                 n_sequences = encoding.shape[0] // sequence_length
