@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::fields::{HEADER_STATUS, MESSAGE_HEADER, MESSAGE_OUTPUT};
 use super::png_obs::decode_png_observation;
-use super::wire::{Reader, Writer};
+use super::wire::{FieldValue, Reader, Writer};
 use super::{decode_header_status, Capabilities, ProtoError};
 
 const COMPRESSION_NONE: i32 = 0;
@@ -116,13 +116,61 @@ pub struct DecodedOutput {
     pub init_output: Option<InitOutput>,
 }
 
+/// A repeated varint field (int32 or bool), kept as its packed bytes while parsing so
+/// that the common case (one packed run) costs no allocation.
+#[derive(Default)]
+enum Repeated<'a> {
+    #[default]
+    Empty,
+    Packed(&'a [u8]),
+    Owned(Vec<i32>),
+}
+
+impl<'a> Repeated<'a> {
+    fn push(&mut self, value: FieldValue<'a>, ctx: &str, field: u32) -> Result<(), ProtoError> {
+        if let (Repeated::Empty, FieldValue::Len(bytes)) = (&*self, value) {
+            *self = Repeated::Packed(bytes);
+            return Ok(());
+        }
+        let mut owned = self.to_vec()?;
+        value.push_int32s(&mut owned, ctx, field)?;
+        *self = Repeated::Owned(owned);
+        Ok(())
+    }
+
+    fn to_vec(&self) -> Result<Vec<i32>, ProtoError> {
+        match self {
+            Repeated::Empty => Ok(Vec::new()),
+            Repeated::Packed(bytes) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                FieldValue::Len(bytes).push_int32s(&mut out, "packed int32", 0)?;
+                Ok(out)
+            }
+            Repeated::Owned(values) => Ok(values.clone()),
+        }
+    }
+
+    /// Decodes the values as bools into `out` (cleared first).
+    fn bools_into(&self, out: &mut Vec<bool>) -> Result<(), ProtoError> {
+        out.clear();
+        match self {
+            Repeated::Empty => {}
+            Repeated::Packed(bytes) => {
+                FieldValue::Len(bytes).push_bools(out, "packed bool", 0)?;
+            }
+            Repeated::Owned(values) => out.extend(values.iter().map(|&v| v != 0)),
+        }
+        Ok(())
+    }
+}
+
 struct RawObservation<'a> {
-    shape: Vec<i32>,
+    shape: Repeated<'a>,
     compression_type: i32,
     compressed_data: &'a [u8],
     float_data: Option<&'a [u8]>,
-    channel_mapping: Vec<i32>,
-    dimension_properties: Vec<i32>,
+    channel_mapping: Repeated<'a>,
+    dimension_properties: Repeated<'a>,
     observation_type: i32,
     name: &'a [u8],
 }
@@ -132,28 +180,48 @@ struct RawAgentInfo<'a> {
     done: bool,
     max_step_reached: bool,
     id: i32,
-    action_mask: Vec<bool>,
-    observations: Vec<RawObservation<'a>>,
+    action_mask: Repeated<'a>,
+    /// The first observation inline, the others in `more_observations` (no allocation
+    /// for the usual single sensor).
+    first_observation: Option<RawObservation<'a>>,
+    more_observations: Vec<RawObservation<'a>>,
     group_id: i32,
     group_reward: f32,
+}
+
+impl<'a> RawAgentInfo<'a> {
+    fn observation_count(&self) -> usize {
+        usize::from(self.first_observation.is_some()) + self.more_observations.len()
+    }
+
+    fn observation(&self, index: usize) -> Option<&RawObservation<'a>> {
+        match index {
+            0 => self.first_observation.as_ref(),
+            _ => self.more_observations.get(index - 1),
+        }
+    }
+
+    fn observations(&self) -> impl Iterator<Item = &RawObservation<'a>> {
+        self.first_observation.iter().chain(&self.more_observations)
+    }
 }
 
 fn parse_observation(bytes: &[u8]) -> Result<RawObservation<'_>, ProtoError> {
     const CTX: &str = "ObservationProto";
     let mut obs = RawObservation {
-        shape: Vec::new(),
+        shape: Repeated::Empty,
         compression_type: 0,
         compressed_data: &[],
         float_data: None,
-        channel_mapping: Vec::new(),
-        dimension_properties: Vec::new(),
+        channel_mapping: Repeated::Empty,
+        dimension_properties: Repeated::Empty,
         observation_type: 0,
         name: &[],
     };
     let mut reader = Reader::new(bytes, CTX);
     while let Some((field, value)) = reader.next_field()? {
         match field {
-            1 => value.push_int32s(&mut obs.shape, CTX, field)?,
+            1 => obs.shape.push(value, CTX, field)?,
             2 => obs.compression_type = value.as_int32(CTX, field)?,
             // oneof observation_data: the last one set wins.
             3 => {
@@ -164,8 +232,8 @@ fn parse_observation(bytes: &[u8]) -> Result<RawObservation<'_>, ProtoError> {
                 obs.float_data = Some(value.as_bytes(CTX, field)?);
                 obs.compressed_data = &[];
             }
-            5 => value.push_int32s(&mut obs.channel_mapping, CTX, field)?,
-            6 => value.push_int32s(&mut obs.dimension_properties, CTX, field)?,
+            5 => obs.channel_mapping.push(value, CTX, field)?,
+            6 => obs.dimension_properties.push(value, CTX, field)?,
             7 => obs.observation_type = value.as_int32(CTX, field)?,
             8 => obs.name = value.as_bytes(CTX, field)?,
             _ => {}
@@ -181,8 +249,9 @@ fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
         done: false,
         max_step_reached: false,
         id: 0,
-        action_mask: Vec::new(),
-        observations: Vec::new(),
+        action_mask: Repeated::Empty,
+        first_observation: None,
+        more_observations: Vec::new(),
         group_id: 0,
         group_reward: 0.0,
     };
@@ -193,10 +262,15 @@ fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
             8 => info.done = value.as_bool(CTX, field)?,
             9 => info.max_step_reached = value.as_bool(CTX, field)?,
             10 => info.id = value.as_int32(CTX, field)?,
-            11 => value.push_bools(&mut info.action_mask, CTX, field)?,
-            13 => info
-                .observations
-                .push(parse_observation(value.as_bytes(CTX, field)?)?),
+            11 => info.action_mask.push(value, CTX, field)?,
+            13 => {
+                let obs = parse_observation(value.as_bytes(CTX, field)?)?;
+                if info.first_observation.is_none() {
+                    info.first_observation = Some(obs);
+                } else {
+                    info.more_observations.push(obs);
+                }
+            }
             14 => info.group_id = value.as_int32(CTX, field)?,
             15 => info.group_reward = value.as_float(CTX, field)?,
             _ => {}
@@ -207,12 +281,18 @@ fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
 
 fn parse_agent_info_list(bytes: &[u8]) -> Result<Vec<RawAgentInfo<'_>>, ProtoError> {
     const CTX: &str = "ListAgentInfoProto";
-    let mut agents = Vec::new();
+    // Collect the agents' byte ranges first: sizing the vector once avoids moving the
+    // (large) parsed records on every growth.
+    let mut agent_bytes = Vec::new();
     let mut reader = Reader::new(bytes, CTX);
     while let Some((field, value)) = reader.next_field()? {
         if field == 1 {
-            agents.push(parse_agent_info(value.as_bytes(CTX, field)?)?);
+            agent_bytes.push(value.as_bytes(CTX, field)?);
         }
+    }
+    let mut agents = Vec::with_capacity(agent_bytes.len());
+    for bytes in agent_bytes {
+        agents.push(parse_agent_info(bytes)?);
     }
     Ok(agents)
 }
@@ -348,11 +428,11 @@ fn observation_at<'r, 'a>(
     agent: &'r RawAgentInfo<'a>,
     obs_index: usize,
 ) -> Result<&'r RawObservation<'a>, ProtoError> {
-    agent.observations.get(obs_index).ok_or_else(|| {
+    agent.observation(obs_index).ok_or_else(|| {
         ProtoError::Observation(format!(
             "agent with id={} sent {} observations but the behavior has an observation at index={obs_index}",
             agent.id,
-            agent.observations.len()
+            agent.observation_count()
         ))
     })
 }
@@ -381,7 +461,7 @@ fn copy_float_observation(
         return Err(ProtoError::Observation(format!(
             "Observation at index={obs_index} for agent with id={agent_id} didn't match the \
              ObservationSpec. Expected shape {shape:?} but got {:?} ({got} floats instead of {expected}).",
-            obs.shape
+            obs.shape.to_vec().unwrap_or_default()
         )));
     }
     Ok(())
@@ -407,10 +487,10 @@ fn batch_observation(
     let mut out = vec![0f32; per_agent * agents.len()];
     let decode_one = |agent: &RawAgentInfo<'_>, slot: &mut [f32]| -> Result<(), ProtoError> {
         let obs = observation_at(agent, obs_index)?;
-        if to_shape(&obs.shape, agent.id)? != shape {
+        let declared = obs.shape.to_vec()?;
+        if to_shape(&declared, agent.id)? != shape {
             return Err(ProtoError::Observation(format!(
-                "Observation did not have the expected shape - got {:?} but expected {shape:?}",
-                obs.shape
+                "Observation did not have the expected shape - got {declared:?} but expected {shape:?}"
             )));
         }
         if obs.compression_type == COMPRESSION_NONE {
@@ -419,13 +499,17 @@ fn batch_observation(
             slot.copy_from_slice(&floats);
             Ok(())
         } else {
-            decode_png_observation(obs.compressed_data, shape, &obs.channel_mapping, slot)
+            decode_png_observation(
+                obs.compressed_data,
+                shape,
+                &obs.channel_mapping.to_vec()?,
+                slot,
+            )
         }
     };
     let any_compressed = agents.iter().any(|agent| {
         agent
-            .observations
-            .get(obs_index)
+            .observation(obs_index)
             .is_some_and(|obs| obs.compression_type != COMPRESSION_NONE)
     });
     if per_agent == 0 {
@@ -478,16 +562,22 @@ fn build_behavior(
     let terminal = build_batch(&terminal_agents, &shapes)?;
     let mask_width: usize = discrete_branches.iter().sum();
     // A mask is used only if its length is the sum of the branch sizes; others mask nothing.
-    let action_mask = (!discrete_branches.is_empty() && !decision_agents.is_empty()).then(|| {
+    let mut action_mask = None;
+    if !discrete_branches.is_empty() && !decision_agents.is_empty() {
         let mut mask = vec![false; decision_agents.len() * mask_width];
-        for (row, agent) in mask.chunks_mut(mask_width.max(1)).zip(&decision_agents) {
-            if agent.action_mask.len() == mask_width {
-                row[..mask_width].copy_from_slice(&agent.action_mask);
+        let mut agent_mask = Vec::with_capacity(mask_width);
+        // chunks_exact_mut(0) would panic; zero-width branches have nothing to mask.
+        for (row, agent) in mask
+            .chunks_exact_mut(mask_width.max(1))
+            .zip(&decision_agents)
+        {
+            agent.action_mask.bools_into(&mut agent_mask)?;
+            if mask_width > 0 && agent_mask.len() == mask_width {
+                row.copy_from_slice(&agent_mask);
             }
         }
-        mask.truncate(decision_agents.len() * mask_width);
-        mask
-    });
+        action_mask = Some(mask);
+    }
     Ok(BehaviorSteps {
         name,
         new_spec,
@@ -504,13 +594,13 @@ fn new_spec_from(
     first_agent: &RawAgentInfo<'_>,
 ) -> Result<NewSpec, ProtoError> {
     let observations = first_agent
-        .observations
-        .iter()
+        .observations()
         .map(|obs| {
-            to_shape(&obs.shape, first_agent.id)?;
+            let shape = obs.shape.to_vec()?;
+            to_shape(&shape, first_agent.id)?;
             Ok(ObservationInfo {
-                shape: obs.shape.clone(),
-                dimension_properties: obs.dimension_properties.clone(),
+                shape,
+                dimension_properties: obs.dimension_properties.to_vec()?,
                 observation_type: obs.observation_type,
                 name: String::from_utf8_lossy(obs.name).into_owned(),
             })
@@ -905,5 +995,53 @@ mod tests {
         assert!(!decoded.has_output);
         let decoded = decode_unity_message(&[0x0a, 0x03, 0x08, 0x90, 0x03], &[]).unwrap();
         assert_eq!(decoded.status, 400);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn time_vector_decode() {
+        let n = 1000;
+        let ids: Vec<i32> = (0..n as i32).collect();
+        let zeros_f = vec![0.1f32; n];
+        let flags = vec![false; n];
+        let zeros_i = vec![0i32; n];
+        let obs: Vec<f32> = (0..n * 8).map(|i| i as f32 * 0.001).collect();
+        let batch = AgentBatch {
+            name: "B",
+            agent_id: &ids,
+            reward: &zeros_f,
+            done: &flags,
+            max_step_reached: &flags,
+            group_id: &zeros_i,
+            group_reward: &zeros_f,
+            observations: vec![ObservationBatch {
+                shape: &[8],
+                dimension_properties: &[1],
+                observation_type: 0,
+                name: "VectorSensor_size8",
+                data: &obs,
+            }],
+            action_mask: &[],
+            mask_width: 0,
+        };
+        let bytes = encode_unity_output(200, true, None, &[batch], b"").unwrap();
+        let known = vec![KnownSpec {
+            name: "B".into(),
+            observation_shapes: vec![vec![8]],
+            discrete_branches: vec![],
+        }];
+        let mut best = f64::MAX;
+        for _ in 0..3000 {
+            let start = std::time::Instant::now();
+            let decoded = decode_unity_message(&bytes, &known).unwrap();
+            std::hint::black_box(decoded);
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{} bytes: best {:.1} us", bytes.len(), best * 1e6);
     }
 }

@@ -55,6 +55,12 @@ fn find_signature(data: &[u8], from: usize) -> Option<usize> {
         .map(|offset| from + offset)
 }
 
+/// `i / 255` for every byte value, computed once.
+fn byte_to_unit() -> &'static [f32; 256] {
+    static TABLE: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|i| i as f32 / 255.0))
+}
+
 fn decode_one_png(bytes: &[u8]) -> Result<Planes, ProtoError> {
     let to_error =
         |err: png::DecodingError| observation_error(format!("invalid PNG observation: {err}"));
@@ -71,10 +77,12 @@ fn decode_one_png(bytes: &[u8]) -> Result<Planes, ProtoError> {
     let pixels = &buffer[..info.buffer_size()];
     let plane = height * width;
     let mut data = vec![0f32; channels * plane];
-    // HWC bytes -> CHW floats. Each row has exactly width * channels bytes in 8-bit output.
-    for (pixel_index, pixel) in pixels.chunks_exact(channels).enumerate() {
-        for (channel, &value) in pixel.iter().enumerate() {
-            data[channel * plane + pixel_index] = f32::from(value) / 255.0;
+    // HWC bytes -> CHW floats, one output plane at a time (sequential writes), through a
+    // table instead of a division per value.
+    let scale = byte_to_unit();
+    for (channel, out_plane) in data.chunks_exact_mut(plane.max(1)).enumerate() {
+        for (value, pixel) in out_plane.iter_mut().zip(pixels.chunks_exact(channels)) {
+            *value = scale[usize::from(pixel[channel])];
         }
     }
     Ok(Planes {
@@ -309,5 +317,22 @@ mod tests {
         let middle = corrupt.len() / 2;
         corrupt[middle] ^= 0xff;
         assert!(decode_png_observation(&corrupt, &[3, 2, 2], &[], &mut out).is_err());
+    }
+
+    #[test]
+    #[ignore]
+    fn time_84x84_rgb_decode() {
+        let hwc: Vec<u8> = (0..84 * 84 * 3)
+            .map(|i: u32| ((i / 3 % 84) * 2 + (i / 252) + (i * 7919 % 13)) as u8)
+            .collect();
+        let png = encode_png(84, 84, 3, &hwc);
+        let mut out = vec![0f32; 3 * 84 * 84];
+        let mut best = f64::MAX;
+        for _ in 0..300 {
+            let start = std::time::Instant::now();
+            decode_png_observation(&png, &[3, 84, 84], &[], &mut out).unwrap();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{} PNG bytes: best {:.1} us", png.len(), best * 1e6);
     }
 }

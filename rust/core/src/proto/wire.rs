@@ -50,7 +50,19 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    #[inline]
     pub fn read_varint(&mut self) -> Result<u64, ProtoError> {
+        // Fast path: field keys, ids and flags are almost always one byte.
+        if let Some(&byte) = self.data.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.read_varint_slow()
+    }
+
+    fn read_varint_slow(&mut self) -> Result<u64, ProtoError> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let Some(&byte) = self.data.get(self.pos) else {
