@@ -115,6 +115,41 @@ def test_controller_balances_3dball_for_full_episodes():
     np.testing.assert_allclose(returns, 100.0, atol=1e-3)
 
 
+def test_controller_balances_3dball_randomized_as_in_3dball_randomize_yaml():
+    """The ranges of ML-Agents' 3DBall_randomize.yaml (plus gravity 4-20) stay solvable."""
+    channel = EnvironmentParametersChannel()
+    channel.set_uniform_sampler_parameters("mass", 0.5, 10.0, 1)
+    channel.set_uniform_sampler_parameters("scale", 0.75, 3.0, 2)
+    channel.set_uniform_sampler_parameters("gravity", 4.0, 20.0, 3)
+    env = BuiltinEnv("3DBall", seed=1, num_areas=2, side_channels=[channel])
+    returns, interrupted, _ = run_ball(env, 1000, balancing_actions)
+    assert len(returns) == env.num_agents and all(interrupted)
+    np.testing.assert_allclose(returns, 100.0, atol=1e-3)
+
+
+def test_scale_and_mass_change_the_motion():
+    """A bigger ball rests higher; a heavier one is slowed less by drag."""
+
+    def rest_height_and_speed(scale, mass):
+        channel = EnvironmentParametersChannel()
+        channel.set_float_parameter("scale", scale)
+        channel.set_float_parameter("mass", mass)
+        env = BuiltinEnv("3DBall", seed=0, side_channels=[channel])
+        env.reset()
+        push = ActionTuple(continuous=np.tile(np.float32([1.0, 0.0]), (12, 1)))
+        for _ in range(12):  # fall onto the platform, then tilt it for a while
+            env.set_actions(BALL, push)
+            env.step()
+        obs = env.get_steps(BALL)[0].obs[0]
+        return obs[:, 3], np.linalg.norm(obs[:, 5:8], axis=1)
+
+    small_height, light_speed = rest_height_and_speed(1.0, 0.5)
+    big_height, _ = rest_height_and_speed(2.0, 0.5)
+    _, heavy_speed = rest_height_and_speed(1.0, 10.0)
+    assert np.all(big_height > small_height + 0.3)
+    assert np.all(heavy_speed > light_speed)
+
+
 def test_random_actions_drop_the_ball():
     env = BuiltinEnv("3DBall", seed=5)
     rng = np.random.default_rng(0)

@@ -354,6 +354,57 @@ mod tests {
         assert!(falls >= env.num_agents(), "only {falls} falls");
     }
 
+    /// Over random actions and random parameters: the platform quaternion stays a unit
+    /// quaternion close to the rotation limit, the ball never sinks into the
+    /// top face, nothing becomes NaN, and rewards are exactly 0.1 or -1.
+    #[test]
+    fn physics_invariants_hold_under_random_actions_and_parameters() {
+        for seed in 0..8u64 {
+            let mut env = VecEnv::new(Ball3D::new(), seed, 4).unwrap();
+            let parameters = env.parameters_mut();
+            parameters.set("mass", Parameter::uniform(seed as i32, 0.5, 10.0).unwrap());
+            parameters.set(
+                "scale",
+                Parameter::uniform(seed as i32 + 1, 0.75, 3.0).unwrap(),
+            );
+            parameters.set(
+                "gravity",
+                Parameter::uniform(seed as i32 + 2, 4.0, 20.0).unwrap(),
+            );
+            let mut batch = env.reset();
+            let mut rng = Pcg32::new(seed, 99);
+            // The limit is checked per component before each rotation, and a rotation
+            // about one axis also moves the other component a little (as in the
+            // example), so the components may pass 0.25 by a few steps' worth.
+            let bound = ROTATION_LIMIT + 0.05;
+            for _ in 0..400 {
+                let actions: Vec<f32> = (0..env.num_agents() * 2)
+                    .map(|_| rng.random_range(-1.5f32..1.5))
+                    .collect();
+                batch = env.step(&actions, &[]).unwrap();
+                assert!(batch.decision_obs[0].iter().all(|v| v.is_finite()));
+                assert!(batch.decision_reward.iter().all(|r| *r == 0.1 || *r == 0.0));
+                assert!(batch.terminal_reward.iter().all(|r| *r == -1.0));
+                for area in env.agents() {
+                    let q = area.platform_rotation;
+                    let norm = q.iter().map(|c| c * c).sum::<f32>().sqrt();
+                    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+                    assert!(q[0].abs() <= bound && q[2].abs() <= bound, "{q:?}");
+                    let (local_x, normal, local_z) = platform_axes(q);
+                    let p = area.ball_position;
+                    let over = dot(p, local_x).abs() <= PLATFORM_HALF_EXTENT
+                        && dot(p, local_z).abs() <= PLATFORM_HALF_EXTENT;
+                    let height = dot(p, normal);
+                    if over && height > 0.0 {
+                        let contact = PLATFORM_HALF_THICKNESS + area.ball_radius;
+                        assert!(height >= contact - 1e-3, "sank to {height} < {contact}");
+                    }
+                }
+            }
+            assert_eq!(batch.decision_agent_id.len(), env.num_agents());
+        }
+    }
+
     #[test]
     fn same_seed_same_trajectory_other_seed_differs() {
         let run = |seed| {
