@@ -298,3 +298,23 @@ def test_create_adam_matches_plain_adam():
             opt.step()
     for a, b in zip(first.parameters(), second.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_read_only_observations_are_accepted_without_warning():
+    from mlagents_fast.trainers.buffer import AgentBuffer
+    from mlagents_fast.trainers.trajectory import ObsUtil
+
+    spec = behavior_spec([vector_spec(3)], continuous=1, branches=(2,))
+    policy = TorchPolicy(0, spec, network_settings(normalize=True), SimpleActor, {})
+    obs = np.arange(6, dtype=np.float32).reshape(2, 3)
+    obs.setflags(write=False)
+    masked = np.array([[True, False], [False, False]])
+    masked.setflags(write=False)
+    info = policy.get_action(decision_steps(spec, [obs], masked=[masked]))  # warnings are errors
+    assert np.all(info.action.discrete[0] == 1)
+    tensor = ModelUtils.list_to_tensor(obs)
+    assert torch.equal(tensor, torch.from_numpy(obs.copy()))
+    buffer = AgentBuffer()
+    for row in obs:
+        buffer[ObsUtil.get_name_at(0)].append(row)
+    policy.update_normalization(buffer)

@@ -11,7 +11,7 @@ import torch
 from mlagents_fast.trainers.action_info import ActionInfo
 from mlagents_fast.trainers.policy.policy import Policy
 from mlagents_fast.trainers.torch_entities.networks import GlobalSteps
-from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils, as_float32_tensor
 
 __all__ = ["TorchPolicy"]
 
@@ -78,9 +78,7 @@ class TorchPolicy(Policy):
         """Run the actor; returns {"action", "env_action", "log_probs", "entropy",
         and "memory_out" with LSTM} as numpy / ActionTuple values."""
         masks = self._extract_masks(decision_requests)
-        tensor_obs = [
-            torch.as_tensor(np.asarray(obs, dtype=np.float32)) for obs in decision_requests.obs
-        ]
+        tensor_obs = [as_float32_tensor(obs) for obs in decision_requests.obs]
         memories = None
         if self.use_recurrent:
             memories = torch.from_numpy(self.retrieve_memories(global_agent_ids)).unsqueeze(0)

@@ -20,14 +20,25 @@ from mlagents_fast.trainers.torch_entities.encoders import (
     VectorInput,
 )
 
-__all__ = ["ModelUtils"]
+__all__ = ["ModelUtils", "as_float32_tensor"]
 
 
 def _as_ndarray(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
     """A buffer field (anything with ``to_ndarray``), a list of arrays or an array, as one array."""
     to_ndarray = getattr(data, "to_ndarray", None)
     array = to_ndarray() if callable(to_ndarray) else np.asanyarray(data)
-    return array if dtype is None else array.astype(dtype, copy=False)
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    if isinstance(array, np.ndarray) and not array.flags.writeable:
+        # Read-only views (Rust-owned buffers, decoded observations): torch cannot share
+        # them without warning, so this one case copies.
+        array = array.copy()
+    return array
+
+
+def as_float32_tensor(data: Any) -> torch.Tensor:
+    """A float32 tensor sharing memory with ``data`` when it is a writable float32 array."""
+    return torch.from_numpy(_as_ndarray(data, np.float32))
 
 
 class ModelUtils:
