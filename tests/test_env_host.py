@@ -216,3 +216,56 @@ def test_official_mlagents_envs_trains_through_our_host(tmp_path, monkeypatch):
     assert result["terminals"] == 4  # 2 agents, episodes of 5 decisions, 12 steps
     # Rewards: 3.0 * 0.5 per agent on non-terminal steps, 0 right after an episode restart.
     assert sorted(set(result["rewards"])) == [0.0, 3.0]
+
+
+SHORT_3DBALL_CONFIG = """\
+behaviors:
+  3DBall:
+    trainer_type: ppo
+    hyperparameters: {batch_size: 64, buffer_size: 500, learning_rate: 0.0003, num_epoch: 3}
+    network_settings: {normalize: true, hidden_units: 64, num_layers: 2}
+    reward_signals: {extrinsic: {gamma: 0.99, strength: 1.0}}
+    max_steps: 1000
+    time_horizon: 1000
+    summary_freq: 500
+"""
+
+
+def _learn_through_launcher(command: list[str], tmp_path: Path) -> str:
+    config = tmp_path / "3DBall.yaml"
+    config.write_text(SHORT_3DBALL_CONFIG)
+    write_launcher("builtin:3DBall", str(tmp_path / "envs"))
+    run = subprocess.run(
+        [
+            *command,
+            str(config),
+            f"--env={tmp_path / 'envs' / '3DBall'}",
+            "--run-id=link",
+            "--no-graphics",
+            f"--base-port={free_port()}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "results" / "link" / "3DBall.onnx").exists()
+    return run.stdout + run.stderr
+
+
+@pytest.mark.smoke
+@pytest.mark.skipif(
+    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+)
+def test_official_mlagents_learn_trains_on_a_launcher(tmp_path):
+    """ML-Agents 1.1.0's mlagents-learn trains 3DBall through our launcher, like a Unity build."""
+    log = _learn_through_launcher([str(ANCHOR_PYTHON.parent / "mlagents-learn")], tmp_path)
+    assert "3DBall. Step: 1000." in log
+
+
+@pytest.mark.smoke
+def test_our_trainer_trains_on_a_launcher(tmp_path):
+    log = _learn_through_launcher([sys.executable, "-m", "mlagents_fast.trainers.learn"], tmp_path)
+    assert "3DBall. Step: 1000." in log
