@@ -145,3 +145,21 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path):
     assert result.steps["Sign"] >= 200
     assert (tmp_path / "sac" / "Sign.onnx").is_file()
     assert (tmp_path / "sac" / "Sign" / "last_replay_buffer.hdf5").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"trainer_type": "poca"}, "trainer_type: 'poca' is not a known trainer type"),
+        ({"self_play": {"window": 5}}, "self_play"),
+        ({"behavioral_cloning": {"demo_path": "x.demo"}}, "behavioral_cloning"),
+        ({"reward_signals": {"curiosity": {"strength": 0.1}}}, "curiosity"),
+    ],
+)
+def test_unsupported_features_are_refused_with_the_key(tmp_path, overrides, message):
+    from mlagents_fast.trainers.exception import TrainerConfigError
+
+    options = ppo_options(max_steps=100, **overrides)
+    with pytest.raises(TrainerConfigError, match=message):
+        train(SignEnv(), options, run_id="u", results_dir=str(tmp_path), seed=1)
+    assert not (tmp_path / "u" / "Sign.onnx").exists()
