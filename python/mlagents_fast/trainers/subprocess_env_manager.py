@@ -431,6 +431,8 @@ class SubprocessEnvManager(EnvManager):
             except queue_module.Empty:
                 break
             self._accept(response, responses, failures)
+        # A dead worker never answers while the others keep the queue busy: look for it.
+        self._collect_dead_workers(failures)
         return responses
 
     def _accept(

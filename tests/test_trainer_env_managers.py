@@ -1,0 +1,96 @@
+"""Environment managers: N subprocess workers stepped together, crashed workers restarted
+within the limits, failures beyond them raised."""
+
+import os
+import signal
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, SubprocessEnvManager
+
+
+class RandomPolicy:
+    def __init__(self, spec):
+        self.spec = spec
+
+    def get_action(self, decision_steps, worker_id=0):
+        action = self.spec.action_spec.random_action(len(decision_steps))
+        return SimpleNamespace(
+            action=action, env_action=action, outputs={}, agent_ids=list(decision_steps.agent_id)
+        )
+
+
+def restart_limits(lifetime, rate_n=-1, period_s=60):
+    return SimpleNamespace(
+        env_settings=SimpleNamespace(
+            max_lifetime_restarts=lifetime,
+            restarts_rate_limit_n=rate_n,
+            restarts_rate_limit_period_s=period_s,
+        )
+    )
+
+
+def make_manager(lifetime, rate_n=-1):
+    factory = EnvFactory(env_path="builtin:GoalSeeker1D", seed=3, timeout_wait=30)
+    manager = SubprocessEnvManager(factory, restart_limits(lifetime, rate_n), n_env=2)
+    manager.reset()
+    spec = manager.training_behaviors["GoalSeeker1D?team=0"]
+    manager.set_policy("GoalSeeker1D?team=0", RandomPolicy(spec))
+    return manager
+
+
+def kill(manager, worker_id):
+    process = manager.workers[worker_id].process
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)  # the kill has landed before the manager steps again
+
+
+def step_workers(manager, n):
+    seen = set()
+    for _ in range(n):
+        for step in manager.get_steps():
+            seen.add(step.worker_id)
+            decision_steps, _ = step.current_all_step_result["GoalSeeker1D?team=0"]
+            assert decision_steps.obs[0].dtype == np.float32
+    return seen
+
+
+def test_two_workers_step_and_a_killed_worker_is_restarted():
+    manager = make_manager(lifetime=2)
+    try:
+        assert step_workers(manager, 10) == {0, 1}
+        kill(manager, 1)
+        seen = step_workers(manager, 10)
+        assert manager.restart_counts[1] == 1 and manager.restart_counts[0] == 0
+        assert seen == {0, 1}
+        assert manager.workers[1].process.is_alive()
+    finally:
+        manager.close()
+    assert not any(w.process.is_alive() for w in manager.workers)
+
+
+def test_restarts_beyond_the_lifetime_limit_raise():
+    manager = make_manager(lifetime=0)
+    try:
+        step_workers(manager, 2)
+        kill(manager, 0)
+        with pytest.raises(Exception, match="worker 0"):
+            step_workers(manager, 10)
+    finally:
+        manager.close()
+
+
+def test_restart_rate_limit():
+    manager = make_manager(lifetime=-1, rate_n=1)
+    try:
+        step_workers(manager, 2)
+        kill(manager, 0)
+        step_workers(manager, 5)  # first restart is within the rate
+        assert manager.restart_counts[0] == 1
+        kill(manager, 0)
+        with pytest.raises(Exception, match="worker 0"):
+            step_workers(manager, 10)  # a second one within 60 s is not
+    finally:
+        manager.close()
