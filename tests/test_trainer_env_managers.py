@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, SubprocessEnvManager
 
 
