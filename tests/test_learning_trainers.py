@@ -69,7 +69,13 @@ def test_ppo_solves_goal_seeker(tmp_path, variant):
 
 @pytest.mark.parametrize("variant", ["GoalSeeker1D", "GoalSeeker1DDiscrete", "GoalSeeker1DHybrid"])
 def test_sac_solves_goal_seeker(tmp_path, variant):
-    options = RunOptions.from_dict({"behaviors": {variant: sac_goal_seeker(20_000)}})
+    behavior = sac_goal_seeker(20_000)
+    if variant == "GoalSeeker1DHybrid":
+        # Two heads to learn: more updates per step and less entropy (0.2-0.4 after 20k
+        # steps with the settings above; 0.96 from 16k steps with these).
+        behavior = sac_goal_seeker(30_000)
+        behavior["hyperparameters"].update({"steps_per_update": 2, "init_entcoef": 0.05})
+    options = RunOptions.from_dict({"behaviors": {variant: behavior}})
     result = train(f"builtin:{variant}", options, run_id="sac", results_dir=str(tmp_path), seed=1)
     assert final_reward(result, variant) >= 0.9, result.reward_history[variant]
 
@@ -90,5 +96,6 @@ def test_ppo_3dball_reaches_100_with_mlagents_config(tmp_path, shared_dir):
     config = os.path.join(shared_dir, "mlagents-configs", "ppo", "3DBall.yaml")
     result = train("builtin:3DBall", config, run_id="3DBall", results_dir=str(tmp_path), seed=1)
     rewards = [reward for _, reward in result.reward_history["3DBall"]]
-    # ML-Agents' published 3DBall benchmark: mean reward 100 (the episode maximum).
-    assert max(rewards) >= 100 * 0.99 or final_reward(result, "3DBall") >= 99, rewards
+    # ML-Agents' published 3DBall benchmark: mean reward 100, the episode maximum (every
+    # episode of a summary kept the ball up for all 1000 decisions).
+    assert max(rewards) >= 99.9, rewards

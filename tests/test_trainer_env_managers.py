@@ -21,7 +21,7 @@ class RandomPolicy:
         )
 
 
-def restart_limits(lifetime, rate_n=-1, period_s=60):
+def restart_limits(lifetime, rate_n=-1, period_s=3600):
     return SimpleNamespace(
         env_settings=SimpleNamespace(
             max_lifetime_restarts=lifetime,
@@ -32,7 +32,9 @@ def restart_limits(lifetime, rate_n=-1, period_s=60):
 
 
 def make_manager(lifetime, rate_n=-1):
-    factory = EnvFactory(env_path="builtin:GoalSeeker1D", seed=3, timeout_wait=30)
+    # Generous timeouts: a restarted worker on a loaded machine may take long to start, and a
+    # time-out would count as a second failure.
+    factory = EnvFactory(env_path="builtin:GoalSeeker1D", seed=3, timeout_wait=300)
     manager = SubprocessEnvManager(factory, restart_limits(lifetime, rate_n), n_env=2)
     manager.reset()
     spec = manager.training_behaviors["GoalSeeker1D?team=0"]
@@ -90,6 +92,6 @@ def test_restart_rate_limit():
         assert manager.restart_counts[0] == 1
         kill(manager, 0)
         with pytest.raises(Exception, match="worker 0"):
-            step_workers(manager, 10)  # a second one within 60 s is not
+            step_workers(manager, 10)  # a second one within the period is not
     finally:
         manager.close()

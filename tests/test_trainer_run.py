@@ -153,7 +153,7 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path):
         ({"trainer_type": "poca"}, "trainer_type: 'poca' is not a known trainer type"),
         ({"self_play": {"window": 5}}, "self_play"),
         ({"behavioral_cloning": {"demo_path": "x.demo"}}, "behavioral_cloning"),
-        ({"reward_signals": {"curiosity": {"strength": 0.1}}}, "curiosity"),
+        ({"reward_signals": {"gail": {"demo_path": "x.demo"}}}, "gail"),
     ],
 )
 def test_unsupported_features_are_refused_with_the_key(tmp_path, overrides, message):
