@@ -491,3 +491,54 @@ def test_kernels_work_in_a_child_forked_after_parallel_use():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "child exit 0"
+
+
+# ---------------------------------------------------------------------------
+# Writing into caller-provided arrays (out=).
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_arrays_receive_the_same_results(dtype):
+    rng = np.random.default_rng(6)
+    inputs = ragged_inputs(dtype)
+    inputs["rewards"] = rng.normal(size=6).astype(dtype)
+    fresh = compute_gae_ragged(**inputs)
+    out = (np.full(6, np.nan, dtype), np.full(6, np.nan, dtype))
+    result = compute_gae_ragged(**inputs, out=out)
+    assert result.advantages is out[0] and result.returns is out[1]
+    np.testing.assert_array_equal(out[0], fresh.advantages)
+    np.testing.assert_array_equal(out[1], fresh.returns)
+
+    arrays = time_major_inputs(dtype)
+    arrays["rewards"] = rng.normal(size=(5, 3)).astype(dtype)
+    fresh = compute_gae_time_major(**arrays)
+    out = (np.full((5, 3), np.nan, dtype), np.full((5, 3), np.nan, dtype))
+    result = compute_gae_time_major(**arrays, out=out)
+    assert result.advantages is out[0] and result.returns is out[1]
+    np.testing.assert_array_equal(out[0], fresh.advantages)
+    np.testing.assert_array_equal(out[1], fresh.returns)
+
+
+def test_bad_out_arrays_are_rejected_before_any_write():
+    inputs = ragged_inputs()
+    good = np.zeros(6, np.float32)
+    read_only = np.zeros(6, np.float32)
+    read_only.flags.writeable = False
+    cases = [
+        ((good,), "^out: expected a pair"),
+        ((np.zeros(6, np.float64), good.copy()), r"^out\[0\]: .*float32"),
+        ((good, np.zeros(5, np.float32)), r"^out\[1\]: expected shape \(6\)"),
+        ((good, np.zeros(12, np.float32)[::2]), r"^out\[1\]: .*C-contiguous"),
+        ((good, read_only), r"^out\[1\]: cannot write"),
+        ((good, good), r"^out\[1\]: cannot write"),  # the same array twice
+        ((inputs["rewards"], good), r"^out\[0\]: cannot write"),  # overwriting an input
+    ]
+    for out, message in cases:
+        before = good.copy()
+        with pytest.raises(InvalidArgumentError, match=message):
+            compute_gae_ragged(**inputs, out=out)
+        np.testing.assert_array_equal(good, before)
+    never = np.zeros((5, 3), bool)
+    array = np.ones((5, 3))
+    with pytest.raises(InvalidArgumentError, match=r"^out\[0\]: cannot write"):
+        compute_gae_time_major(array, array, array, never, never, out=(array, np.zeros((5, 3))))

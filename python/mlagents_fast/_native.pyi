@@ -38,6 +38,8 @@ def gae_ragged(
     value_next: _FloatArray,
     gamma: float,
     lambd: float,
+    advantages_out: _FloatArray | None = None,
+    returns_out: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def gae_time_major(
     rewards: _FloatArray,
@@ -47,6 +49,8 @@ def gae_time_major(
     truncated: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
     gamma: float,
     lambd: float,
+    advantages_out: _FloatArray | None = None,
+    returns_out: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def disable_parallelism() -> None:
     """Runs every kernel on the calling thread from now on (called in a child after fork)."""

@@ -4,9 +4,9 @@
 //! The Python-facing drop-ins live in `mlagents_fast.trainers.trainer.trainer_utils`.
 
 use mlagents_fast_core::advantages::{self as core, Real, TimeMajorBatch};
-use numpy::ndarray::Array2;
+use mlagents_fast_core::CoreResult;
 use numpy::{
-    Element, IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    Element, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
@@ -256,6 +256,95 @@ fn offsets_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
 
 type ArrayPair<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
 
+/// Caller-provided output arrays (`out=`), or none: fresh arrays are made.
+type OutPair<'a, 'py> = Option<(&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)>;
+
+/// Both outputs or neither.
+fn out_pair<'a, 'py>(
+    advantages_out: &'a Option<Bound<'py, PyAny>>,
+    returns_out: &'a Option<Bound<'py, PyAny>>,
+) -> PyResult<OutPair<'a, 'py>> {
+    match (advantages_out, returns_out) {
+        (Some(advantages), Some(returns)) => Ok(Some((advantages, returns))),
+        (None, None) => Ok(None),
+        _ => Err(invalid_argument(
+            "out",
+            "give both output arrays (advantages, returns) or neither",
+        )),
+    }
+}
+
+/// One preallocated output array: the dtype of `rewards`, `shape`, C-contiguous,
+/// writeable, and sharing no memory with the inputs or the other output
+/// (numpy's borrow tracking refuses a write borrow that overlaps another borrow).
+fn output_array<'py, F: Real + Element>(
+    obj: &Bound<'py, PyAny>,
+    argument: &str,
+    shape: &[usize],
+) -> PyResult<PyReadwriteArrayDyn<'py, F>> {
+    let array = obj.cast::<PyArrayDyn<F>>().map_err(|_| {
+        let found = obj
+            .getattr("dtype")
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| obj.get_type().to_string());
+        invalid_argument(
+            argument,
+            format!(
+                "expected a numpy array of dtype {} (the dtype of rewards), got {found}",
+                dtype_name::<F>()
+            ),
+        )
+    })?;
+    let expected: Vec<Option<usize>> = shape.iter().copied().map(Some).collect();
+    check_shape(argument, array.shape(), &expected)?;
+    if !array.is_c_contiguous() {
+        return Err(invalid_argument(argument, "array must be C-contiguous"));
+    }
+    array.try_readwrite().map_err(|e| {
+        invalid_argument(
+            argument,
+            format!(
+                "cannot write into this array ({e}): outputs must be writeable and share no \
+                 memory with the inputs or with each other"
+            ),
+        )
+    })
+}
+
+/// Runs `kernel` into caller-provided outputs, or into fresh vectors that
+/// become numpy arrays of `shape` without a copy.
+fn run_into<'py, F: Real + Element>(
+    py: Python<'py>,
+    shape: &[usize],
+    out: OutPair<'_, 'py>,
+    fresh: impl Send + FnOnce() -> CoreResult<core::AdvantagesAndReturns<F>>,
+    into: impl Send + FnOnce(&mut [F], &mut [F]) -> CoreResult<()>,
+) -> PyResult<ArrayPair<'py>> {
+    if let Some((advantages_obj, returns_obj)) = out {
+        let mut advantages = output_array::<F>(advantages_obj, "out[0]", shape)?;
+        let mut returns = output_array::<F>(returns_obj, "out[1]", shape)?;
+        let advantages_slice = advantages
+            .as_slice_mut()
+            .map_err(|_| invalid_argument("out[0]", "array must be C-contiguous"))?;
+        let returns_slice = returns
+            .as_slice_mut()
+            .map_err(|_| invalid_argument("out[1]", "array must be C-contiguous"))?;
+        py.detach(|| into(advantages_slice, returns_slice)).py()?;
+        return Ok((advantages_obj.clone(), returns_obj.clone()));
+    }
+    let result = py.detach(fresh).py()?;
+    let to_array = |data: Vec<F>| -> PyResult<Bound<'py, PyAny>> {
+        let array = PyArray1::from_vec(py, data);
+        if shape.len() == 1 {
+            Ok(array.into_any())
+        } else {
+            Ok(array.reshape(shape)?.into_any())
+        }
+    };
+    Ok((to_array(result.advantages)?, to_array(result.returns)?))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn gae_ragged_typed<'py, F: Real + Element>(
     py: Python<'py>,
     rewards: &Bound<'py, PyAny>,
@@ -264,6 +353,7 @@ fn gae_ragged_typed<'py, F: Real + Element>(
     value_next: &Bound<'py, PyAny>,
     gamma: f64,
     lambd: f64,
+    out: OutPair<'_, 'py>,
 ) -> PyResult<ArrayPair<'py>> {
     let rewards = vector::<F>(rewards, "rewards", None)?;
     let values = vector::<F>(values, "values", Some(rewards.len()))?;
@@ -274,18 +364,24 @@ fn gae_ragged_typed<'py, F: Real + Element>(
     // Offsets are checked before the interpreter is released, so a bad call
     // costs nothing; the kernel checks them again (cheaply) for Rust callers.
     core::check_offsets(&offsets, value_next.len(), rewards.len()).py()?;
-    let out = py
-        .detach(|| core::gae_ragged(rewards, values, &offsets, value_next, gamma, lambd))
-        .py()?;
-    Ok((
-        PyArray1::from_vec(py, out.advantages).into_any(),
-        PyArray1::from_vec(py, out.returns).into_any(),
-    ))
+    let offsets = offsets.as_slice();
+    run_into(
+        py,
+        &[rewards.len()],
+        out,
+        || core::gae_ragged(rewards, values, offsets, value_next, gamma, lambd),
+        |advantages, returns| {
+            core::gae_ragged_into(
+                rewards, values, offsets, value_next, gamma, lambd, advantages, returns,
+            )
+        },
+    )
 }
 
 /// Batched GAE over concatenated trajectories; see `compute_gae_ragged` in Python.
 #[pyfunction]
-#[pyo3(signature = (rewards, values, offsets, value_next, gamma, lambd))]
+#[pyo3(signature = (rewards, values, offsets, value_next, gamma, lambd, advantages_out=None, returns_out=None))]
+#[allow(clippy::too_many_arguments)]
 fn gae_ragged<'py>(
     py: Python<'py>,
     rewards: &Bound<'py, PyAny>,
@@ -294,16 +390,19 @@ fn gae_ragged<'py>(
     value_next: &Bound<'py, PyAny>,
     gamma: f64,
     lambd: f64,
+    advantages_out: Option<Bound<'py, PyAny>>,
+    returns_out: Option<Bound<'py, PyAny>>,
 ) -> PyResult<ArrayPair<'py>> {
     check_factors(gamma, lambd)?;
     let precision = precision_of(rewards, "rewards")?;
     let offsets = offsets_of(offsets)?;
+    let out = out_pair(&advantages_out, &returns_out)?;
     match precision {
         Precision::F32 => {
-            gae_ragged_typed::<f32>(py, rewards, values, offsets, value_next, gamma, lambd)
+            gae_ragged_typed::<f32>(py, rewards, values, offsets, value_next, gamma, lambd, out)
         }
         Precision::F64 => {
-            gae_ragged_typed::<f64>(py, rewards, values, offsets, value_next, gamma, lambd)
+            gae_ragged_typed::<f64>(py, rewards, values, offsets, value_next, gamma, lambd, out)
         }
     }
 }
@@ -318,6 +417,7 @@ fn gae_time_major_typed<'py, F: Real + Element>(
     truncated: &Bound<'py, PyAny>,
     gamma: f64,
     lambd: f64,
+    out: OutPair<'_, 'py>,
 ) -> PyResult<ArrayPair<'py>> {
     let rewards = matching_array::<F>(rewards, "rewards")?;
     check_shape("rewards", rewards.shape(), &[None, None])?;
@@ -340,23 +440,19 @@ fn gae_time_major_typed<'py, F: Real + Element>(
         terminated: terminated.bytes(),
         truncated: truncated.bytes(),
     };
-    let out = py
-        .detach(|| core::gae_time_major(&batch, gamma, lambd))
-        .py()?;
-    let to_2d = |data: Vec<F>| -> PyResult<Bound<'py, PyArray2<F>>> {
-        let array = Array2::from_shape_vec((steps, envs), data)
-            .map_err(|e| invalid_argument("rewards", e.to_string()))?;
-        Ok(array.into_pyarray(py))
-    };
-    Ok((
-        to_2d(out.advantages)?.into_any(),
-        to_2d(out.returns)?.into_any(),
-    ))
+    let batch = &batch;
+    run_into(
+        py,
+        &[steps, envs],
+        out,
+        || core::gae_time_major(batch, gamma, lambd),
+        |advantages, returns| core::gae_time_major_into(batch, gamma, lambd, advantages, returns),
+    )
 }
 
 /// Batched GAE over `[T, N]` time-major arrays; see `compute_gae_time_major` in Python.
 #[pyfunction]
-#[pyo3(signature = (rewards, values, next_values, terminated, truncated, gamma, lambd))]
+#[pyo3(signature = (rewards, values, next_values, terminated, truncated, gamma, lambd, advantages_out=None, returns_out=None))]
 #[allow(clippy::too_many_arguments)]
 fn gae_time_major<'py>(
     py: Python<'py>,
@@ -367,8 +463,11 @@ fn gae_time_major<'py>(
     truncated: &Bound<'py, PyAny>,
     gamma: f64,
     lambd: f64,
+    advantages_out: Option<Bound<'py, PyAny>>,
+    returns_out: Option<Bound<'py, PyAny>>,
 ) -> PyResult<ArrayPair<'py>> {
     check_factors(gamma, lambd)?;
+    let out = out_pair(&advantages_out, &returns_out)?;
     match precision_of(rewards, "rewards")? {
         Precision::F32 => gae_time_major_typed::<f32>(
             py,
@@ -379,6 +478,7 @@ fn gae_time_major<'py>(
             truncated,
             gamma,
             lambd,
+            out,
         ),
         Precision::F64 => gae_time_major_typed::<f64>(
             py,
@@ -389,6 +489,7 @@ fn gae_time_major<'py>(
             truncated,
             gamma,
             lambd,
+            out,
         ),
     }
 }

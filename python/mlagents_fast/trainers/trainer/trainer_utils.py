@@ -210,6 +210,18 @@ def lambda_return(
     return _kernel_output(result, result_dtype)
 
 
+def _out_arrays(out: Any) -> tuple[Any, Any]:
+    """``out=(advantages, returns)`` as two arrays for the kernel, or ``(None, None)``."""
+    if out is None:
+        return None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise InvalidArgumentError(
+            "out: expected a pair (advantages, returns) of arrays, "
+            f"got {type(out).__name__}"
+        )
+    return out[0], out[1]
+
+
 def compute_gae_ragged(
     rewards: np.ndarray,
     values: np.ndarray,
@@ -217,6 +229,8 @@ def compute_gae_ragged(
     value_next: np.ndarray,
     gamma: float = 0.99,
     lambd: float = 0.95,
+    *,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> AdvantagesAndReturns:
     """GAE for many trajectories concatenated along one axis, in one call.
 
@@ -231,10 +245,14 @@ def compute_gae_ragged(
     :param value_next: ``[N]`` bootstrap values, same dtype as ``rewards``.
     :param gamma: discount factor.
     :param lambd: GAE weighing factor.
-    :return: advantages and returns (``advantages + values``), each ``[L]`` of ``rewards``' dtype.
+    :param out: optional ``(advantages, returns)`` arrays to write into (``[L]``, the dtype of
+        ``rewards``, C-contiguous, writeable, sharing no memory with the inputs); reusing them
+        across calls saves allocating (and page-faulting) fresh arrays each time.
+    :return: advantages and returns (``advantages + values``), each ``[L]`` of ``rewards``' dtype
+        (the ``out`` arrays when given).
     """
     advantages, returns = _native.gae_ragged(
-        rewards, values, offsets, value_next, float(gamma), float(lambd)
+        rewards, values, offsets, value_next, float(gamma), float(lambd), *_out_arrays(out)
     )
     return AdvantagesAndReturns(advantages, returns)
 
@@ -247,6 +265,8 @@ def compute_gae_time_major(
     truncated: np.ndarray,
     gamma: float = 0.99,
     lambd: float = 0.95,
+    *,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> AdvantagesAndReturns:
     """GAE for ``N`` environments stepped together for ``T`` steps, in one call.
 
@@ -275,9 +295,19 @@ def compute_gae_time_major(
     :param truncated: ``[T, N]`` bool (or uint8): episode cut by a time limit.
     :param gamma: discount factor.
     :param lambd: GAE weighing factor.
-    :return: advantages and returns, each ``[T, N]`` of ``rewards``' dtype.
+    :param out: optional ``(advantages, returns)`` arrays to write into (``[T, N]``, the dtype
+        of ``rewards``, C-contiguous, writeable, sharing no memory with the inputs).
+    :return: advantages and returns, each ``[T, N]`` of ``rewards``' dtype (the ``out``
+        arrays when given).
     """
     advantages, returns = _native.gae_time_major(
-        rewards, values, next_values, terminated, truncated, float(gamma), float(lambd)
+        rewards,
+        values,
+        next_values,
+        terminated,
+        truncated,
+        float(gamma),
+        float(lambd),
+        *_out_arrays(out),
     )
     return AdvantagesAndReturns(advantages, returns)
