@@ -688,6 +688,20 @@ class ParameterRandomizationSettings(abc.ABC):
     seed: int = parser.get_default("seed")
     """Seed of the sampler; -1 lets the run seed pick one."""
 
+    def __attrs_post_init__(self) -> None:
+        # NaN slips through every ordering check (nan > x is False) and an infinite bound
+        # cannot be sampled, so neither may reach the environment.
+        for field in attr.fields(type(self)):
+            if field.name == "seed":
+                continue
+            value = getattr(self, field.name)
+            numbers = [x for pair in value for x in pair] if field.name == "intervals" else [value]
+            if not all(math.isfinite(x) for x in numbers):
+                raise TrainerConfigError(
+                    f"{type(self).__name__}.{field.name} must be finite, got {value!r}.",
+                    key_path=[field.name],
+                )
+
     def __str__(self) -> str:
         raise TrainerConfigError(f"__str__ not implemented for type {self.__class__}.")
 
