@@ -203,6 +203,6 @@ def test_lesson_advances_because_the_agent_learned(tmp_path):
         reward for step, reward in result.reward_history["GoalSeeker1D"] if step < advanced_at
     ]
     # The lesson changed only once the agent had learned lesson 0 (random play scores < 0.5).
-    assert rewards_before and max(rewards_before) >= 0.85, result.reward_history
+    assert rewards_before and max(rewards_before) >= 0.8, result.reward_history
     # In the far lesson (distance 2, best return 1 - 9 * 0.01) the agent still reaches the goal.
     assert result.reward_history["GoalSeeker1D"][-1][1] >= 0.8, result.reward_history
