@@ -206,6 +206,15 @@ class FakeUnity:
         self._thread.start()
 
     def _run(self, port, messages):
+        # Connect only once the trainer listens: a refused first attempt would put the gRPC
+        # channel into reconnect backoff (1 s and more), longer than short timeouts.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
         try:
             with grpc.insecure_channel(f"localhost:{port}") as channel:
                 exchange = channel.unary_unary(EXCHANGE_METHOD)
@@ -373,3 +382,17 @@ def test_environment_module_needs_no_protobuf_runtime():
     import subprocess
 
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_timeout_also_applies_to_the_second_handshake_message():
+    """ML-Agents waits forever for Unity's second message; we wait timeout_wait (PROTOCOL B.9)."""
+    port = free_port()
+    unity = FakeUnity(port, [academy("1.5.0")])  # never sends message 2
+    started = time.monotonic()
+    with pytest.raises(UnityTimeOutException):
+        UnityEnvironment(None, base_port=port, timeout_wait=2)
+    assert time.monotonic() - started < 8
+    unity.join()
+    # Message 1 was answered with the init input; the wait for message 2 timed out.
+    assert unity.error is None and len(unity.replies) == 1
+    assert _native.decode_unity_input(unity.replies[0])["init_input"]["seed"] == 0
