@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -451,46 +448,6 @@ def test_large_ragged_batch_equals_per_trajectory_drop_in():
         )
 
 
-FORK_SCRIPT = textwrap.dedent(
-    """
-    import os, signal, time, warnings
-    import numpy as np
-    from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged
-    warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, fork() may deadlock"
-    # 300 x 1000 steps: large enough for the thread pool.
-    offsets = np.arange(0, 300_001, 1000, dtype=np.int64)
-    rewards = np.ones(300_000, np.float32)
-    value_next = np.zeros(300, np.float32)
-    before = compute_gae_ragged(rewards, rewards, offsets, value_next)  # starts the pool
-    pid = os.fork()
-    if pid == 0:
-        after = compute_gae_ragged(rewards, rewards, offsets, value_next)
-        os._exit(0 if np.array_equal(after.advantages, before.advantages) else 3)
-    for _ in range(600):  # a hung child is killed after 60 s, never left behind
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            print("child exit", os.waitstatus_to_exitcode(status))
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        print("child hung")
-    """
-)
-
-
-def test_kernels_work_in_a_child_forked_after_parallel_use():
-    # Without the after-fork hook the child would wait forever for pool threads it lacks.
-    proc = subprocess.run(
-        [sys.executable, "-c", FORK_SCRIPT],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "child exit 0"
 
 
 # ---------------------------------------------------------------------------

@@ -304,7 +304,7 @@ impl<T: Task> VecEnv<T> {
     /// Observations, masks and ids of every agent, with the given rewards.
     fn decision_batch(&self, decision_reward: Vec<f32>) -> StepBatch {
         let spec = &self.spec;
-        let parallel = self.num_agents >= PARALLEL_MIN_AGENTS;
+        let parallel = self.num_agents >= PARALLEL_MIN_AGENTS && crate::parallel::enabled();
         let decision_obs = spec
             .observations
             .iter()
@@ -394,7 +394,7 @@ impl<T: Task> VectorEnv for VecEnv<T> {
             let discrete_actions = &discrete[index * discrete_size..(index + 1) * discrete_size];
             *transition = task.act(agent, continuous_actions, discrete_actions, rng);
         };
-        if self.num_agents >= PARALLEL_MIN_AGENTS {
+        if self.num_agents >= PARALLEL_MIN_AGENTS && crate::parallel::enabled() {
             transitions
                 .par_iter_mut()
                 .zip(self.agents.par_iter_mut())

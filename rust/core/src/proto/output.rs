@@ -516,7 +516,7 @@ fn batch_observation(
         for agent in agents {
             decode_one(agent, &mut [])?;
         }
-    } else if any_compressed && agents.len() > 1 {
+    } else if any_compressed && agents.len() > 1 && crate::parallel::enabled() {
         out.par_chunks_mut(per_agent)
             .zip(agents.par_iter())
             .try_for_each(|(slot, agent)| decode_one(agent, slot))?;
