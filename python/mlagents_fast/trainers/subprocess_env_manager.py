@@ -17,6 +17,7 @@ import datetime
 import enum
 import logging
 import multiprocessing
+import multiprocessing.connection
 import queue as queue_module
 from collections import defaultdict
 from multiprocessing.connection import Connection
@@ -153,7 +154,9 @@ class StepResponse(NamedTuple):
     environment_stats: dict[str, Any]
 
 
-def _worker(parent_conn: Connection, step_queue: Any, factory: EnvFactory, worker_id: int) -> None:
+def _worker(
+    parent_conn: Connection, step_conn: Connection, factory: EnvFactory, worker_id: int
+) -> None:
     """Worker process main: create the environment, then serve requests until CLOSE."""
     env = None
     try:
@@ -175,7 +178,7 @@ def _worker(parent_conn: Connection, step_queue: Any, factory: EnvFactory, worke
                         env.set_actions(brain_name, action_info.env_action)
                 env.step()
                 stats = channels.stats.get_and_reset_stats()
-                step_queue.put(
+                step_conn.send(
                     EnvironmentResponse(
                         EnvironmentCommand.STEP, worker_id, StepResponse(all_step_result(), stats)
                     )
@@ -200,14 +203,14 @@ def _worker(parent_conn: Connection, step_queue: Any, factory: EnvFactory, worke
         pass
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides whether to restart
         logger.error("Environment worker %d failed: %s", worker_id, err)
-        step_queue.put(EnvironmentResponse(EnvironmentCommand.ENV_EXITED, worker_id, err))
+        step_conn.send(EnvironmentResponse(EnvironmentCommand.ENV_EXITED, worker_id, err))
     finally:
         if env is not None:
             try:
                 env.close()
             except Exception as err:  # noqa: BLE001 - closing a crashed environment may fail too
                 logger.debug("Closing environment worker %d failed: %s", worker_id, err)
-        step_queue.cancel_join_thread()
+        step_conn.close()
         parent_conn.close()
 
 
@@ -254,6 +257,49 @@ class _Worker:
             self.process.join(5)
 
 
+class _StepResponses:
+    """Step responses and failure reports of every worker, one simplex pipe each.
+
+    A shared ``multiprocessing.Queue`` would deadlock: a worker killed while holding the
+    queue's cross-process write lock leaves every other worker's writes blocked forever.
+    A pipe per worker has one writer and no shared lock; a dead worker's pipe reads EOF.
+    """
+
+    def __init__(self) -> None:
+        self.readers: dict[int, Connection] = {}
+
+    def add(self, worker_id: int, reader: Connection) -> None:
+        """Listen to ``reader`` for ``worker_id``, replacing a previous worker's pipe."""
+        old = self.readers.pop(worker_id, None)
+        if old is not None:
+            old.close()
+        self.readers[worker_id] = reader
+
+    def get(self, timeout: float) -> EnvironmentResponse:
+        """The next response from any worker; ``queue.Empty`` when none came in ``timeout``."""
+        ready = multiprocessing.connection.wait(list(self.readers.values()), timeout)
+        for reader in ready:
+            try:
+                response: EnvironmentResponse = reader.recv()
+                return response
+            except (EOFError, OSError):
+                # The worker is gone: stop polling its pipe (it would read EOF forever);
+                # the manager notices the dead process itself.
+                for worker_id, known in list(self.readers.items()):
+                    if known is reader:
+                        del self.readers[worker_id]
+                reader.close()
+        raise queue_module.Empty
+
+    def get_nowait(self) -> EnvironmentResponse:
+        return self.get(0)
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers.clear()
+
+
 class _WorkerDied(Exception):
     def __init__(self, worker_id: int, cause: BaseException) -> None:
         super().__init__(f"environment worker {worker_id} stopped: {cause}")
@@ -275,7 +321,7 @@ class SubprocessEnvManager(EnvManager):
         self.run_options = run_options
         self.env_parameters: dict[str, Any] | None = None
         self._context = multiprocessing.get_context("spawn")
-        self.step_queue: Any = self._context.Queue()
+        self.step_queue = _StepResponses()
         self.workers: list[_Worker] = []
         self.restart_counts: dict[int, int] = defaultdict(int)
         self.recent_restart_timestamps: dict[int, list[datetime.datetime]] = defaultdict(list)
@@ -291,13 +337,17 @@ class SubprocessEnvManager(EnvManager):
 
     def _create_worker(self, worker_id: int) -> _Worker:
         parent_conn, child_conn = self._context.Pipe()
+        step_reader, step_writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker,
-            args=(child_conn, self.step_queue, self.env_factory, worker_id),
+            args=(child_conn, step_writer, self.env_factory, worker_id),
             daemon=True,
         )
         process.start()
+        # Only the worker may hold the write ends: then its death closes them (EOF here).
         child_conn.close()
+        step_writer.close()
+        self.step_queue.add(worker_id, step_reader)
         return _Worker(process, worker_id, parent_conn)
 
     # --- restarts -------------------------------------------------------------------
@@ -496,4 +546,3 @@ class SubprocessEnvManager(EnvManager):
         for worker in self.workers:
             worker.close()
         self.step_queue.close()
-        self.step_queue.join_thread()
