@@ -137,20 +137,7 @@ class OffPolicyTrainer(RLTrainer):
 
     def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
         """Attach ``policy``, create its optimizer, load weights (and the replay buffer on resume)."""
-        if self.policy is not None:
-            logger.warning(
-                "Your environment contains multiple teams, but %s doesn't support adversarial "
-                "games.",
-                type(self).__name__,
-            )
-        self.policy = policy
-        self.policies[parsed_behavior_id.behavior_id] = policy
-        self.optimizer = self.create_optimizer()
-        for reward_signal in self.optimizer.reward_signals:
-            self.collected_rewards[reward_signal] = defaultdict(float)
-        self.model_saver.register(self.policy)
-        self.model_saver.register(self.optimizer)
-        self.model_saver.initialize_or_load()
+        self._attach_policy(parsed_behavior_id, policy)
         self._step = policy.get_current_step()
         self.maybe_load_replay_buffer()
         # Updates already done for the steps taken before a resume.

@@ -105,19 +105,6 @@ class OnPolicyTrainer(RLTrainer):
 
     def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
         """Attach ``policy``, create its optimizer and load (or initialize) its weights."""
-        if self.policy is not None:
-            logger.warning(
-                "Your environment contains multiple teams, but %s doesn't support adversarial "
-                "games.",
-                type(self).__name__,
-            )
-        self.policy = policy
-        self.policies[parsed_behavior_id.behavior_id] = policy
-        self.optimizer = self.create_optimizer()
-        for reward_signal in self.optimizer.reward_signals:
-            self.collected_rewards[reward_signal] = defaultdict(float)
-        self.model_saver.register(self.policy)
-        self.model_saver.register(self.optimizer)
-        self.model_saver.initialize_or_load()
+        self._attach_policy(parsed_behavior_id, policy)
         # A resumed policy knows its step: continue counting from there.
         self._step = policy.get_current_step()

@@ -122,6 +122,24 @@ class RLTrainer(Trainer):
     def _is_ready_update(self) -> bool:
         """Whether the update buffer holds enough experience to update."""
 
+    def _attach_policy(self, parsed_behavior_id: Any, policy: Any) -> None:
+        """Make ``policy`` this trainer's one policy, create its optimizer and load (or
+        initialize) both through the model saver; shared by the on- and off-policy trainers."""
+        if self.policy is not None:
+            logger.warning(
+                "Your environment contains multiple teams, but %s doesn't support adversarial "
+                "games.",
+                type(self).__name__,
+            )
+        self.policy = policy
+        self.policies[parsed_behavior_id.behavior_id] = policy
+        self.optimizer = self.create_optimizer()
+        for reward_signal in self.optimizer.reward_signals:
+            self.collected_rewards[reward_signal] = defaultdict(float)
+        self.model_saver.register(self.policy)
+        self.model_saver.register(self.optimizer)
+        self.model_saver.initialize_or_load()
+
     @abc.abstractmethod
     def create_optimizer(self) -> Any:
         """Create the optimizer of :attr:`policy`."""
