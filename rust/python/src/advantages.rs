@@ -157,24 +157,22 @@ fn discount_rewards<'py>(
     }
 }
 
-fn gae_typed<'py, F: Real + Element>(
+/// Runs `kernel` over a 1-D reward series and a value series of the same length and
+/// float dtype (`rewards_name` is the caller's argument name, used in errors).
+fn rewards_and_values_typed<'py, F: Real + Element>(
     py: Python<'py>,
     rewards: &Bound<'py, PyAny>,
+    rewards_name: &str,
     values: &Bound<'py, PyAny>,
-    value_next: f64,
-    gamma: f64,
-    lambd: f64,
+    kernel: impl Send + FnOnce(&[F], &[F]) -> CoreResult<Vec<F>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let rewards = vector::<F>(rewards, "rewards", None)?;
+    let rewards = vector::<F>(rewards, rewards_name, None)?;
     let values = vector::<F>(values, "value_estimates", Some(rewards.len()))?;
     let (rewards, values) = (
-        slice_of(&rewards, "rewards")?,
+        slice_of(&rewards, rewards_name)?,
         slice_of(&values, "value_estimates")?,
     );
-    let value_next = F::from_f64(value_next);
-    let out = py
-        .detach(|| core::gae(rewards, values, value_next, gamma, lambd))
-        .py()?;
+    let out = py.detach(|| kernel(rewards, values)).py()?;
     Ok(PyArray1::from_vec(py, out).into_any())
 }
 
@@ -191,30 +189,17 @@ fn get_gae<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     check_factors(gamma, lambd)?;
     match precision_of(rewards, "rewards")? {
-        Precision::F32 => gae_typed::<f32>(py, rewards, value_estimates, value_next, gamma, lambd),
-        Precision::F64 => gae_typed::<f64>(py, rewards, value_estimates, value_next, gamma, lambd),
+        Precision::F32 => {
+            rewards_and_values_typed::<f32>(py, rewards, "rewards", value_estimates, |r, v| {
+                core::gae(r, v, value_next as f32, gamma, lambd)
+            })
+        }
+        Precision::F64 => {
+            rewards_and_values_typed::<f64>(py, rewards, "rewards", value_estimates, |r, v| {
+                core::gae(r, v, value_next, gamma, lambd)
+            })
+        }
     }
-}
-
-fn lambda_return_typed<'py, F: Real + Element>(
-    py: Python<'py>,
-    rewards: &Bound<'py, PyAny>,
-    values: &Bound<'py, PyAny>,
-    gamma: f64,
-    lambd: f64,
-    value_next: f64,
-) -> PyResult<Bound<'py, PyAny>> {
-    let rewards = vector::<F>(rewards, "r", None)?;
-    let values = vector::<F>(values, "value_estimates", Some(rewards.len()))?;
-    let (rewards, values) = (
-        slice_of(&rewards, "r")?,
-        slice_of(&values, "value_estimates")?,
-    );
-    let value_next = F::from_f64(value_next);
-    let out = py
-        .detach(|| core::lambda_return(rewards, values, gamma, lambd, value_next))
-        .py()?;
-    Ok(PyArray1::from_vec(py, out).into_any())
 }
 
 /// Lambda returns of one trajectory (POCA); `r` and `value_estimates` 1-D, same float dtype.
@@ -230,12 +215,12 @@ fn lambda_return<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     check_factors(gamma, lambd)?;
     match precision_of(r, "r")? {
-        Precision::F32 => {
-            lambda_return_typed::<f32>(py, r, value_estimates, gamma, lambd, value_next)
-        }
-        Precision::F64 => {
-            lambda_return_typed::<f64>(py, r, value_estimates, gamma, lambd, value_next)
-        }
+        Precision::F32 => rewards_and_values_typed::<f32>(py, r, "r", value_estimates, |r, v| {
+            core::lambda_return(r, v, gamma, lambd, value_next as f32)
+        }),
+        Precision::F64 => rewards_and_values_typed::<f64>(py, r, "r", value_estimates, |r, v| {
+            core::lambda_return(r, v, gamma, lambd, value_next)
+        }),
     }
 }
 
