@@ -60,7 +60,30 @@ class DecisionStep(NamedTuple):
     group_reward: float
 
 
-class DecisionSteps(Mapping):
+class _AgentBatch(Mapping):
+    """What DecisionSteps and TerminalSteps share: a Mapping from agent id to one agent's
+    step, over arrays indexed by the agent's position in ``agent_id``."""
+
+    agent_id: np.ndarray
+    _agent_id_to_index: dict[AgentId, int] | None
+
+    @property
+    def agent_id_to_index(self) -> dict[AgentId, int]:
+        """A dict from agent id to the agent's index in this batch."""
+        if self._agent_id_to_index is None:
+            self._agent_id_to_index = {
+                agent_id: index for index, agent_id in enumerate(self.agent_id)
+            }
+        return self._agent_id_to_index
+
+    def __len__(self) -> int:
+        return len(self.agent_id)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self.agent_id
+
+
+class DecisionSteps(_AgentBatch):
     """A batch of agents of one behavior that ask for a decision.
 
     - obs: list of arrays, each of shape ``(n_agents,) + observation_shape``.
@@ -79,18 +102,6 @@ class DecisionSteps(Mapping):
         self.group_reward: np.ndarray = group_reward
         self._agent_id_to_index: dict[AgentId, int] | None = None
 
-    @property
-    def agent_id_to_index(self) -> dict[AgentId, int]:
-        """A dict from agent id to the agent's index in this batch."""
-        if self._agent_id_to_index is None:
-            self._agent_id_to_index = {
-                agent_id: index for index, agent_id in enumerate(self.agent_id)
-            }
-        return self._agent_id_to_index
-
-    def __len__(self) -> int:
-        return len(self.agent_id)
-
     def __getitem__(self, agent_id: AgentId) -> DecisionStep:
         """The DecisionStep of one agent; KeyError if the agent is not in this batch."""
         if agent_id not in self.agent_id_to_index:
@@ -107,9 +118,6 @@ class DecisionSteps(Mapping):
             group_id=self.group_id[agent_index],
             group_reward=self.group_reward[agent_index],
         )
-
-    def __iter__(self) -> Iterator[Any]:
-        yield from self.agent_id
 
     @staticmethod
     def empty(spec: BehaviorSpec) -> DecisionSteps:
@@ -142,7 +150,7 @@ class TerminalStep(NamedTuple):
     group_reward: float
 
 
-class TerminalSteps(Mapping):
+class TerminalSteps(_AgentBatch):
     """A batch of agents of one behavior whose episode ended.
 
     - obs: list of arrays, each of shape ``(n_agents,) + observation_shape``.
@@ -159,18 +167,6 @@ class TerminalSteps(Mapping):
         self.group_reward: np.ndarray = group_reward
         self._agent_id_to_index: dict[AgentId, int] | None = None
 
-    @property
-    def agent_id_to_index(self) -> dict[AgentId, int]:
-        """A dict from agent id to the agent's index in this batch."""
-        if self._agent_id_to_index is None:
-            self._agent_id_to_index = {
-                agent_id: index for index, agent_id in enumerate(self.agent_id)
-            }
-        return self._agent_id_to_index
-
-    def __len__(self) -> int:
-        return len(self.agent_id)
-
     def __getitem__(self, agent_id: AgentId) -> TerminalStep:
         """The TerminalStep of one agent; KeyError if the agent is not in this batch."""
         if agent_id not in self.agent_id_to_index:
@@ -184,9 +180,6 @@ class TerminalSteps(Mapping):
             group_id=self.group_id[agent_index],
             group_reward=self.group_reward[agent_index],
         )
-
-    def __iter__(self) -> Iterator[Any]:
-        yield from self.agent_id
 
     @staticmethod
     def empty(spec: BehaviorSpec) -> TerminalSteps:
