@@ -1,6 +1,6 @@
 """End-to-end training throughput: env steps per second over a PPO run on 3DBall.
 
-Same config (``../shared/mlagents-configs/ppo/3DBall.yaml``, max_steps overridable), same
+Same config (``config/ppo/3DBall.yaml``, max_steps overridable), same
 environment (built-in 3DBall served by ``mlagents-fast-env`` through a launcher file, so both
 trainers talk gRPC to the same Unity-side host), two trainers:
 
@@ -33,14 +33,9 @@ from common import MLAGENTS_VENV, machine_line, mlagents_python
 PROGRESS = re.compile(r"Step: (\d+)\. Time Elapsed: ([\d.]+) s\. (?:Mean Reward: (-?[\d.]+)\.)?")
 
 
-def shared_config() -> Path:
-    """The shared/ folder beside the checkout (or beside the worktrees' folder)."""
-    root = Path(__file__).resolve().parent.parent
-    for shared in (root.parent / "shared", root.parent.parent / "shared"):
-        config = shared / "mlagents-configs" / "ppo" / "3DBall.yaml"
-        if config.is_file():
-            return config
-    raise FileNotFoundError(f"no shared/mlagents-configs/ppo/3DBall.yaml beside {root}")
+def ball_config() -> Path:
+    """ML-Agents' 3DBall config as shipped in this repository's config/."""
+    return Path(__file__).resolve().parent.parent / "config" / "ppo" / "3DBall.yaml"
 
 
 def parse_progress(output: str) -> dict:
@@ -79,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     try:
-        config = yaml.safe_load(shared_config().read_text())
+        config = yaml.safe_load(ball_config().read_text())
         config["behaviors"]["3DBall"]["max_steps"] = args.max_steps
         config_path = work / "3DBall.yaml"
         config_path.write_text(yaml.safe_dump(config))
@@ -145,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         print(machine_line())
-        print(f"3DBall PPO, {args.max_steps} steps, config {shared_config().name}")
+        print(f"3DBall PPO, {args.max_steps} steps, config {ball_config().name}")
         reference = results.get("ML-Agents 1.1.0, launcher (gRPC)")
         print("| trainer | env steps/s | vs ML-Agents | final mean reward | best mean reward |")
         print("|---|---|---|---|---|")

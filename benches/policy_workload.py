@@ -5,7 +5,7 @@ The same code builds both sides through the public ML-Agents module paths, so it
 that ours are drop-ins: ``flavor="fast"`` imports ``mlagents_fast.trainers.X`` and
 ``mlagents_fast.envs.X``, ``flavor="mlagents"`` imports ``mlagents.trainers.X`` and
 ``mlagents_envs.X``. Shapes follow 3DBall (8 vector observations, 2 continuous actions,
-12 agents per environment) and ../shared/mlagents-configs/{ppo,sac}/3DBall.yaml.
+12 agents per environment) and config/{ppo,sac}/3DBall.yaml.
 """
 
 from __future__ import annotations

@@ -11,10 +11,3 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     yield
-
-
-@pytest.fixture
-def shared_dir():
-    """The shared/ folder beside the checkout (ML-Agents configs and protocol facts)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.abspath(os.path.join(here, "..", "..", "shared"))

@@ -12,8 +12,8 @@ from mlagents_fast.trainers.cli_utils import parse_args, parse_command_line
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import RunOptions
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-BALL = os.path.join(FIXTURES, "mlagents-configs", "ppo", "3DBall.yaml")
+from repo_paths import CONFIG_DIR, FIXTURES
+BALL = os.path.join(CONFIG_DIR, "ppo", "3DBall.yaml")
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_removed_flags_only_warn(caplog):
 
 
 def test_deterministic_flag_applies_to_every_behavior():
-    wall_jump = os.path.join(FIXTURES, "mlagents-configs", "ppo", "WallJump.yaml")
+    wall_jump = os.path.join(CONFIG_DIR, "ppo", "WallJump.yaml")
     options = parse_command_line([wall_jump, "--deterministic"])
     assert len(options.behaviors) == 2
     assert all(b.network_settings.deterministic for b in options.behaviors.values())

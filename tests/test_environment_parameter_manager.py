@@ -20,7 +20,7 @@ from mlagents_fast.trainers.settings import (
 )
 from mlagents_fast.trainers.training_status import GlobalTrainingStatus
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+from repo_paths import CONFIG_DIR, FIXTURES
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
     TRACE = json.load(_file)["curriculum_trace"]
 
@@ -346,7 +346,7 @@ def test_bad_saved_state_is_rejected_and_changes_nothing(state, expected):
 # Bad curricula ###########################################################################
 def test_validate_behaviors_refuses_criteria_on_a_behavior_the_environment_lacks():
     options = RunOptions.from_dict(
-        load_config(os.path.join(FIXTURES, "mlagents-configs", "ppo", "WallJump_curriculum.yaml"))
+        load_config(os.path.join(CONFIG_DIR, "ppo", "WallJump_curriculum.yaml"))
     )
     manager = EnvironmentParameterManager(options.environment_parameters, 0)
     manager.validate_behaviors(["BigWallJump", "SmallWallJump"])
@@ -363,7 +363,7 @@ def test_a_curriculum_with_a_missing_criteria_is_refused_before_a_manager_exists
 
 def test_the_shared_wall_jump_curriculum_advances_with_progress():
     options = RunOptions.from_dict(
-        load_config(os.path.join(FIXTURES, "mlagents-configs", "ppo", "WallJump_curriculum.yaml"))
+        load_config(os.path.join(CONFIG_DIR, "ppo", "WallJump_curriculum.yaml"))
     )
     manager = EnvironmentParameterManager(options.environment_parameters, 0)
     max_steps = {"BigWallJump": 20_000_000, "SmallWallJump": 5_000_000}

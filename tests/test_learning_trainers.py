@@ -11,6 +11,8 @@ import pytest
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
 
+from repo_paths import CONFIG_DIR
+
 pytestmark = pytest.mark.learning
 
 
@@ -92,14 +94,8 @@ def test_ppo_with_lstm_solves_memory_corridor(tmp_path):
     assert final_reward(result, "MemoryCorridor") >= 0.9, result.reward_history["MemoryCorridor"]
 
 
-def test_ppo_3dball_reaches_100_with_mlagents_config(tmp_path, shared_dir):
-    # shared/ is beside the checkout (CI) or beside the worktrees' folder (development).
-    candidates = [shared_dir, os.path.join(os.path.dirname(shared_dir), "..", "shared")]
-    config = next(
-        path
-        for path in (os.path.join(c, "mlagents-configs", "ppo", "3DBall.yaml") for c in candidates)
-        if os.path.isfile(path)
-    )
+def test_ppo_3dball_reaches_100_with_mlagents_config(tmp_path):
+    config = os.path.join(CONFIG_DIR, "ppo", "3DBall.yaml")
     result = train("builtin:3DBall", config, run_id="3DBall", results_dir=str(tmp_path), seed=1)
     rewards = [reward for _, reward in result.reward_history["3DBall"]]
     # ML-Agents' published 3DBall benchmark: mean reward 100, the episode maximum (every

@@ -12,9 +12,9 @@ from mlagents_fast.trainers.cli_utils import load_config
 from mlagents_fast.trainers.exception import TrainerConfigError, TrainerConfigWarning
 from mlagents_fast.trainers.settings import RunOptions
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+from repo_paths import CONFIG_DIR, FIXTURES
 BASES = [
-    load_config(os.path.join(FIXTURES, "mlagents-configs", name))
+    load_config(os.path.join(CONFIG_DIR, name))
     for name in (
         "ppo/WallJump_curriculum.yaml",
         "sac/Hallway.yaml",

@@ -2,8 +2,8 @@
 
 The ground truth, tests/fixtures/mlagents-1.1.0-settings.json, was written by
 tests/fixtures/make_mlagents_settings_reference.py running ML-Agents 1.1.0 itself (the anchor
-venv); the configs under tests/fixtures/mlagents-configs/ are byte-for-byte copies of
-shared/mlagents-configs/ (see the README there).
+venv) over the example configs shipped in config/ (byte-for-byte copies of ML-Agents' own,
+see config/README.md).
 """
 
 import json
@@ -15,8 +15,7 @@ import yaml
 from mlagents_fast.trainers import cli_utils
 from mlagents_fast.trainers.settings import RunOptions, TrainerSettings
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-CONFIG_DIR = os.path.join(FIXTURES, "mlagents-configs")
+from repo_paths import CONFIG_DIR, FIXTURES
 
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
     REFERENCE = json.load(_file)
