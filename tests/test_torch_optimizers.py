@@ -403,3 +403,34 @@ def test_curiosity_learns_the_transition_and_caps_rewards(continuous, branches):
     assert last["Losses/Curiosity Inverse Loss"] < first["Losses/Curiosity Inverse Loss"]
     rewards = provider.evaluate(batch)
     assert rewards.shape == (64,) and np.all(rewards >= 0.0) and np.all(rewards <= 1.0 / 0.5)
+
+
+def test_curiosity_accepts_mask_rows_of_shape_one():
+    # ML-Agents' buffers may hold each step's mask as a (1,) array; the losses must equal
+    # those of the same batch with scalar mask rows, padded steps excluded either way.
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    spec = behavior_spec([vector_spec(3)], continuous=1, branches=(2,))
+    settings = CuriositySettings(strength=0.5, learning_rate=3e-3)
+    settings.network_settings = network_settings(hidden_units=8)
+    provider = create_reward_provider(RewardSignalType.CURIOSITY, spec, settings)
+    obs = [rng.standard_normal((10, 3)).astype(np.float32)]
+    cont = rng.standard_normal((10, 1)).astype(np.float32)
+    disc = rng.integers(0, 2, (10, 1)).astype(np.int32)
+    flat = intrinsic_batch(spec, obs, [obs[0] + 1.0], cont, disc)
+    kept = np.array([1, 1, 0, 1, 0, 1, 1, 1, 1, 0], np.float32)
+    flat[BufferKey.MASKS].set(list(kept))
+    column = intrinsic_batch(spec, obs, [obs[0] + 1.0], cont, disc)
+    column[BufferKey.MASKS].set([np.array([m], np.float32) for m in kept])
+    network = provider._network
+    with torch.no_grad():
+        rewards = network.compute_reward(flat)
+        expected_forward = rewards[torch.from_numpy(kept) == 1].mean()
+        assert torch.allclose(network.compute_forward_loss(column), expected_forward)
+        assert torch.allclose(network.compute_forward_loss(flat), expected_forward)
+        assert torch.allclose(
+            network.compute_inverse_loss(column), network.compute_inverse_loss(flat)
+        )
+    stats = provider.update(column)
+    assert np.isfinite(stats["Losses/Curiosity Forward Loss"])
+    assert np.isfinite(stats["Losses/Curiosity Inverse Loss"])

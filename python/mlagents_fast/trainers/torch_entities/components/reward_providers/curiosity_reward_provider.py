@@ -97,8 +97,10 @@ class CuriosityNetwork(torch.nn.Module):
 
     @staticmethod
     def _mean_over_kept(values: torch.Tensor, mini_batch: Any) -> torch.Tensor:
+        # Mask rows may be scalars or shape (1,) (as ML-Agents' own buffers hold them):
+        # masked_mean flattens them to one flag per step.
         masks = ModelUtils.list_to_tensor(mini_batch[BufferKey.MASKS], dtype=torch.float)
-        return torch.mean(values[masks == 1])
+        return ModelUtils.masked_mean(values, masks)
 
     def compute_inverse_loss(self, mini_batch: Any) -> torch.Tensor:
         """Error of the predicted action: squared error (continuous) plus cross-entropy
