@@ -105,14 +105,14 @@ def test_handshake_and_100_steps_through_the_host_process(launcher_dir):
 
 
 def test_builtin_env_through_the_link_matches_direct_stepping(launcher_dir):
-    from mlagents_fast.envs import registry
+    from mlagents_fast.envs import env_opener
 
     name = "GoalSeeker1DHybrid"
     write_launcher(f"builtin:{name}", str(launcher_dir))
     env = UnityEnvironment(
         str(launcher_dir / name), base_port=free_port(), seed=11, timeout_wait=30
     )
-    direct = registry.make_env(f"builtin:{name}", seed=11)
+    direct = env_opener.make_env(f"builtin:{name}", seed=11)
     try:
         env.reset()
         direct.reset()

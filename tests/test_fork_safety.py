@@ -46,7 +46,7 @@ def work():
 
 ENV_SETUP = """
 from mlagents_fast.envs.base_env import ActionTuple
-from mlagents_fast.envs.registry import make_env
+from mlagents_fast.envs.env_opener import make_env
 def work():
     # 300 areas x 12 agents: above the parallel threshold of the built-in environments.
     env = make_env("builtin:3DBall", seed=3, num_areas=300)

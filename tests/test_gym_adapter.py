@@ -10,9 +10,9 @@ gymnasium = pytest.importorskip("gymnasium", reason="the gym extra is not instal
 from gymnasium.utils.env_checker import check_env
 from mlagents_fast.envs.base_env import ActionTuple, BaseEnv, DimensionProperty
 from mlagents_fast.envs.builtin import BuiltinEnv
+from mlagents_fast.envs.env_opener import make_env
 from mlagents_fast.envs.exception import UnityEnvironmentException
 from mlagents_fast.envs.gym_adapter import BehaviorGymEnv, GymVectorEnv
-from mlagents_fast.envs.registry import make_env
 
 
 def test_cartpole_as_base_env_episodes_ids_and_terminated():

@@ -11,7 +11,7 @@ channels, and quits when the trainer sends status 400. Player arguments it does 
     mlagents-fast-env --write-launcher builtin:3DBall --launcher-dir envs/
     mlagents-learn config.yaml --env envs/3DBall      # trains through the real gRPC link
 
-``--env`` takes ``builtin:<Name>``, ``gym:<id>`` (see ``mlagents_fast.envs.registry``) or
+``--env`` takes ``builtin:<Name>``, ``gym:<id>`` (see ``mlagents_fast.envs.env_opener``) or
 ``python:<module>:<callable>``, a callable taking ``seed``, ``num_areas`` and
 ``side_channels`` keywords and returning a BaseEnv.
 """
@@ -270,7 +270,7 @@ def env_factory_for(env: str, agents_per_area: int | None = None) -> EnvFactory:
 
         return make_python_env
     if env.startswith(("builtin:", "gym:")):
-        from mlagents_fast.envs.registry import make_env
+        from mlagents_fast.envs.env_opener import make_env
 
         extra = {} if agents_per_area is None else {"agents_per_area": agents_per_area}
 

@@ -93,7 +93,7 @@ class EnvFactory:
 
     def create(self, worker_id: int) -> tuple[Any, EnvChannels]:
         """Create environment ``worker_id`` with its side channels."""
-        from mlagents_fast.envs.registry import make_env
+        from mlagents_fast.envs.env_opener import make_env
         from mlagents_fast.envs.side_channel.engine_configuration_channel import (
             EngineConfig,
             EngineConfigurationChannel,

@@ -2,7 +2,7 @@
 
 Each environment runs in Rust, many agents at once (``num_areas`` training areas of
 ``agents_per_area`` agents, like the areas of a Unity scene), and is addressed
-``builtin:<Name>`` by :func:`mlagents_fast.envs.registry.make_env` and the trainer's
+``builtin:<Name>`` by :func:`mlagents_fast.envs.env_opener.make_env` and the trainer's
 ``--env``. One behavior per environment, named like Unity names it (``3DBall?team=0``).
 
 ========================  ==========================  =========================================

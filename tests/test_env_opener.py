@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 from mlagents_fast.envs.builtin import BuiltinEnv
+from mlagents_fast.envs.env_opener import environment_seed, make_env
 from mlagents_fast.envs.exception import UnityEnvironmentException
-from mlagents_fast.envs.registry import environment_seed, make_env
 from mlagents_fast.envs.side_channel import EnvironmentParametersChannel
 
 
