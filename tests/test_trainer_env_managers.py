@@ -95,3 +95,77 @@ def test_restart_rate_limit():
             step_workers(manager, 10)  # a second one within the period is not
     finally:
         manager.close()
+
+
+def plain_callable_manager(env_factory, lifetime=2):
+    # timeout_wait comes from run_options here, as in ML-Agents: the factory has no such field.
+    run_options = restart_limits(lifetime)
+    run_options.env_settings.timeout_wait = 300
+    manager = SubprocessEnvManager(env_factory, run_options, n_env=2)
+    manager.reset()
+    behavior = "GoalSeeker1D?team=0"
+    manager.set_policy(behavior, RandomPolicy(manager.training_behaviors[behavior]))
+    return manager
+
+
+def test_a_lambda_factory_runs_in_two_workers_and_is_restarted_after_a_kill():
+    from mlagents_fast.envs.env_opener import make_env
+
+    manager = plain_callable_manager(
+        lambda worker_id, side_channels: make_env(
+            "builtin:GoalSeeker1D", seed=5, worker_id=worker_id, side_channels=side_channels
+        )
+    )
+    try:
+        assert step_workers(manager, 6) == {0, 1}
+        kill(manager, 0)
+        assert step_workers(manager, 6) == {0, 1}
+        assert manager.restart_counts[0] == 1
+        assert manager.reset() == 2  # one first step per worker
+    finally:
+        manager.close()
+    assert not any(w.process.is_alive() for w in manager.workers)
+
+
+def test_a_local_closure_factory_gets_the_side_channels_and_its_captured_values():
+    from mlagents_fast.envs.env_opener import make_env
+    from mlagents_fast.envs.side_channel import (
+        EngineConfigurationChannel,
+        EnvironmentParametersChannel,
+    )
+
+    num_areas = 3
+    single_area = make_env("builtin:GoalSeeker1D", seed=5)
+    single_area.reset()
+    agents_per_area = len(single_area.get_steps("GoalSeeker1D?team=0")[0])
+    single_area.close()
+
+    def create(worker_id, side_channels):
+        # ML-Agents hands over the environment-parameters, engine and stats channels.
+        assert isinstance(side_channels[0], EnvironmentParametersChannel)
+        assert isinstance(side_channels[1], EngineConfigurationChannel)
+        return make_env(
+            "builtin:GoalSeeker1D",
+            seed=5,
+            worker_id=worker_id,
+            side_channels=side_channels,
+            num_areas=num_areas,
+        )
+
+    manager = plain_callable_manager(create)
+    try:
+        for _ in range(4):
+            for step in manager.get_steps():
+                decision_steps, _ = step.current_all_step_result["GoalSeeker1D?team=0"]
+                # The captured value reached the worker.
+                assert len(decision_steps) == num_areas * agents_per_area
+    finally:
+        manager.close()
+
+
+def test_a_factory_failure_in_the_worker_is_raised_with_its_message():
+    def broken(worker_id, side_channels):
+        raise ValueError(f"no environment for worker {worker_id}")
+
+    with pytest.raises(ValueError, match="no environment for worker"):
+        plain_callable_manager(broken, lifetime=0)

@@ -7,8 +7,10 @@ times and at most ``--restarts-rate-limit-n`` times per ``--restarts-rate-limit-
 beyond that the failure is raised. After a restart every environment is reset so no trajectory
 mixes data from before and after.
 
-Workers are started with the ``spawn`` method: the parent holds PyTorch threads, which must not
-be forked.
+``env_factory`` is any callable ``(worker_id, side_channels) -> BaseEnv``, as in ML-Agents: a
+lambda, a local function or an :class:`EnvFactory`. It is sent to the workers with cloudpickle,
+so closures travel with what they capture. Workers are started with the ``spawn`` method: the
+parent holds PyTorch threads, which must not be forked.
 """
 
 from __future__ import annotations
@@ -20,16 +22,21 @@ import multiprocessing
 import multiprocessing.connection
 import queue as queue_module
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import attrs
+import cloudpickle
 
 from mlagents_fast.trainers.env_manager import AllStepResult, EnvironmentStep, EnvManager
 
 __all__ = ["EnvChannels", "EnvFactory", "EnvironmentCommand", "SubprocessEnvManager"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_WAIT = 60
+"""Seconds, as ML-Agents' ``--timeout-wait`` default, for a factory that does not say."""
 
 
 @attrs.define
@@ -43,10 +50,53 @@ class EnvChannels:
     stats: Any = attrs.field(default=None)
     """StatsSideChannel: stats the environment reports."""
 
+    @staticmethod
+    def create(engine_settings: dict[str, Any] | None) -> EnvChannels:
+        """Fresh channels; the engine channel carries ``engine_settings`` when given."""
+        from mlagents_fast.envs.side_channel.engine_configuration_channel import (
+            EngineConfig,
+            EngineConfigurationChannel,
+        )
+        from mlagents_fast.envs.side_channel.environment_parameters_channel import (
+            EnvironmentParametersChannel,
+        )
+        from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
+
+        channels = EnvChannels(
+            environment_parameters=EnvironmentParametersChannel(),
+            engine_configuration=EngineConfigurationChannel(),
+            stats=StatsSideChannel(),
+        )
+        if engine_settings:
+            channels.engine_configuration.set_configuration(EngineConfig(**engine_settings))
+        return channels
+
+    def as_list(self) -> list[Any]:
+        """In the order ML-Agents hands them to an environment factory."""
+        return [self.environment_parameters, self.engine_configuration, self.stats]
+
+
+def engine_settings_of(run_options: Any) -> dict[str, Any] | None:
+    """The engine configuration values of ``run_options`` (None when it has none)."""
+    engine = getattr(run_options, "engine_settings", None)
+    if engine is None:
+        return None
+    return {
+        "width": engine.width,
+        "height": engine.height,
+        "quality_level": engine.quality_level,
+        "time_scale": engine.time_scale,
+        "target_frame_rate": engine.target_frame_rate,
+        "capture_frame_rate": engine.capture_frame_rate,
+    }
+
 
 @attrs.define
 class EnvFactory:
-    """Everything needed to create one environment of the run, picklable for worker processes."""
+    """Everything needed to create one environment of the run, picklable for worker processes.
+
+    Called as ``factory(worker_id, side_channels)`` like any ML-Agents environment factory.
+    """
 
     env_path: str | None = attrs.field()
     """--env: builtin:<Name>, gym:<id>, a Unity executable, or None (the Editor)."""
@@ -66,6 +116,8 @@ class EnvFactory:
     """results/<run-id>/run_logs, where a Unity executable's Player log goes."""
     engine_settings: dict[str, Any] = attrs.field(factory=dict)
     """Engine configuration values (width, height, quality_level, time_scale, ...)."""
+    no_graphics_monitor: bool = attrs.field(default=False)
+    """--no-graphics-monitor, passed to a Unity executable."""
 
     @staticmethod
     def from_options(options: Any, run_seed: int, num_areas: int, log_folder: str) -> EnvFactory:
@@ -81,52 +133,33 @@ class EnvFactory:
             env_args=tuple(env_settings.env_args or ()),
             no_graphics=bool(engine.no_graphics),
             log_folder=log_folder,
-            engine_settings={
-                "width": engine.width,
-                "height": engine.height,
-                "quality_level": engine.quality_level,
-                "time_scale": engine.time_scale,
-                "target_frame_rate": engine.target_frame_rate,
-                "capture_frame_rate": engine.capture_frame_rate,
-            },
+            engine_settings=engine_settings_of(options) or {},
+            no_graphics_monitor=bool(getattr(engine, "no_graphics_monitor", False)),
         )
 
     def create(self, worker_id: int) -> tuple[Any, EnvChannels]:
         """Create environment ``worker_id`` with its side channels."""
-        from mlagents_fast.envs.env_opener import make_env
-        from mlagents_fast.envs.side_channel.engine_configuration_channel import (
-            EngineConfig,
-            EngineConfigurationChannel,
-        )
-        from mlagents_fast.envs.side_channel.environment_parameters_channel import (
-            EnvironmentParametersChannel,
-        )
-        from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
+        channels = EnvChannels.create(self.engine_settings)
+        return self(worker_id, channels.as_list()), channels
 
-        channels = EnvChannels(
-            environment_parameters=EnvironmentParametersChannel(),
-            engine_configuration=EngineConfigurationChannel(),
-            stats=StatsSideChannel(),
-        )
-        if self.engine_settings:
-            channels.engine_configuration.set_configuration(EngineConfig(**self.engine_settings))
-        env = make_env(
+    def __call__(self, worker_id: int, side_channels: Sequence[Any]) -> Any:
+        """Environment ``worker_id`` talking through ``side_channels`` (ML-Agents' factory call)."""
+        from mlagents_fast.envs.env_opener import make_env
+
+        extra = {"no_graphics_monitor": True} if self.no_graphics_monitor else {}
+        return make_env(
             self.env_path,
             seed=self.seed + worker_id,
             worker_id=worker_id,
-            side_channels=[
-                channels.environment_parameters,
-                channels.engine_configuration,
-                channels.stats,
-            ],
+            side_channels=list(side_channels),
             num_areas=self.num_areas,
             base_port=self.base_port,
             timeout_wait=self.timeout_wait,
             additional_args=list(self.env_args),
             no_graphics=self.no_graphics,
             log_folder=self.log_folder,
+            **extra,
         )
-        return env, channels
 
 
 class EnvironmentCommand(enum.Enum):
@@ -155,12 +188,18 @@ class StepResponse(NamedTuple):
 
 
 def _worker(
-    parent_conn: Connection, step_conn: Connection, factory: EnvFactory, worker_id: int
+    parent_conn: Connection,
+    step_conn: Connection,
+    pickled_factory: bytes,
+    worker_id: int,
+    engine_settings: dict[str, Any] | None,
 ) -> None:
     """Worker process main: create the environment, then serve requests until CLOSE."""
     env = None
     try:
-        env, channels = factory.create(worker_id)
+        factory = cloudpickle.loads(pickled_factory)
+        channels = EnvChannels.create(engine_settings)
+        env = factory(worker_id, channels.as_list())
 
         def all_step_result() -> AllStepResult:
             return {name: env.get_steps(name) for name in env.behavior_specs}
@@ -203,7 +242,10 @@ def _worker(
         pass
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides whether to restart
         logger.error("Environment worker %d failed: %s", worker_id, err)
-        step_conn.send(EnvironmentResponse(EnvironmentCommand.ENV_EXITED, worker_id, err))
+        try:
+            step_conn.send(EnvironmentResponse(EnvironmentCommand.ENV_EXITED, worker_id, err))
+        except (BrokenPipeError, OSError):
+            pass  # the parent stopped listening (it is closing or already failed)
     finally:
         if env is not None:
             try:
@@ -310,14 +352,28 @@ class _WorkerDied(Exception):
 class SubprocessEnvManager(EnvManager):
     """Steps ``n_env`` environments in worker processes."""
 
-    def __init__(self, env_factory: EnvFactory, run_options: Any = None, n_env: int = 1) -> None:
+    def __init__(
+        self,
+        env_factory: Callable[[int, list[Any]], Any],
+        run_options: Any = None,
+        n_env: int = 1,
+    ) -> None:
         """
-        :param env_factory: creates each worker's environment.
-        :param run_options: the RunOptions (restart limits come from its env_settings).
+        :param env_factory: ``(worker_id, side_channels) -> BaseEnv``, creates each worker's
+            environment (any callable: cloudpickle sends it to the workers).
+        :param run_options: the RunOptions: restart limits and timeout_wait come from its
+            env_settings, the engine configuration from its engine_settings (an
+            :class:`EnvFactory` carries its own).
         :param n_env: number of workers (--num-envs).
         """
         super().__init__()
         self.env_factory = env_factory
+        self._pickled_factory = cloudpickle.dumps(env_factory)
+        self._engine_settings = (
+            env_factory.engine_settings
+            if isinstance(env_factory, EnvFactory)
+            else engine_settings_of(run_options)
+        )
         self.run_options = run_options
         self.env_parameters: dict[str, Any] | None = None
         self._context = multiprocessing.get_context("spawn")
@@ -331,7 +387,12 @@ class SubprocessEnvManager(EnvManager):
         self.restarts_rate_limit_period_s = getattr(
             env_settings, "restarts_rate_limit_period_s", 60
         )
-        self.timeout_seconds = float(max(60, env_factory.timeout_wait * 2))
+        timeout_wait = getattr(
+            env_factory,
+            "timeout_wait",
+            getattr(env_settings, "timeout_wait", DEFAULT_TIMEOUT_WAIT),
+        )
+        self.timeout_seconds = float(max(60, timeout_wait * 2))
         for worker_id in range(n_env):
             self.workers.append(self._create_worker(worker_id))
 
@@ -340,7 +401,13 @@ class SubprocessEnvManager(EnvManager):
         step_reader, step_writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker,
-            args=(child_conn, step_writer, self.env_factory, worker_id),
+            args=(
+                child_conn,
+                step_writer,
+                self._pickled_factory,
+                worker_id,
+                self._engine_settings,
+            ),
             daemon=True,
         )
         process.start()
