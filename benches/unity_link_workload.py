@@ -1,7 +1,7 @@
 """Messages of the Unity-link decode benchmarks (issue 4 item 8), shared by both sides.
 
-Built with the protobuf classes generated from ``protos/`` (``tests/golden``), written to files
-so that ML-Agents 1.1.0 (``ref_mlagents_unity_link.py``) parses exactly the same bytes.
+Built with the protobuf classes generated from ``protos/``
+(``mlagents_fast.envs.communicator_objects``), written to files so that ML-Agents 1.1.0 (``ref_mlagents_unity_link.py``) parses exactly the same bytes.
 Each workload has an ``announce`` message (brain parameters + agents, where the behavior spec
 comes from) and a ``steady`` message (agents only), the one that is timed.
 
@@ -12,7 +12,6 @@ comes from) and a ``steady`` message (agents only), the one that is timed.
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,7 @@ def camera_image(rng: np.random.Generator) -> np.ndarray:
 
 def build_messages(workload: str) -> tuple[bytes, bytes]:
     """(announce, steady) message bytes of ``workload``."""
-    sys.path.insert(0, str(ROOT / "tests" / "golden"))
-    from communicator_objects import (  # generated from protos/
+    from mlagents_fast.envs.communicator_objects import (  # generated from protos/
         agent_pb2,
         brain_parameters_pb2,
         observation_pb2,

@@ -1,15 +1,12 @@
-"""Access to the generated protobuf classes in tests/golden (test helper, not a test module)."""
+"""The protobuf classes generated from protos/ (test helper, not a test module).
+
+They live in the package (``mlagents_fast.envs.communicator_objects``); tests build golden
+messages with them to check the Rust codec.
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-if str(GOLDEN_DIR) not in sys.path:
-    sys.path.insert(0, str(GOLDEN_DIR))
-
-from communicator_objects import (
+from mlagents_fast.envs.communicator_objects import (
     agent_pb2,
     brain_parameters_pb2,
     misc_pb2,

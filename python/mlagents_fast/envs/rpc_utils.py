@@ -22,13 +22,16 @@ from mlagents_fast.envs.base_env import (
     ObservationType,
     TerminalSteps,
 )
+from mlagents_fast.envs.exception import UnityObservationException
 
 __all__ = [
     "DecodedOutput",
     "behavior_spec_from_decoded",
+    "behavior_spec_from_proto",
     "decode_output",
     "known_specs_argument",
     "steps_from_decoded",
+    "steps_from_proto",
 ]
 
 DecodedOutput = dict[str, Any]
@@ -91,3 +94,54 @@ def steps_from_decoded(behavior: tuple) -> tuple[DecisionSteps, TerminalSteps]:
     obs, reward, agent_id, group_id, group_reward, interrupted = terminal
     terminal_steps = TerminalSteps(obs, reward, interrupted, agent_id, group_id, group_reward)
     return decision_steps, terminal_steps
+
+
+# --- ML-Agents' protobuf-object API -------------------------------------------------------
+# For code that holds protobuf messages (``mlagents_fast.envs.communicator_objects``). The
+# messages are serialized and go through the same Rust decoder as the live link, so both
+# paths give the same arrays, masks and errors.
+
+_PROTO_BEHAVIOR = "behavior"
+
+
+def _decode_agent_infos(
+    agent_infos: Any, brain_parameters: Any, known: Mapping[str, BehaviorSpec]
+) -> list[tuple]:
+    from mlagents_fast.envs.communicator_objects.unity_message_pb2 import UnityMessageProto
+
+    message = UnityMessageProto()
+    message.header.status = 200
+    message.unity_output.rl_output.agentInfos[_PROTO_BEHAVIOR].value.extend(agent_infos)
+    if brain_parameters is not None:
+        brain = message.unity_output.rl_initialization_output.brain_parameters.add()
+        brain.CopyFrom(brain_parameters)
+        brain.brain_name = _PROTO_BEHAVIOR
+    return list(decode_output(message.SerializeToString(), known)["behaviors"])
+
+
+def behavior_spec_from_proto(brain_param_proto: Any, agent_info: Any) -> BehaviorSpec:
+    """The BehaviorSpec of a ``BrainParametersProto``, observation shapes from ``agent_info``.
+
+    As ML-Agents: a brain from a communicator older than 1.3 (no action spec) is read from
+    the deprecated vector-action fields.
+    """
+    for behavior in _decode_agent_infos([agent_info], brain_param_proto, {}):
+        if behavior[1] is not None:
+            return behavior_spec_from_decoded(behavior[1])
+    raise UnityObservationException("the brain parameters describe no behavior")
+
+
+def steps_from_proto(
+    agent_info_list: Any, behavior_spec: BehaviorSpec
+) -> tuple[DecisionSteps, TerminalSteps]:
+    """DecisionSteps (agents not done) and TerminalSteps (done) of ``AgentInfoProto`` messages.
+
+    Observations must match ``behavior_spec`` (else UnityObservationException); NaN or
+    infinite rewards raise as on the live link.
+    """
+    agent_infos = list(agent_info_list)
+    if agent_infos:
+        for behavior in _decode_agent_infos(agent_infos, None, {_PROTO_BEHAVIOR: behavior_spec}):
+            if behavior[0] == _PROTO_BEHAVIOR:
+                return steps_from_decoded(behavior)
+    return DecisionSteps.empty(behavior_spec), TerminalSteps.empty(behavior_spec)
