@@ -18,7 +18,13 @@ import numpy as np
 
 from mlagents_fast import __version__
 
-__all__ = ["main", "parse_command_line", "run_cli"]
+__all__ = [
+    "create_environment_factory",
+    "main",
+    "parse_command_line",
+    "run_cli",
+    "run_training",
+]
 
 logger = logging.getLogger("mlagents_fast.trainers")
 
@@ -83,6 +89,44 @@ def run_cli(options: Any) -> None:
         run_seed = int(np.random.randint(0, 10000))
         logger.debug("run_seed set to %d", run_seed)
     run_training(run_seed, options, options.env_settings.num_areas)
+
+
+def run_training(run_seed: int, options: Any, num_areas: int = 1, **kw: Any) -> Any:
+    """Train with ``options`` (ML-Agents' ``learn.run_training``; see :mod:`.run`)."""
+    from mlagents_fast.trainers.run import run_training as run
+
+    return run(run_seed, options, num_areas, **kw)
+
+
+def create_environment_factory(
+    env_path: str | None,
+    no_graphics: bool,
+    no_graphics_monitor: bool,
+    seed: int,
+    num_areas: int,
+    timeout_wait: int,
+    start_port: int | None,
+    env_args: list[str] | None,
+    log_folder: str,
+) -> Any:
+    """A picklable ``(worker_id, side_channels) -> BaseEnv`` factory, as ML-Agents' one.
+
+    Worker ``w`` gets seed ``seed + w``. Besides Unity executables (and None for the Editor),
+    ``env_path`` may be ``builtin:<Name>`` or ``gym:<id>``.
+    """
+    from mlagents_fast.trainers.subprocess_env_manager import EnvFactory
+
+    return EnvFactory(
+        env_path=env_path,
+        seed=seed,
+        num_areas=num_areas,
+        timeout_wait=timeout_wait,
+        base_port=start_port,
+        env_args=tuple(env_args or ()),
+        no_graphics=no_graphics,
+        no_graphics_monitor=no_graphics_monitor,
+        log_folder=log_folder,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

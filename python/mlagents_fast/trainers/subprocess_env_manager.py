@@ -363,17 +363,14 @@ class SubprocessEnvManager(EnvManager):
             environment (any callable: cloudpickle sends it to the workers).
         :param run_options: the RunOptions: restart limits and timeout_wait come from its
             env_settings, the engine configuration from its engine_settings (an
-            :class:`EnvFactory` carries its own).
+            :class:`EnvFactory` with engine settings carries its own).
         :param n_env: number of workers (--num-envs).
         """
         super().__init__()
         self.env_factory = env_factory
         self._pickled_factory = cloudpickle.dumps(env_factory)
-        self._engine_settings = (
-            env_factory.engine_settings
-            if isinstance(env_factory, EnvFactory)
-            else engine_settings_of(run_options)
-        )
+        own_settings = env_factory.engine_settings if isinstance(env_factory, EnvFactory) else None
+        self._engine_settings = own_settings or engine_settings_of(run_options)
         self.run_options = run_options
         self.env_parameters: dict[str, Any] | None = None
         self._context = multiprocessing.get_context("spawn")

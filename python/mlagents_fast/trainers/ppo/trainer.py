@@ -15,12 +15,13 @@ import numpy as np
 
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey, RewardSignalUtil
+from mlagents_fast.trainers.settings import PPOSettings  # re-exported here as in ML-Agents
 from mlagents_fast.trainers.trainer.on_policy_trainer import OnPolicyTrainer
 from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer, concatenate_trajectories
 from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged, get_gae
 from mlagents_fast.trainers.trajectory import ObsUtil
 
-__all__ = ["TRAINER_NAME", "PPOTrainer"]
+__all__ = ["TRAINER_NAME", "PPOSettings", "PPOTrainer"]
 
 logger = logging.getLogger(__name__)
 

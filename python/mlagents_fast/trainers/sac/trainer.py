@@ -13,9 +13,10 @@ import numpy as np
 
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.settings import SACSettings  # re-exported here as in ML-Agents
 from mlagents_fast.trainers.trainer.off_policy_trainer import OffPolicyTrainer
 
-__all__ = ["TRAINER_NAME", "SACTrainer"]
+__all__ = ["TRAINER_NAME", "SACSettings", "SACTrainer"]
 
 logger = logging.getLogger(__name__)
 
