@@ -344,16 +344,26 @@ def test_bad_saved_state_is_rejected_and_changes_nothing(state, expected):
 
 
 # Bad curricula ###########################################################################
-def test_validate_behaviors_refuses_criteria_on_a_behavior_the_environment_lacks():
+def test_criteria_on_a_behavior_that_is_not_training_warns_and_keeps_the_lesson(caplog):
+    # As ML-Agents 1.1.0: no error; the lesson cannot end while its behavior is absent.
     options = RunOptions.from_dict(
         load_config(os.path.join(CONFIG_DIR, "ppo", "WallJump_curriculum.yaml"))
     )
     manager = EnvironmentParameterManager(options.environment_parameters, 0)
-    manager.validate_behaviors(["BigWallJump", "SmallWallJump"])
-    with pytest.raises(TrainerConfigError) as info:
-        manager.validate_behaviors(["BigWallJump"])
-    assert "'SmallWallJump'" in str(info.value)
-    assert info.value.key_path[:2] == ["environment_parameters", "small_wall_height"]
+    with caplog.at_level(logging.WARNING):
+        assert manager.validate_behaviors(["BigWallJump", "SmallWallJump"]) == []
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING):
+        assert manager.validate_behaviors(["BigWallJump"]) == ["SmallWallJump"]
+    assert "'SmallWallJump', which is not training" in caplog.text
+    assert "small_wall_height" in caplog.text
+    # BigWallJump far past every threshold: only its own parameter moves.
+    steps, rewards = {"BigWallJump": 10**9}, {"BigWallJump": [1.0] * 1000}
+    for _ in range(3):
+        manager.update_lessons(steps, {"BigWallJump": 1}, rewards)
+    lessons = manager.get_current_lesson_number()
+    assert lessons["small_wall_height"] == 0
+    assert lessons["big_wall_height"] > 0
 
 
 def test_a_curriculum_with_a_missing_criteria_is_refused_before_a_manager_exists():

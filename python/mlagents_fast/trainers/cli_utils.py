@@ -1,9 +1,13 @@
-"""The command line of ``mlagents-learn`` and loading of its YAML configuration.
+"""The command line of ``mlagents-learn``.
 
 The counterpart of ``mlagents.trainers.cli_utils`` (ML-Agents 1.1.0): every flag with its
 default and destination, the removed flags answered with ML-Agents' warning, and
 :class:`DetectDefault`, which records the flags the user actually gave so that only those
 override the YAML file.
+
+This module sits above the settings: it imports :mod:`mlagents_fast.trainers.settings` (the
+flag defaults are the settings classes' defaults; ``load_config`` is re-exported from there)
+and the settings never import it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,24 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
-import yaml
+import attr
 
 from mlagents_fast.trainers.exception import TrainerConfigError
-
-if TYPE_CHECKING:
-    from mlagents_fast.trainers.settings import RunOptions
+from mlagents_fast.trainers.settings import (
+    BASE_ENVIRONMENT_PORT,
+    CheckpointSettings,
+    EngineSettings,
+    EnvironmentSettings,
+    NetworkSettings,
+    RunOptions,
+    TorchSettings,
+    load_config,
+)
 
 __all__ = [
+    "BASE_ENVIRONMENT_PORT",
     "CONFIG_ERROR_EXIT_CODE",
     "DetectDefault",
     "DetectDefaultStoreTrue",
@@ -36,9 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# UnityEnvironment.BASE_ENVIRONMENT_PORT: the port of worker 0 when an executable is given.
-BASE_ENVIRONMENT_PORT = 5005
 
 CONFIG_ERROR_EXIT_CODE = 2
 """Exit status for a configuration error (argparse's status for a usage error)."""
@@ -119,26 +128,31 @@ class StoreConfigFile(argparse.Action):
         namespace._trainer_config_path = values
 
 
+def _default(settings_cls: type, name: str) -> Any:
+    """The default of a flag: the default of the settings option it sets."""
+    return attr.fields_dict(settings_cls)[name].default
+
+
 def _create_parser() -> argparse.ArgumentParser:
     argparser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     argparser.add_argument("trainer_config_path", action=StoreConfigFile, nargs="?", default=None)
     argparser.add_argument(
         "--env",
-        default=None,
+        default=_default(EnvironmentSettings, "env_path"),
         dest="env_path",
         help="Path to the Unity executable to train",
         action=DetectDefault,
     )
     argparser.add_argument(
         "--load",
-        default=False,
+        default=_default(CheckpointSettings, "load_model"),
         dest="load_model",
         action=DetectDefaultStoreTrue,
         help=argparse.SUPPRESS,  # deprecated: means --resume
     )
     argparser.add_argument(
         "--resume",
-        default=False,
+        default=_default(CheckpointSettings, "resume"),
         dest="resume",
         action=DetectDefaultStoreTrue,
         help="Whether to resume training from a checkpoint. Specify a --run-id to use this "
@@ -148,7 +162,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--deterministic",
-        default=False,
+        default=_default(NetworkSettings, "deterministic"),
         dest="deterministic",
         action=DetectDefaultStoreTrue,
         help="Whether to select actions deterministically in policy. `dist.mean` for continuous "
@@ -156,7 +170,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--force",
-        default=False,
+        default=_default(CheckpointSettings, "force"),
         dest="force",
         action=DetectDefaultStoreTrue,
         help="Whether to force-overwrite this run-id's existing summary and model data. "
@@ -165,7 +179,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--run-id",
-        default="ppo",
+        default=_default(CheckpointSettings, "run_id"),
         help="The identifier for the training run. This identifier is used to name the "
         "subdirectories in which the trained model and summary statistics are saved as well "
         "as the saved model itself. If you use TensorBoard to view the training statistics, "
@@ -176,7 +190,7 @@ def _create_parser() -> argparse.ArgumentParser:
     argparser.add_argument(
         "--initialize-from",
         metavar="RUN_ID",
-        default=None,
+        default=_default(CheckpointSettings, "initialize_from"),
         help="Specify a previously saved run ID from which to initialize the model from. This "
         "can be used, for instance, to fine-tune an existing model on a new environment. Note "
         "that the previously saved models must have the same behavior parameters as your "
@@ -185,21 +199,21 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--seed",
-        default=-1,
+        default=_default(EnvironmentSettings, "seed"),
         type=int,
         help="A number to use as a seed for the random number generator used by the training code",
         action=DetectDefault,
     )
     argparser.add_argument(
         "--train",
-        default=False,
+        default=_default(CheckpointSettings, "train_model"),
         dest="train_model",
         action=DetectDefaultStoreTrue,
         help=argparse.SUPPRESS,  # deprecated: training is the default
     )
     argparser.add_argument(
         "--inference",
-        default=False,
+        default=_default(CheckpointSettings, "inference"),
         dest="inference",
         action=DetectDefaultStoreTrue,
         help="Whether to run in Python inference mode (i.e. no training). Use with --resume to "
@@ -207,7 +221,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--base-port",
-        default=BASE_ENVIRONMENT_PORT,
+        default=_default(EnvironmentSettings, "base_port"),
         type=int,
         help="The starting port for environment communication. Each concurrent Unity "
         "environment instance will get assigned a port sequentially, starting from the "
@@ -219,7 +233,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--num-envs",
-        default=1,
+        default=_default(EnvironmentSettings, "num_envs"),
         type=int,
         help="The number of concurrent Unity environment instances to collect experiences "
         "from when training",
@@ -227,20 +241,20 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--num-areas",
-        default=1,
+        default=_default(EnvironmentSettings, "num_areas"),
         type=int,
         help="The number of parallel training areas in each Unity environment instance.",
         action=DetectDefault,
     )
     argparser.add_argument(
         "--debug",
-        default=False,
+        default=_default(RunOptions, "debug"),
         action=DetectDefaultStoreTrue,
         help="Whether to enable debug-level logging for some parts of the code",
     )
     argparser.add_argument(
         "--env-args",
-        default=None,
+        default=_default(EnvironmentSettings, "env_args"),
         nargs=argparse.REMAINDER,
         help="Arguments passed to the Unity executable. Be aware that the standalone build will "
         "also process these as Unity Command Line Arguments. You should choose different "
@@ -251,14 +265,14 @@ def _create_parser() -> argparse.ArgumentParser:
     # These three take no type in ML-Agents: the text is converted when the settings load.
     argparser.add_argument(
         "--max-lifetime-restarts",
-        default=10,
+        default=_default(EnvironmentSettings, "max_lifetime_restarts"),
         help="The max number of times a single Unity executable can crash over its lifetime "
         "before ml-agents exits. Can be set to -1 if no limit is desired.",
         action=DetectDefault,
     )
     argparser.add_argument(
         "--restarts-rate-limit-n",
-        default=1,
+        default=_default(EnvironmentSettings, "restarts_rate_limit_n"),
         help="The maximum number of times a single Unity executable can crash over a period "
         "of time (period set in restarts-rate-limit-period-s). Can be set to -1 to not use "
         "rate limiting with restarts.",
@@ -266,7 +280,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--restarts-rate-limit-period-s",
-        default=60,
+        default=_default(EnvironmentSettings, "restarts_rate_limit_period_s"),
         help="The period of time --restarts-rate-limit-n applies to.",
         action=DetectDefault,
     )
@@ -284,13 +298,13 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     argparser.add_argument(
         "--results-dir",
-        default="results",
+        default=_default(CheckpointSettings, "results_dir"),
         action=DetectDefault,
         help="Results base directory",
     )
     argparser.add_argument(
         "--timeout-wait",
-        default=60,
+        default=_default(EnvironmentSettings, "timeout_wait"),
         help="The period of time to wait on a Unity environment to startup for training.",
         action=DetectDefault,
     )
@@ -298,7 +312,7 @@ def _create_parser() -> argparse.ArgumentParser:
     eng_conf = argparser.add_argument_group(title="Engine Configuration")
     eng_conf.add_argument(
         "--width",
-        default=84,
+        default=_default(EngineSettings, "width"),
         type=int,
         help="The width of the executable window of the environment(s) in pixels (ignored for "
         "editor training).",
@@ -306,7 +320,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--height",
-        default=84,
+        default=_default(EngineSettings, "height"),
         type=int,
         help="The height of the executable window of the environment(s) in pixels (ignored "
         "for editor training)",
@@ -314,7 +328,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--quality-level",
-        default=5,
+        default=_default(EngineSettings, "quality_level"),
         type=int,
         help="The quality level of the environment(s). Equivalent to calling "
         "QualitySettings.SetQualityLevel in Unity.",
@@ -322,7 +336,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--time-scale",
-        default=20,
+        default=_default(EngineSettings, "time_scale"),
         type=float,
         help="The time scale of the Unity environment(s). Equivalent to setting Time.timeScale "
         "in Unity.",
@@ -330,7 +344,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--target-frame-rate",
-        default=-1,
+        default=_default(EngineSettings, "target_frame_rate"),
         type=int,
         help="The target frame rate of the Unity environment(s). Equivalent to setting "
         "Application.targetFrameRate in Unity.",
@@ -338,7 +352,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--capture-frame-rate",
-        default=60,
+        default=_default(EngineSettings, "capture_frame_rate"),
         type=int,
         help="The capture frame rate of the Unity environment(s). Equivalent to setting "
         "Time.captureFramerate in Unity.",
@@ -346,7 +360,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--no-graphics",
-        default=False,
+        default=_default(EngineSettings, "no_graphics"),
         action=DetectDefaultStoreTrue,
         help="Whether to run the Unity executable in no-graphics mode (i.e. without "
         "initializing the graphics driver. Use this only if your agents don't use visual "
@@ -354,7 +368,7 @@ def _create_parser() -> argparse.ArgumentParser:
     )
     eng_conf.add_argument(
         "--no-graphics-monitor",
-        default=False,
+        default=_default(EngineSettings, "no_graphics_monitor"),
         action=DetectDefaultStoreTrue,
         help="Whether to run the main Unity worker in graphics mode with the remaining workers "
         "in no graphics mode(i.e. without initializing the graphics driver. Use this only if "
@@ -364,46 +378,13 @@ def _create_parser() -> argparse.ArgumentParser:
     torch_conf = argparser.add_argument_group(title="Torch Configuration")
     torch_conf.add_argument(
         "--torch-device",
-        default=None,
+        default=_default(TorchSettings, "device"),
         dest="device",
         action=DetectDefault,
         help='Settings for the default torch.device used in training, for example, "cpu", '
         '"cuda", or "cuda:0"',
     )
     return argparser
-
-
-def load_config(config_path: str) -> dict[str, Any]:
-    """Read a YAML configuration file; any failure is a TrainerConfigError naming the file."""
-    try:
-        with open(config_path, encoding="utf-8") as data_file:
-            return _load_config(data_file)
-    except TrainerConfigError as error:
-        error.config_file = config_path
-        raise
-    except OSError as error:
-        abs_path = os.path.abspath(config_path)
-        raise TrainerConfigError(
-            f"Config file could not be found at {abs_path} ({error.strerror})."
-        ) from None
-    except UnicodeDecodeError:
-        raise TrainerConfigError(
-            f"There was an error decoding Config file from {config_path}. "
-            f"Make sure your file is save using UTF-8"
-        ) from None
-
-
-def _load_config(fp: TextIO) -> dict[str, Any]:
-    """Load the YAML configuration from a file-like object."""
-    try:
-        return yaml.safe_load(fp)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise TrainerConfigError(
-            f"Error parsing yaml file{where}: {problem}. Please check for formatting errors."
-        ) from None
 
 
 parser = _create_parser()
@@ -421,8 +402,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def parse_command_line(argv: Sequence[str] | None = None) -> RunOptions:
     """``mlagents-learn``'s arguments to RunOptions: the YAML file, with the flags the user
     gave applied over it."""
-    from mlagents_fast.trainers.settings import RunOptions  # settings imports this module
-
     return RunOptions.from_argparse(parse_args(argv))
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.exception import TrainerConfigError, UnityTrainerException
 
 __all__ = ["RunFolderError", "setup_init_path", "validate_existing_directories"]
 
 
-class RunFolderError(TrainerConfigError):
-    """The results folder of a run conflicts with --resume/--force/--initialize-from."""
+class RunFolderError(TrainerConfigError, UnityTrainerException):
+    """The results folder of a run conflicts with --resume/--force/--initialize-from (also an
+    UnityTrainerException, what ML-Agents raises here)."""
 
 
 def validate_existing_directories(

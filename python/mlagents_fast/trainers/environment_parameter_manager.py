@@ -138,28 +138,28 @@ class EnvironmentParameterManager:
                 f"Parameter '{name}' is in lesson '{lesson.name}' and has value '{lesson.value}'."
             )
 
-    def validate_behaviors(self, behavior_names: Iterable[str]) -> None:
-        """Raise TrainerConfigError when a completion criteria measures a behavior that is not
-        in ``behavior_names`` (its lesson could never end). Call it once the behaviors of the
-        environment are known, before training starts."""
+    def validate_behaviors(self, behavior_names: Iterable[str]) -> list[str]:
+        """Warn about each completion criteria that measures a behavior not in
+        ``behavior_names`` (the behaviors training now): its lesson cannot end until that
+        behavior appears. ML-Agents 1.1.0 accepts such a curriculum and keeps the lesson
+        (a behavior may join the environment later), so this is not an error.
+
+        :returns: the names of the unmeasured behaviors, sorted.
+        """
         known = set(behavior_names)
+        missing: set[str] = set()
         for name, settings in self._dict_settings.items():
-            for index, lesson in enumerate(settings.curriculum[:-1]):
+            for lesson in settings.curriculum[:-1]:
                 criteria = lesson.completion_criteria
                 if criteria is not None and criteria.behavior not in known:
-                    raise TrainerConfigError(
-                        f"completion_criteria of lesson {lesson.name!r} measures behavior "
-                        f"{criteria.behavior!r}, which is not among the behaviors "
-                        f"({', '.join(sorted(known)) or 'none'})",
-                        key_path=[
-                            "environment_parameters",
-                            name,
-                            "curriculum",
-                            f"[{index}]",
-                            "completion_criteria",
-                            "behavior",
-                        ],
+                    missing.add(criteria.behavior)
+                    logger.warning(
+                        f"Lesson '{lesson.name}' of parameter '{name}' ends on the progress of "
+                        f"behavior '{criteria.behavior}', which is not training "
+                        f"(behaviors: {', '.join(sorted(known)) or 'none'}); the lesson will "
+                        f"not change until that behavior appears."
                     )
+        return sorted(missing)
 
     def update_lessons(
         self,

@@ -4,6 +4,11 @@ The names and the inheritance between them are ML-Agents 1.1.0's, so ``except Tr
 in user code keeps working. Every class here also derives from
 :class:`mlagents_fast.exceptions.MlagentsFastError`, and :class:`TrainerConfigError` from
 ``ValueError`` (a bad configuration is a bad value).
+
+Where ML-Agents raises another type for the same problem, our error derives from both, so
+the ``except`` clause of code written for either keeps working: a missing required option
+(:class:`MissingOptionError`, also a ``TypeError``) and an unknown schedule
+(:class:`InvalidScheduleError`, also an :class:`UnityTrainerException`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ __all__ = [
     "CurriculumConfigError",
     "CurriculumError",
     "CurriculumLoadingError",
+    "InvalidScheduleError",
     "MetaCurriculumError",
+    "MissingOptionError",
     "SamplerException",
     "TrainerConfigError",
     "TrainerConfigWarning",
@@ -85,3 +92,13 @@ class SamplerException(TrainerError):
 
 class UnityTrainerException(TrainerError):
     """Any error related to a trainer."""
+
+
+class MissingOptionError(TrainerConfigError, TypeError):
+    """A required option is missing from the configuration (ML-Agents raises ``TypeError``,
+    from the settings class's constructor)."""
+
+
+class InvalidScheduleError(TrainerConfigError, UnityTrainerException):
+    """A hyperparameter schedule is not one of ScheduleType's (ML-Agents raises
+    ``UnityTrainerException``)."""

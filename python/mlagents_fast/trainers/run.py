@@ -101,11 +101,9 @@ def _write_timing_tree(run_logs_dir: str) -> None:
 
 
 def _load_run_options(run_options_or_yaml_path: Any) -> Any:
-    from mlagents_fast.trainers.settings import RunOptions
+    from mlagents_fast.trainers.settings import RunOptions, load_config
 
     if isinstance(run_options_or_yaml_path, (str, os.PathLike)):
-        from mlagents_fast.trainers.cli_utils import load_config
-
         return RunOptions.from_dict(load_config(os.fspath(run_options_or_yaml_path)))
     return run_options_or_yaml_path
 

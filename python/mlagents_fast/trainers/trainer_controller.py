@@ -152,8 +152,8 @@ class TrainerController:
         """Train until done; save the models (when training) before returning, also after
         Ctrl-C / SIGTERM or an environment failure."""
         self._create_output_path(self.output_path)
-        # Set-up errors (a curriculum naming a behavior the environment lacks) stop the run
-        # before anything is trained or saved.
+        # Set-up errors stop the run before anything is trained or saved. (A curriculum
+        # naming a behavior that is not training only warns: ML-Agents keeps that lesson.)
         try:
             self._reset_env(env_manager)
             self._validate_curriculum_behaviors()

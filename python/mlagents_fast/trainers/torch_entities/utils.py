@@ -9,7 +9,11 @@ import torch
 from torch import nn
 
 from mlagents_fast.envs.base_env import DimensionProperty
-from mlagents_fast.trainers.exception import TrainerConfigError, UnityTrainerException
+from mlagents_fast.trainers.exception import (
+    InvalidScheduleError,
+    TrainerConfigError,
+    UnityTrainerException,
+)
 from mlagents_fast.trainers.settings import EncoderType, ScheduleType
 from mlagents_fast.trainers.torch_entities.encoders import (
     FullyConnectedVisualEncoder,
@@ -89,19 +93,21 @@ class ModelUtils:
         def __init__(
             self, schedule: ScheduleType, initial_value: float, min_value: float, max_step: int
         ):
-            if schedule not in (ScheduleType.CONSTANT, ScheduleType.LINEAR):
-                raise TrainerConfigError(f"The schedule {schedule} is invalid.")
             self.schedule = schedule
             self.initial_value = initial_value
             self.min_value = min_value
             self.max_step = max_step
 
         def get_value(self, global_step: int) -> float:
+            """The value at ``global_step``; an unknown schedule raises InvalidScheduleError
+            (an UnityTrainerException, as in ML-Agents) here, where ML-Agents raises it."""
             if self.schedule == ScheduleType.CONSTANT:
                 return self.initial_value
-            return ModelUtils.polynomial_decay(
-                self.initial_value, self.min_value, self.max_step, global_step
-            )
+            if self.schedule == ScheduleType.LINEAR:
+                return ModelUtils.polynomial_decay(
+                    self.initial_value, self.min_value, self.max_step, global_step
+                )
+            raise InvalidScheduleError(f"The schedule {self.schedule} is invalid.")
 
     @staticmethod
     def polynomial_decay(

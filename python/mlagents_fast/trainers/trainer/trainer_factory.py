@@ -11,7 +11,11 @@ through the ``mlagents_fast.trainer_type`` entry-point group (like ML-Agents'
 
 where ``get_type_and_setting()`` returns ``({"my_trainer": MyTrainer}, {"my_trainer":
 MyHyperparamSettings})``: trainer classes take the OnPolicyTrainer constructor arguments, and
-the settings class is registered with the settings layer so ``trainer_type: my_trainer`` loads.
+the settings class makes ``trainer_type: my_trainer`` load.
+
+Trainer classes and hyperparameters classes live in one registry,
+:data:`mlagents_fast.trainers.settings.trainer_types` (the settings are a leaf and cannot
+import the trainers, so the registry sits with them); this module adds the trainer classes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.settings import trainer_types as registry
 from mlagents_fast.trainers.trainer.trainer import Trainer
 
 __all__ = [
@@ -36,27 +42,20 @@ logger = logging.getLogger(__name__)
 
 TRAINER_TYPE_ENTRY_POINT_GROUP = "mlagents_fast.trainer_type"
 
-_trainer_types: dict[str, type[Trainer]] = {}
 _plugins_loaded = False
 
 
 def register_trainer_type(
     name: str, trainer_cls: type[Trainer], settings_cls: type | None = None
 ) -> None:
-    """Make ``trainer_type: name`` build ``trainer_cls``; register ``settings_cls`` as its
-    hyperparameter class with the settings layer when given."""
+    """Make ``trainer_type: name`` build ``trainer_cls``, with ``settings_cls`` as the class of
+    its ``hyperparameters`` when given (otherwise the one already registered for ``name``)."""
     if not isinstance(trainer_cls, type) or not issubclass(trainer_cls, Trainer):
-        from mlagents_fast.trainers.exception import TrainerConfigError
-
         raise TrainerConfigError(
             f"trainer type '{name}': {trainer_cls!r} is not a subclass of "
             "mlagents_fast.trainers.trainer.Trainer"
         )
-    _trainer_types[name] = trainer_cls
-    if settings_cls is not None:
-        from mlagents_fast.trainers import settings
-
-        settings.register_trainer_type(name, settings_cls)
+    registry.register(name, hyperparameters_class=settings_cls, trainer_class=trainer_cls)
 
 
 def _builtin_trainer_types() -> dict[str, type[Trainer]]:
@@ -74,11 +73,13 @@ def register_trainer_plugins() -> tuple[dict[str, type[Trainer]], dict[str, type
     skipped, so one broken package does not stop training with the built-in types.
     """
     global _plugins_loaded
+    known = registry.trainer_classes()
     for name, trainer_cls in _builtin_trainer_types().items():
-        _trainer_types.setdefault(name, trainer_cls)
+        if name not in known:
+            registry.register(name, trainer_class=trainer_cls)
     plugin_settings: dict[str, type] = {}
     if _plugins_loaded:
-        return dict(_trainer_types), plugin_settings
+        return registry.trainer_classes(), plugin_settings
     _plugins_loaded = True
     for entry_point in importlib.metadata.entry_points(group=TRAINER_TYPE_ENTRY_POINT_GROUP):
         try:
@@ -90,7 +91,7 @@ def register_trainer_plugins() -> tuple[dict[str, type[Trainer]], dict[str, type
         for name, trainer_cls in trainer_types.items():
             register_trainer_type(name, trainer_cls, settings_types.get(name))
             plugin_settings[name] = settings_types.get(name)
-    return dict(_trainer_types), plugin_settings
+    return registry.trainer_classes(), plugin_settings
 
 
 def get_trainer_types() -> dict[str, type[Trainer]]:
@@ -162,8 +163,6 @@ class TrainerFactory:
         seed: int,
         param_manager: Any,
     ) -> Trainer:
-        from mlagents_fast.trainers.exception import TrainerConfigError
-
         trainer_types = get_trainer_types()
         trainer_type = str(
             getattr(trainer_settings.trainer_type, "value", trainer_settings.trainer_type)
