@@ -30,9 +30,13 @@ from typing import Any
 import attrs
 import yaml
 
-from mlagents_fast.trainers.cli_utils import load_config
 from mlagents_fast.trainers.exception import TrainerConfigError
-from mlagents_fast.trainers.settings import NetworkSettings, RunOptions, TrainerSettings
+from mlagents_fast.trainers.settings import (
+    NetworkSettings,
+    RunOptions,
+    TrainerSettings,
+    load_config,
+)
 
 __all__ = [
     "convert",
