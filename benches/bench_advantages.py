@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 from advantages_workload import GAMMA, LAMBD, POCA_LAMBD, STEPS, TRAJECTORIES, make_workload
 from common import best_time, mlagents_python, peers_python, report, run_reference
-
 from mlagents_fast.trainers.trainer.trainer_utils import (
     compute_gae_ragged,
     compute_gae_time_major,

@@ -21,6 +21,8 @@ from functools import partial
 
 import numpy as np
 from common import best_time, mlagents_python, peers_python, report, run_reference
+from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, ObservationKeyPrefix
+from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBuffer
 from replay_workload import (
     BATCH_SIZE,
     OBS_SIZE,
@@ -30,9 +32,6 @@ from replay_workload import (
     episodes,
     make_columns,
 )
-
-from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, ObservationKeyPrefix
-from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBuffer
 
 TARGETS_S = {"sample": 10e-6, "truncate": 1e-3, "save": 40e-3, "load": 20e-3}
 

@@ -16,8 +16,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -44,7 +44,10 @@ def venv_python(venv: Path, probe_module: str) -> str | None:
     if not python.exists():
         return None
     ok = subprocess.run(
-        [str(python), "-c", f"import {probe_module}"], capture_output=True, timeout=120
+        [str(python), "-c", f"import {probe_module}"],
+        capture_output=True,
+        timeout=120,
+        check=False,  # a failed import means "not usable", read from returncode
     )
     return str(python) if ok.returncode == 0 else None
 
@@ -69,6 +72,7 @@ def run_reference(python: str | None, script: str, *args: str, timeout: float = 
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,  # a failed reference is reported and skipped below
     )
     if proc.returncode != 0:
         print(f"  [{script} failed under {python}]\n{proc.stderr[-2000:]}", file=sys.stderr)

@@ -15,19 +15,18 @@ from functools import partial
 
 import numpy as np
 from common import best_time
+from mlagents.trainers.buffer import (
+    AgentBuffer,
+    AgentBufferField,
+    BufferKey,
+    ObservationKeyPrefix,
+)
 from replay_workload import (
     BATCH_SIZE,
     SAMPLE_BUFFER_STEPS,
     SAVE_LOAD_STEPS,
     TRUNCATE_TO,
     make_columns,
-)
-
-from mlagents.trainers.buffer import (
-    AgentBuffer,
-    AgentBufferField,
-    BufferKey,
-    ObservationKeyPrefix,
 )
 
 

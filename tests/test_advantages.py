@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mlagents_fast.exceptions import InvalidArgumentError
 from mlagents_fast.trainers.trainer.trainer_utils import (
     AdvantagesAndReturns,
@@ -446,8 +445,6 @@ def test_large_ragged_batch_equals_per_trajectory_drop_in():
         np.testing.assert_array_equal(
             result.advantages[span], get_gae(rewards[span], values[span], value_next[i])
         )
-
-
 
 
 # ---------------------------------------------------------------------------

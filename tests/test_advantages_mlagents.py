@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mlagents_fast.trainers.trainer.trainer_utils import discount_rewards, get_gae, lambda_return
 
 ANCHOR_PYTHON = (

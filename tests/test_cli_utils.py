@@ -11,8 +11,8 @@ from mlagents_fast.trainers import cli_utils
 from mlagents_fast.trainers.cli_utils import parse_args, parse_command_line
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import RunOptions
+from repo_paths import CONFIG_DIR
 
-from repo_paths import CONFIG_DIR, FIXTURES
 BALL = os.path.join(CONFIG_DIR, "ppo", "3DBall.yaml")
 
 

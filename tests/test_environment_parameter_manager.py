@@ -19,8 +19,8 @@ from mlagents_fast.trainers.settings import (
     UniformSettings,
 )
 from mlagents_fast.trainers.training_status import GlobalTrainingStatus
-
 from repo_paths import CONFIG_DIR, FIXTURES
+
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
     TRACE = json.load(_file)["curriculum_trace"]
 

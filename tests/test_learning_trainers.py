@@ -10,7 +10,6 @@ import os
 import pytest
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
-
 from repo_paths import CONFIG_DIR
 
 pytestmark = pytest.mark.learning

@@ -528,4 +528,3 @@ def test_input_decoder_reads_protobuf_built_actions():
     assert continuous.dtype == np.float32 and discrete.dtype == np.int32
     init = _native.decode_unity_input(_native.encode_init_input(7, "1.5.0", "1.1.0", [True] * 7, 2))
     assert init["init_input"]["seed"] == 7 and init["init_input"]["num_areas"] == 2
-

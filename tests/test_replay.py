@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mlagents_fast import _native
 from mlagents_fast.exceptions import CorruptFileError, InvalidArgumentError, StorageIOError
 from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBatch, ReplayBuffer

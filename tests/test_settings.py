@@ -657,9 +657,15 @@ def test_apply_through_the_real_environment_parameters_channel():
             {"sampler_type": "uniform", "sampler_parameters": {"min_value": "NAN", "max_value": 2}},
             "min_value must be finite",
         ),
-        ({"sampler_type": "gaussian", "sampler_parameters": {"mean": "inf"}}, "mean must be finite"),
         (
-            {"sampler_type": "multirangeuniform", "sampler_parameters": {"intervals": [[0, "nan"]]}},
+            {"sampler_type": "gaussian", "sampler_parameters": {"mean": "inf"}},
+            "mean must be finite",
+        ),
+        (
+            {
+                "sampler_type": "multirangeuniform",
+                "sampler_parameters": {"intervals": [[0, "nan"]]},
+            },
             "intervals must be finite",
         ),
         ("high", "expected a number or a sampler"),

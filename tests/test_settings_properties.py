@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from mlagents_fast.trainers.cli_utils import load_config
 from mlagents_fast.trainers.exception import TrainerConfigError, TrainerConfigWarning
 from mlagents_fast.trainers.settings import RunOptions
+from repo_paths import CONFIG_DIR
 
-from repo_paths import CONFIG_DIR, FIXTURES
 BASES = [
     load_config(os.path.join(CONFIG_DIR, name))
     for name in (

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from mlagents_fast.trainers import cli_utils
 from mlagents_fast.trainers.settings import RunOptions, TrainerSettings
-
 from repo_paths import CONFIG_DIR, FIXTURES
 
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:

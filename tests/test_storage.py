@@ -8,7 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from mlagents_fast import _native
 from mlagents_fast.exceptions import (
     CorruptFileError,

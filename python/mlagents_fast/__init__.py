@@ -10,7 +10,7 @@ from mlagents_fast import _native
 from mlagents_fast._native import __version__
 from mlagents_fast.exceptions import MlagentsFastError
 
-__all__ = ["__version__", "MlagentsFastError"]
+__all__ = ["MlagentsFastError", "__version__"]
 
 # A forked child has none of the parent's rayon worker threads; a parallel kernel there
 # would wait for them forever. Children (environment workers) run kernels single-threaded.

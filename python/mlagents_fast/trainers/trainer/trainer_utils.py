@@ -216,8 +216,7 @@ def _out_arrays(out: Any) -> tuple[Any, Any]:
         return None, None
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise InvalidArgumentError(
-            "out: expected a pair (advantages, returns) of arrays, "
-            f"got {type(out).__name__}"
+            f"out: expected a pair (advantages, returns) of arrays, got {type(out).__name__}"
         )
     return out[0], out[1]
 
