@@ -393,7 +393,7 @@ class BehaviorGymEnv(gymnasium.Env):
         self._env.reset()
         decision_steps, _ = self._env.get_steps(self._behavior_name)
         self._check_single_agent(len(decision_steps))
-        return self._observation(decision_steps.obs, 0), {}
+        return self._observation(decision_steps.obs, 0), self._info(decision_steps)
 
     def step(self, action):
         self._env.set_actions(self._behavior_name, self._action_tuple(action))
@@ -407,7 +407,7 @@ class BehaviorGymEnv(gymnasium.Env):
                 float(terminal_steps.reward[0]),
                 not interrupted,
                 interrupted,
-                {},
+                self._info(terminal_steps),
             )
         self._check_single_agent(len(decision_steps))
         return (
@@ -415,11 +415,15 @@ class BehaviorGymEnv(gymnasium.Env):
             float(decision_steps.reward[0]),
             False,
             False,
-            {},
+            self._info(decision_steps),
         )
 
     def close(self) -> None:
         self._env.close()
+
+    def _info(self, steps: DecisionSteps | TerminalSteps) -> dict[str, Any]:
+        """The info dict of a reset or step that produced ``steps``."""
+        return {}
 
     def _observation(self, batches: list[np.ndarray], index: int):
         observations = tuple(batch[index] for batch in batches)
