@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from mlagents_fast.envs.base_env import (
     DecisionSteps,
     TerminalSteps,
 )
+from mlagents_fast.envs.communicator import Communicator, ProtobufLink
 from mlagents_fast.envs.exception import (
     UnityActionException,
     UnityCommunicatorStoppedException,
@@ -114,7 +115,7 @@ class UnityEnvironment(BaseEnv):
         # Set first so that close() and atexit work whatever fails below.
         self._loaded = False
         self._process: subprocess.Popen | None = None
-        self._communicator: RpcCommunicator | None = None
+        self._communicator: RpcCommunicator | ProtobufLink | None = None
         self._timeout_wait = timeout_wait
         atexit.register(self._close_at_exit)
         self._additional_args = list(additional_args or [])
@@ -148,7 +149,11 @@ class UnityEnvironment(BaseEnv):
         self._env_actions: dict[str, ActionTuple] = {}
         self._is_first_message = True
 
-        self._communicator = RpcCommunicator(worker_id, base_port, timeout_wait, bind_address)
+        self._bind_address = bind_address
+        communicator = self._get_communicator(worker_id, base_port, timeout_wait)
+        if isinstance(communicator, Communicator):  # protobuf messages, e.g. a mock
+            communicator = ProtobufLink(communicator)
+        self._communicator = communicator
         if file_name is not None:
             try:
                 self._process = env_utils.launch_executable(file_name, self._executable_args())
@@ -193,6 +198,11 @@ class UnityEnvironment(BaseEnv):
             )
         self._apply_decoded(decoded)
         analytics_channel.environment_initialized()
+
+    def _get_communicator(self, worker_id: int, base_port: int, timeout_wait: int) -> Any:
+        """The link to Unity; a subclass may return a protobuf-level
+        :class:`~mlagents_fast.envs.communicator.Communicator` (as ML-Agents' tests do)."""
+        return RpcCommunicator(worker_id, base_port, timeout_wait, self._bind_address)
 
     # ------------------------------------------------------------------ version checks
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
@@ -46,9 +47,10 @@ class CuriosityNetwork(torch.nn.Module):
             self.continuous_action_prediction = linear_layer(256, self._continuous_size)
         if self._discrete_branches:
             self.discrete_action_prediction = linear_layer(256, sum(self._discrete_branches))
-        flattened_action_size = self._continuous_size + sum(self._discrete_branches)
+        self._action_flattener = ActionFlattener(self._action_spec)
         self.forward_model_next_state_prediction = torch.nn.Sequential(
-            LinearEncoder(hidden + flattened_action_size, 1, 256), linear_layer(256, hidden)
+            LinearEncoder(hidden + self._action_flattener.flattened_size, 1, 256),
+            linear_layer(256, hidden),
         )
 
     def _encode(self, obs: list) -> torch.Tensor:
@@ -78,20 +80,10 @@ class CuriosityNetwork(torch.nn.Module):
             discrete_pred = torch.cat([torch.softmax(b, dim=1) for b in branches], dim=1)
         return ActionPredictionTuple(continuous_pred, discrete_pred)
 
-    def _flat_actions(self, actions: AgentAction) -> torch.Tensor:
-        parts = []
-        if self._continuous_size > 0:
-            parts.append(actions.continuous_tensor)
-        if self._discrete_branches:
-            parts.extend(
-                ModelUtils.actions_to_onehot(actions.discrete_tensor, self._discrete_branches)
-            )
-        return torch.cat(parts, dim=1)
-
     def predict_next_state(self, mini_batch: Any) -> torch.Tensor:
         actions = AgentAction.from_buffer(mini_batch)
         forward_input = torch.cat(
-            (self.get_current_state(mini_batch), self._flat_actions(actions)), dim=1
+            (self.get_current_state(mini_batch), self._action_flattener.forward(actions)), dim=1
         )
         return self.forward_model_next_state_prediction(forward_input)
 
