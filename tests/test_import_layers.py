@@ -34,7 +34,12 @@ LAYERS = [
     ["mlagents_fast.trainers.learn"],
 ]
 RANK = {module: rank for rank, layer in enumerate(LAYERS) for module in layer}
-COMMAND_LINE = {"mlagents_fast.trainers.cli_utils", "mlagents_fast.trainers.learn"}
+COMMAND_LINE = {
+    "mlagents_fast.trainers.cli_utils",
+    "mlagents_fast.trainers.learn",
+    # mlagents-fast-run-experiment: a command line over learn's run_cli.
+    "mlagents_fast.trainers.run_experiment",
+}
 # Package __init__ files that only name their package (imported on the way to any module).
 PACKAGE_ROOTS = {"mlagents_fast", "mlagents_fast.trainers"}
 
