@@ -165,6 +165,24 @@ def test_timers_at_the_envs_path_share_the_run_timer_tree():
     timers.reset_timers()
 
 
+def short_goal_seeker_run(run_id, results_dir):
+    """A whole RunOptions dict: a few PPO steps on builtin:GoalSeeker1D."""
+    return {
+        "behaviors": {
+            "GoalSeeker1D": {
+                "trainer_type": "ppo",
+                "hyperparameters": {"batch_size": 32, "buffer_size": 64},
+                "network_settings": {"hidden_units": 8, "num_layers": 1},
+                "max_steps": 64,
+                "summary_freq": 32,
+                "time_horizon": 8,
+            }
+        },
+        "env_settings": {"env_path": "builtin:GoalSeeker1D", "seed": 1},
+        "checkpoint_settings": {"run_id": run_id, "results_dir": str(results_dir)},
+    }
+
+
 def test_learn_create_environment_factory_and_run_training(tmp_path):
     from mlagents_fast.envs.side_channel import EnvironmentParametersChannel
     from mlagents_fast.trainers.learn import create_environment_factory, run_training
@@ -179,22 +197,7 @@ def test_learn_create_environment_factory_and_run_training(tmp_path):
     assert len(env.get_steps(behavior)[0]) == 2 * 16  # num_areas=2
     env.close()
 
-    options = RunOptions.from_dict(
-        {
-            "behaviors": {
-                "GoalSeeker1D": {
-                    "trainer_type": "ppo",
-                    "hyperparameters": {"batch_size": 32, "buffer_size": 64},
-                    "network_settings": {"hidden_units": 8, "num_layers": 1},
-                    "max_steps": 64,
-                    "summary_freq": 32,
-                    "time_horizon": 8,
-                }
-            },
-            "env_settings": {"env_path": "builtin:GoalSeeker1D"},
-            "checkpoint_settings": {"run_id": "learn", "results_dir": str(tmp_path)},
-        }
-    )
+    options = RunOptions.from_dict(short_goal_seeker_run("learn", tmp_path))
     try:
         run_training(3, options, 1)
     finally:
@@ -320,20 +323,7 @@ def test_pettingzoo_agent_names():
 
 @pytest.mark.smoke
 def test_run_experiment_trains_from_one_run_options_file(tmp_path):
-    config = {
-        "behaviors": {
-            "GoalSeeker1D": {
-                "trainer_type": "ppo",
-                "hyperparameters": {"batch_size": 32, "buffer_size": 64},
-                "network_settings": {"hidden_units": 8, "num_layers": 1},
-                "max_steps": 64,
-                "summary_freq": 32,
-                "time_horizon": 8,
-            }
-        },
-        "env_settings": {"env_path": "builtin:GoalSeeker1D", "seed": 1},
-        "checkpoint_settings": {"run_id": "experiment", "results_dir": str(tmp_path)},
-    }
+    config = short_goal_seeker_run("experiment", tmp_path)
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONWARNINGS="ignore")
