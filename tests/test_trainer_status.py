@@ -33,7 +33,7 @@ def test_training_status_round_trip(tmp_path):
     assert saved["wall_height"] == {"lesson_num": 2}
     assert saved["3DBall"] == {"checkpoints": [{"steps": 10}]}
     assert saved["metadata"] == StatusMetaData().to_dict()
-    assert not [p for p in os.listdir(tmp_path / "run_logs") if p.startswith(".tmp")]
+    assert os.listdir(tmp_path / "run_logs") == ["training_status.json"]
 
     GlobalTrainingStatus.reset()
     assert GlobalTrainingStatus.get_parameter_state("wall_height", StatusType.LESSON_NUM) is None

@@ -23,9 +23,7 @@ import importlib
 import logging
 import os
 import shlex
-import stat
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -33,6 +31,7 @@ import grpc
 import numpy as np
 
 from mlagents_fast import __version__, _native
+from mlagents_fast.atomic_io import write_text_atomically
 from mlagents_fast.envs.base_env import ActionTuple, BaseEnv
 from mlagents_fast.envs.environment import UnityEnvironment
 from mlagents_fast.envs.exception import UnityEnvironmentException
@@ -311,18 +310,8 @@ def write_launcher(
         f"# Written by mlagents-fast-env: runs {env} as a Unity player would.\n"
         f'exec {shlex.join(command)} "$@"\n'
     )
-    handle, temporary = tempfile.mkstemp(dir=launcher_dir, prefix=".launcher-")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(script)
-        os.chmod(
-            temporary, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-        )
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    # Executable for everyone the umask allows (0755 with umask 022), like a Unity build.
+    write_text_atomically(path, script, permissions=0o777)
     return path
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from mlagents_fast.atomic_io import write_json_atomically, write_text_atomically
 from mlagents_fast.trainers.directory_utils import setup_init_path, validate_existing_directories
 from mlagents_fast.trainers.stats import (
     REWARD_KEY,
@@ -36,7 +37,7 @@ from mlagents_fast.trainers.stats import (
     TensorboardWriter,
 )
 from mlagents_fast.trainers.timers import get_timer_tree, hierarchical_timer, reset_timers
-from mlagents_fast.trainers.training_status import GlobalTrainingStatus, write_json_atomically
+from mlagents_fast.trainers.training_status import GlobalTrainingStatus
 
 __all__ = ["TrainingResult", "run_training", "train", "write_run_options"]
 
@@ -83,14 +84,8 @@ class _RewardHistoryWriter(StatsWriter):
 
 def write_run_options(output_dir: str, run_options: Any) -> None:
     """results/<run-id>/configuration.yaml: the fully resolved settings of the run."""
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, "configuration.yaml")
     text = yaml.dump(run_options.as_dict(), sort_keys=False)
-    directory = os.path.dirname(path)
-    temp_path = os.path.join(directory, f".configuration.yaml.{os.getpid()}.tmp")
-    with open(temp_path, "w") as f:
-        f.write(text)
-    os.replace(temp_path, path)
+    write_text_atomically(os.path.join(output_dir, "configuration.yaml"), text)
 
 
 def _write_timing_tree(run_logs_dir: str) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections import defaultdict
 from enum import Enum
 from typing import Any, ClassVar
@@ -19,6 +17,7 @@ import attrs
 import torch
 
 from mlagents_fast import __version__
+from mlagents_fast.atomic_io import write_json_atomically
 from mlagents_fast.exceptions import CorruptFileError
 
 __all__ = ["GlobalTrainingStatus", "StatusMetaData", "StatusType", "write_json_atomically"]
@@ -72,23 +71,6 @@ class StatusMetaData:
                 self.torch_version,
                 other.torch_version,
             )
-
-
-def write_json_atomically(path: str, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` through a temp file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=4)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
 
 
 class GlobalTrainingStatus:

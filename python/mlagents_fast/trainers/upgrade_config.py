@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 import yaml
 
+from mlagents_fast.atomic_io import write_text_atomically
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import (
     NetworkSettings,
@@ -225,8 +226,7 @@ def remove_nones(config: Mapping[Any, Any]) -> dict[Any, Any]:
 
 def write_to_yaml_file(unstructured_config: Mapping[str, Any], output_config: str) -> None:
     """Write ``unstructured_config`` as YAML, keys in the order given."""
-    with open(output_config, "w", encoding="utf-8") as f:
-        yaml.dump(dict(unstructured_config), f, sort_keys=False)
+    write_text_atomically(output_config, yaml.dump(dict(unstructured_config), sort_keys=False))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

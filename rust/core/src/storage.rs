@@ -454,17 +454,35 @@ pub fn save_fields(path: &Path, kind: &str, fields: &[FieldRef<'_>]) -> CoreResu
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp_path = directory.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = File::options()
-        .write(true)
-        .create_new(true)
-        .open(&temp_path)
-        .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))?;
+    // `.<name>.<pid>-<n>.tmp`: the pattern `mlagents_fast.atomic_io` writes too and removes
+    // at the next start of a run when a killed process left one behind. A leftover with the
+    // same pid and number (a recycled pid) is skipped, not overwritten.
+    let mut attempts = 0;
+    let (temp_path, mut file) = loop {
+        let candidate = directory.join(format!(
+            ".{}.{}-{}.tmp",
+            file_name.to_string_lossy(),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        match File::options()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(file) => break (candidate, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(io_error(
+                    path,
+                    "cannot create a temporary file beside it",
+                    e,
+                ))
+            }
+        }
+    };
     let mut guard = TempFileGuard {
         path: temp_path,
         armed: true,
@@ -1127,6 +1145,28 @@ mod tests {
         // A missing directory is an I/O error, not a panic.
         let err = save_fields(&dir.0.join("missing/a.fields"), "k", &[]).unwrap_err();
         assert!(matches!(err, CoreError::Io { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn leftover_temp_files_of_a_recycled_pid_are_skipped_not_overwritten() {
+        let dir = ScratchDir::new("leftover");
+        let path = dir.0.join("a.fields");
+        // Leftovers of a killed process that had this pid, at the next counter values.
+        let next = TEMP_COUNTER.load(Ordering::Relaxed);
+        let leftovers: Vec<PathBuf> = (next..next + 5)
+            .map(|n| {
+                dir.0
+                    .join(format!(".a.fields.{}-{}.tmp", std::process::id(), n))
+            })
+            .collect();
+        for leftover in &leftovers {
+            fs::write(leftover, b"old").unwrap();
+        }
+        save_sample(&path);
+        assert!(load_fields(&path, "test_kind").is_ok());
+        for leftover in &leftovers {
+            assert_eq!(fs::read(leftover).unwrap(), b"old");
+        }
     }
 
     #[test]

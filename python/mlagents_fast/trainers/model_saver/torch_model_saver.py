@@ -2,22 +2,25 @@
 exports in the ML-Agents run layout.
 
 A checkpoint is ``torch.save`` of a dict holding only state dicts (tensors, numbers, strings,
-lists) and a small metadata record; it is read back with ``weights_only=True``, so loading a
-checkpoint never runs pickled code. Files are written to a temporary file in the same folder
-and renamed into place, so a crash never leaves a half-written checkpoint.
+lists) and a small metadata record, sealed with the SHA-256 of the file in the zip archive
+comment (``docs/file-format.md``); it is read back with ``weights_only=True``, so loading a
+checkpoint never runs pickled code, and a damaged one is refused. Files are written with
+:mod:`mlagents_fast.atomic_io`, so a crash never leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import shutil
-import tempfile
+import struct
 from typing import Any
 
 import torch
 
+from mlagents_fast.atomic_io import atomic_write_with, write_bytes_atomically
 from mlagents_fast.exceptions import CorruptFileError, StorageIOError
 from mlagents_fast.trainers.exception import UnityTrainerException
 from mlagents_fast.trainers.model_saver.model_saver import BaseModelSaver
@@ -38,39 +41,53 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT_NAME = "checkpoint.pt"
 #: Value of the metadata "format" entry in every checkpoint this package writes.
 CHECKPOINT_FORMAT = "mlagents-fast-checkpoint"
-CHECKPOINT_VERSION = 1
+#: Format 2 adds the SHA-256 seal in the zip comment; format 1 files (no seal) still load.
+CHECKPOINT_VERSION = 2
+_FIRST_SEALED_VERSION = 2
 _METADATA_KEY = "__mlagents_fast__"
 _POLICY_KEY = "Policy"
+# Zip end-of-central-directory record: 22 bytes, the last two the comment length.
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_EOCD_SIZE = 22
+# The archive comment of a sealed checkpoint: this prefix, then 64 hex digits of SHA-256.
+_SEAL_PREFIX = b"mlagents-fast-sha256:"
+_SEAL_LEN = len(_SEAL_PREFIX) + 64
 
 
-def _atomic_write(path: str, write: Any) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-        os.close(fd)
-    except OSError as err:
-        raise StorageIOError(f"cannot write {path}: {err}") from err
-    try:
-        write(tmp_path)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except OSError as err:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise StorageIOError(f"cannot write {path}: {err}") from err
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+def _seal(data: bytes) -> bytes:
+    """Put the SHA-256 of the whole file into the zip archive comment of ``data`` (a
+    ``torch.save`` output, whose end-of-central-directory record has no comment yet)."""
+    if len(data) < _EOCD_SIZE or data[-_EOCD_SIZE : -_EOCD_SIZE + 4] != _EOCD_SIGNATURE:
+        raise StorageIOError("torch.save wrote no zip archive: cannot add the checkpoint checksum")
+    if data[-2:] != b"\0\0":
+        raise StorageIOError("torch.save wrote a zip comment: cannot add the checkpoint checksum")
+    body = data[:-2] + struct.pack("<H", _SEAL_LEN)
+    return body + _SEAL_PREFIX + hashlib.sha256(body).hexdigest().encode("ascii")
+
+
+def _check_seal(path: str, data: bytes) -> bool:
+    """True when ``data`` carries a checksum and it matches; False when it carries none (a
+    checkpoint of ML-Agents or of mlagents-fast before format 2). A mismatch raises."""
+    if len(data) < _EOCD_SIZE + _SEAL_LEN or not data[-_SEAL_LEN:].startswith(_SEAL_PREFIX):
+        return False
+    recorded = data[-_SEAL_LEN + len(_SEAL_PREFIX) :]
+    if hashlib.sha256(data[:-_SEAL_LEN]).hexdigest().encode("ascii") != recorded:
+        raise CorruptFileError(
+            f"checkpoint {path} is damaged: its SHA-256 does not match the one recorded when it "
+            "was written"
+        )
+    return True
 
 
 def save_checkpoint_file(
     path: str, state_dict: dict[str, Any], behavior_name: str, step: int
 ) -> None:
-    """Write a checkpoint atomically: ``state_dict`` maps module names to their state dicts."""
+    """Write a checkpoint atomically: ``state_dict`` maps module names to their state dicts.
+
+    The file is a plain ``torch.save`` zip archive (``torch.load(..., weights_only=True)``
+    reads it) whose archive comment holds the SHA-256 of every other byte
+    (``docs/file-format.md``), so that :func:`load_checkpoint_file` refuses any damage.
+    """
     payload = dict(state_dict)
     payload[_METADATA_KEY] = {
         "format": CHECKPOINT_FORMAT,
@@ -78,14 +95,17 @@ def save_checkpoint_file(
         "behavior_name": behavior_name,
         "step": int(step),
     }
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    serialized = io.BytesIO()
+    torch.save(payload, serialized)
+    write_bytes_atomically(path, _seal(serialized.getvalue()))
 
 
 def load_checkpoint_file(path: str) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint_file` (or by ML-Agents).
 
-    Raises StorageIOError when the file cannot be read, CorruptFileError when it is truncated,
-    corrupt, not a torch checkpoint, or a torch file that is not a trainer checkpoint.
+    Raises StorageIOError when the file cannot be read, CorruptFileError when it is damaged
+    (checksum mismatch), truncated, not a torch checkpoint, or a torch file that is not a
+    trainer checkpoint. Loading never runs pickled code (``weights_only``).
     """
     if not os.path.isfile(path):
         raise StorageIOError(f"checkpoint {path} does not exist")
@@ -94,12 +114,14 @@ def load_checkpoint_file(path: str) -> dict[str, Any]:
             data = f.read()
     except OSError as err:
         raise StorageIOError(f"cannot read checkpoint {path}: {err}") from err
+    sealed = _check_seal(path, data)
     try:
         # weights_only: the unpickler only rebuilds tensors and plain containers, never code.
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports damage with many types (zip, pickle, OSError)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CorruptFileError(
-            f"checkpoint {path} is corrupt, truncated or not a torch checkpoint: {err}"
+            f"checkpoint {path} is corrupt, truncated or not a torch checkpoint: {reason}"
         ) from err
     if not isinstance(loaded, dict) or _POLICY_KEY not in loaded:
         raise CorruptFileError(
@@ -111,10 +133,15 @@ def load_checkpoint_file(path: str) -> dict[str, Any]:
         not isinstance(metadata, dict) or metadata.get("format") != CHECKPOINT_FORMAT
     ):
         raise CorruptFileError(f"checkpoint {path} has unreadable metadata: {metadata!r}")
-    if metadata is not None and metadata.get("version", 0) > CHECKPOINT_VERSION:
+    version = metadata.get("version", 0) if metadata is not None else 0
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
         raise CorruptFileError(
             f"checkpoint {path} was written by a newer mlagents-fast "
-            f"(format version {metadata.get('version')}, this one reads {CHECKPOINT_VERSION})"
+            f"(format version {version!r}, this one reads {CHECKPOINT_VERSION})"
+        )
+    if version >= _FIRST_SEALED_VERSION and not sealed:
+        raise CorruptFileError(
+            f"checkpoint {path} is damaged: the checksum recorded when it was written is missing"
         )
     return loaded
 
@@ -229,5 +256,5 @@ class TorchModelSaver(BaseModelSaver):
         if not os.path.isfile(source_path):
             logger.warning("No exported model at %s to copy to %s.", source_path, destination_path)
             return
-        _atomic_write(destination_path, lambda tmp: shutil.copyfile(source_path, tmp))
+        atomic_write_with(destination_path, lambda tmp: shutil.copyfile(source_path, tmp))
         logger.info("Copied %s to %s.", source_path, destination_path)

@@ -8,13 +8,13 @@ see shared/ONNX-CONTRACT.md. The export uses torch's TorchScript-based exporter
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import warnings
 from typing import Any
 
 import torch
+
+from mlagents_fast.atomic_io import atomic_write_with
 
 __all__ = ["ONNX_OPSET", "ModelSerializer", "TensorNames", "exporting_to_onnx"]
 
@@ -131,16 +131,13 @@ class ModelSerializer:
             self.output_names += [TensorNames.recurrent_output]
 
     def export_policy_model(self, output_filepath: str) -> None:
-        """Write ``<output_filepath>.onnx`` atomically (a temp file in the same folder, then rename)."""
+        """Write ``<output_filepath>.onnx`` atomically (:mod:`mlagents_fast.atomic_io`)."""
         onnx_output_path = f"{output_filepath}.onnx"
-        folder = os.path.dirname(os.path.abspath(onnx_output_path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(prefix=".export-", suffix=".onnx.tmp", dir=folder)
-        os.close(fd)
         actor = self.policy.actor
         was_training = actor.training
         actor.eval()
-        try:
+
+        def export(tmp_path: str) -> None:
             with exporting_to_onnx(), warnings.catch_warnings():
                 # The TorchScript exporter is deprecated in favour of dynamo, which cannot write
                 # opset 9; its deprecation and tracer warnings are expected here.
@@ -155,11 +152,9 @@ class ModelSerializer:
                     dynamic_axes=self.dynamic_axes,
                     dynamo=False,
                 )
-            os.replace(tmp_path, onnx_output_path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
+
+        try:
+            atomic_write_with(onnx_output_path, export)
         finally:
             actor.train(was_training)
         logger.info("Exported %s", onnx_output_path)
