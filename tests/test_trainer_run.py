@@ -77,6 +77,14 @@ def test_resume_continues_the_step_count(tmp_path):
     status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
     first_steps = status["Sign"]["final_checkpoint"]["steps"]
     assert first_steps >= 200
+    # Temp files of writes interrupted by a kill are removed when the run starts again.
+    leftovers = [
+        tmp_path / "r" / "Sign" / ".checkpoint.pt.999999-3.tmp",
+        tmp_path / "r" / "Sign" / ".export-abcd1234.onnx.tmp",
+        tmp_path / "r" / "run_logs" / ".tmp-abcd1234.json",
+    ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
     result = train(
         SignEnv(seed=2),
         ppo_options(max_steps=400),
@@ -86,6 +94,7 @@ def test_resume_continues_the_step_count(tmp_path):
         resume=True,
     )
     assert result.steps["Sign"] >= 400
+    assert not any(leftover.exists() for leftover in leftovers)
     status = json.loads((tmp_path / "r" / "run_logs" / "training_status.json").read_text())
     steps = [c["steps"] for c in status["Sign"]["checkpoints"]]
     # The first run's checkpoints are kept and the new ones continue after them.

@@ -24,7 +24,11 @@ import numpy as np
 import torch
 import yaml
 
-from mlagents_fast.atomic_io import write_json_atomically, write_text_atomically
+from mlagents_fast.atomic_io import (
+    remove_interrupted_writes,
+    write_json_atomically,
+    write_text_atomically,
+)
 from mlagents_fast.trainers.directory_utils import setup_init_path, validate_existing_directories
 from mlagents_fast.trainers.stats import (
     REWARD_KEY,
@@ -151,6 +155,8 @@ def run_training(
             checkpoint_settings.force,
             checkpoint_settings.maybe_init_path,
         )
+        for leftover in remove_interrupted_writes(write_path) if os.path.isdir(write_path) else []:
+            logger.info("Removed %s, left by an interrupted write.", leftover)
         os.makedirs(run_logs_dir, exist_ok=True)
         GlobalTrainingStatus.reset()
         if checkpoint_settings.resume:
