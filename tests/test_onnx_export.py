@@ -272,3 +272,72 @@ def test_goal_conditioned_hypernetwork_exports_and_matches_torch(tmp_path):
     np.testing.assert_allclose(
         result["deterministic_continuous_actions"], first, rtol=1e-4, atol=1e-5
     )
+
+
+def test_buffer_sensor_model_contract_and_padding(tmp_path):
+    from mlagents_fast.envs.base_env import DimensionProperty, ObservationSpec, ObservationType
+
+    torch.manual_seed(0)
+    entities = ObservationSpec(
+        shape=(6, 5),
+        dimension_property=(DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE),
+        observation_type=ObservationType.DEFAULT,
+        name="BufferSensor",
+    )
+    spec = behavior_spec([vector_spec(4), entities], continuous=1, branches=(3,))
+    policy = TorchPolicy(0, spec, network_settings(normalize=True), SimpleActor, PPO_KWARGS)
+    path = export(policy, tmp_path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model)
+    inputs = io_signature(model.graph.input)
+    # Unity feeds a buffer sensor as [batch, max_entities, entity_size] under obs_<index>.
+    assert inputs == {
+        "obs_0": (1, ["batch", 4]),
+        "obs_1": (1, ["batch", 6, 5]),
+        "action_masks": (1, ["batch", 3]),
+    }
+    rng = np.random.default_rng(0)
+    n = 5
+    vector = rng.standard_normal((n, 4)).astype(np.float32)
+    padded = np.zeros((n, 6, 5), np.float32)
+    for row, count in enumerate([0, 1, 3, 6, 2]):
+        padded[row, :count] = rng.standard_normal((count, 5)) + 0.5
+    masks = np.ones((n, 3), np.float32)
+    result = run(path, {"obs_0": vector, "obs_1": padded, "action_masks": masks})
+    cont, disc, _ = torch_deterministic(policy, [vector, padded], masks)
+    np.testing.assert_allclose(
+        result["deterministic_continuous_actions"], cont, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_array_equal(result["deterministic_discrete_actions"], disc)
+    # Moving the real entities to other rows (padding in between) changes nothing in the graph.
+    shuffled = padded[:, ::-1].copy()
+    again = run(path, {"obs_0": vector, "obs_1": shuffled, "action_masks": masks})
+    np.testing.assert_allclose(
+        again["deterministic_continuous_actions"],
+        result["deterministic_continuous_actions"],
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_buffer_sensor_only_model_exports(tmp_path):
+    from mlagents_fast.envs.base_env import DimensionProperty, ObservationSpec, ObservationType
+
+    torch.manual_seed(0)
+    entities = ObservationSpec(
+        shape=(4, 3),
+        dimension_property=(DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE),
+        observation_type=ObservationType.DEFAULT,
+        name="BufferSensor",
+    )
+    spec = behavior_spec([entities], branches=(2,))
+    policy = TorchPolicy(0, spec, network_settings(), SimpleActor, PPO_KWARGS)
+    path = export(policy, tmp_path)
+    inputs = io_signature(onnx.load(path).graph.input)
+    assert inputs == {"obs_0": (1, ["batch", 4, 3]), "action_masks": (1, ["batch", 2])}
+    obs = np.random.default_rng(1).standard_normal((3, 4, 3)).astype(np.float32)
+    obs[:, 2:] = 0.0
+    masks = np.ones((3, 2), np.float32)
+    result = run(path, {"obs_0": obs, "action_masks": masks})
+    _, disc, _ = torch_deterministic(policy, [obs], masks)
+    np.testing.assert_array_equal(result["deterministic_discrete_actions"], disc)

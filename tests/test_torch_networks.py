@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from mlagents_fast.trainers.exception import TrainerConfigError, UnityTrainerException
+from mlagents_fast.trainers.exception import UnityTrainerException
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.settings import EncoderType, ScheduleType
 from mlagents_fast.trainers.torch_entities.distributions import (
@@ -93,20 +93,6 @@ def test_visual_encoders_at_and_below_minimum_resolution(encoder, min_res):
         small = behavior_spec([visual_spec(2, min_res - 1, min_res)], continuous=1)
         with pytest.raises(UnityTrainerException, match="too small"):
             SimpleActor(small.observation_specs, settings, small.action_spec)
-
-
-def test_variable_length_observation_is_refused_clearly():
-    from mlagents_fast.envs.base_env import DimensionProperty, ObservationSpec, ObservationType
-
-    buffer_sensor = ObservationSpec(
-        shape=(5, 4),
-        dimension_property=(DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE),
-        observation_type=ObservationType.DEFAULT,
-        name="entities",
-    )
-    spec = behavior_spec([buffer_sensor], continuous=1)
-    with pytest.raises(TrainerConfigError, match="not supported yet"):
-        SimpleActor(spec.observation_specs, network_settings(), spec.action_spec)
 
 
 def test_lstm_memory_is_h_then_c():

@@ -1,7 +1,8 @@
 """Actor and critic networks built from NetworkSettings.
 
 Observations go through one encoder each (vector: identity or normaliser; visual: the chosen
-CNN), are concatenated, pass through ``num_layers`` Swish layers of ``hidden_units`` and, with
+CNN; variable-length: an entity embedding followed by residual self-attention over the
+entities, see ``attention``), are concatenated, pass through ``num_layers`` Swish layers of ``hidden_units`` and, with
 ``memory`` set, an LSTM. Goal-signal observations are concatenated like any other input
 and, with ``goal_conditioning_type: hyper`` (the default), also generate the weights of the
 body's last layer through a hypernetwork (ConditionalEncoder).
@@ -21,6 +22,10 @@ from mlagents_fast.trainers.exception import UnityTrainerException
 from mlagents_fast.trainers.settings import ConditioningType
 from mlagents_fast.trainers.torch_entities.action_model import ActionModel
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
+from mlagents_fast.trainers.torch_entities.attention import (
+    EntityEmbedding,
+    get_zero_entities_mask,
+)
 from mlagents_fast.trainers.torch_entities.conditioning import ConditionalEncoder
 from mlagents_fast.trainers.torch_entities.decoders import ValueHeads
 from mlagents_fast.trainers.torch_entities.encoders import VectorInput
@@ -46,6 +51,13 @@ EPSILON = 1e-7
 
 
 class ObservationEncoder(nn.Module):
+    """Encodes every observation of an agent and concatenates the encodings.
+
+    Variable-length observations (buffer sensors) are embedded entity by entity, together with
+    the agent's own fixed-size encodings, and reduced by one residual self-attention block
+    (``rsa``) whose ``ATTENTION_EMBEDDING_SIZE``-wide output is appended last.
+    """
+
     ATTENTION_EMBEDDING_SIZE = 128
 
     def __init__(
@@ -63,10 +75,18 @@ class ObservationEncoder(nn.Module):
         self.processors, self.embedding_sizes = ModelUtils.create_input_processors(
             observation_specs, h_size, vis_encode_type, self.ATTENTION_EMBEDDING_SIZE, normalize
         )
+        self.rsa, self.x_self_encoder = ModelUtils.create_residual_self_attention(
+            self.processors, self.embedding_sizes, self.ATTENTION_EMBEDDING_SIZE
+        )
         self.normalize = normalize
         self._total_enc_size = sum(self.embedding_sizes)
+        if self.rsa is not None:
+            self._total_enc_size += self.ATTENTION_EMBEDDING_SIZE
         self._vector_indices = [
             i for i, p in enumerate(self.processors) if isinstance(p, VectorInput)
+        ]
+        self._entity_indices = [
+            i for i, p in enumerate(self.processors) if isinstance(p, EntityEmbedding)
         ]
         self._goal_processor_indices = [
             i
@@ -88,6 +108,10 @@ class ObservationEncoder(nn.Module):
 
     def get_goal_encoding(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         """The goal-signal observations encoded and concatenated."""
+        if any(i in self._entity_indices for i in self._goal_processor_indices):
+            raise UnityTrainerException(
+                "A goal-signal observation has a variable length; goals must be fixed-size."
+            )
         encodes = [self.processors[i](inputs[i]) for i in self._goal_processor_indices]
         if not encodes:
             raise UnityTrainerException("The behavior has no goal-signal observation.")
@@ -111,10 +135,30 @@ class ObservationEncoder(nn.Module):
             raise UnityTrainerException(
                 f"Expected {len(self.processors)} observations, got {len(inputs)}."
             )
-        encodes = [processor(obs) for processor, obs in zip(self.processors, inputs)]
-        if len(encodes) == 1:
-            return encodes[0]
-        return torch.cat(encodes, dim=1)
+        encodes = [
+            processor(obs)
+            for processor, obs in zip(self.processors, inputs)
+            if not isinstance(processor, EntityEmbedding)
+        ]
+        encoded_self = None
+        if encodes:
+            encoded_self = encodes[0] if len(encodes) == 1 else torch.cat(encodes, dim=1)
+        if self.rsa is None:
+            if encoded_self is None:
+                raise UnityTrainerException("No observation could be encoded.")
+            return encoded_self
+        entities = [inputs[i] for i in self._entity_indices]
+        masks = get_zero_entities_mask(entities)
+        x_self = None
+        if encoded_self is not None and self.x_self_encoder is not None:
+            x_self = self.x_self_encoder(encoded_self)
+        embeddings = [
+            self.processors[i](x_self, entity) for i, entity in zip(self._entity_indices, entities)
+        ]
+        attention = self.rsa(torch.cat(embeddings, dim=1), masks)
+        if encoded_self is None:
+            return attention
+        return torch.cat([encoded_self, attention], dim=1)
 
 
 class NetworkBody(nn.Module):

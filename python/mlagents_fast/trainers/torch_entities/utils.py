@@ -9,12 +9,9 @@ import torch
 from torch import nn
 
 from mlagents_fast.envs.base_env import DimensionProperty
-from mlagents_fast.trainers.exception import (
-    InvalidScheduleError,
-    TrainerConfigError,
-    UnityTrainerException,
-)
+from mlagents_fast.trainers.exception import InvalidScheduleError, UnityTrainerException
 from mlagents_fast.trainers.settings import EncoderType, ScheduleType
+from mlagents_fast.trainers.torch_entities.attention import EntityEmbedding, ResidualSelfAttention
 from mlagents_fast.trainers.torch_entities.encoders import (
     FullyConnectedVisualEncoder,
     NatureVisualEncoder,
@@ -23,6 +20,7 @@ from mlagents_fast.trainers.torch_entities.encoders import (
     SmallVisualEncoder,
     VectorInput,
 )
+from mlagents_fast.trainers.torch_entities.layers import Initialization, LinearEncoder
 
 __all__ = ["ModelUtils", "as_float32_tensor"]
 
@@ -154,7 +152,8 @@ class ModelUtils:
         attention_embedding_size: int,
         vis_encode_type: EncoderType,
     ) -> tuple[nn.Module, int]:
-        """The encoder for one observation and the width of its output."""
+        """The encoder for one observation and the width of its output (0 for a
+        variable-length observation, whose EntityEmbedding feeds the attention block instead)."""
         shape = tuple(obs_spec.shape)
         dim_prop = tuple(obs_spec.dimension_property)
         if len(shape) == 3 and dim_prop in ModelUtils.VALID_VISUAL_PROP:
@@ -163,11 +162,14 @@ class ModelUtils:
             return encoder_class(shape[1], shape[2], shape[0], h_size), h_size
         if len(shape) == 1 and dim_prop in ModelUtils.VALID_VECTOR_PROP:
             return VectorInput(shape[0], normalize), shape[0]
-        if dim_prop in ModelUtils.VALID_VAR_LEN_PROP:
-            raise TrainerConfigError(
-                f"Observation '{getattr(obs_spec, 'name', '?')}' has a variable length "
-                f"(shape {shape}, a buffer sensor); the attention encoder it needs is not "
-                "supported yet by mlagents-fast."
+        if len(shape) == 2 and dim_prop in ModelUtils.VALID_VAR_LEN_PROP:
+            return (
+                EntityEmbedding(
+                    entity_size=shape[1],
+                    entity_num_max_elements=shape[0],
+                    embedding_size=attention_embedding_size,
+                ),
+                0,
             )
         raise UnityTrainerException(f"Unsupported Sensor with specs {obs_spec}")
 
@@ -179,6 +181,11 @@ class ModelUtils:
         attention_embedding_size: int,
         normalize: bool = False,
     ) -> tuple[nn.ModuleList, list[int]]:
+        """One encoder per observation and the width of each encoding (0 for the entity
+        embeddings of variable-length observations). When the agent also has fixed-size
+        observations, every entity embedding gets a self embedding of width
+        ``attention_embedding_size`` (the agent's own encoded observations, see
+        :meth:`create_residual_self_attention`)."""
         encoders: list[nn.Module] = []
         embedding_sizes: list[int] = []
         for obs_spec in observation_specs:
@@ -187,7 +194,35 @@ class ModelUtils:
             )
             encoders.append(encoder)
             embedding_sizes.append(embedding_size)
+        if sum(embedding_sizes) > 0:
+            for encoder in encoders:
+                if isinstance(encoder, EntityEmbedding):
+                    encoder.add_self_embedding(attention_embedding_size)
         return nn.ModuleList(encoders), embedding_sizes
+
+    @staticmethod
+    def create_residual_self_attention(
+        input_processors: nn.ModuleList, embedding_sizes: list[int], hidden_size: int
+    ) -> tuple[ResidualSelfAttention | None, LinearEncoder | None]:
+        """The attention block over every variable-length observation, and the encoder of the
+        agent's fixed-size observations into its self embedding; (None, None) without
+        variable-length observations, and no self encoder without fixed-size ones."""
+        entity_processors = [p for p in input_processors if isinstance(p, EntityEmbedding)]
+        if not entity_processors:
+            return None, None
+        x_self_encoder = None
+        if sum(embedding_sizes) > 0:
+            x_self_encoder = LinearEncoder(
+                sum(embedding_sizes),
+                1,
+                hidden_size,
+                kernel_init=Initialization.Normal,
+                kernel_gain=(0.125 / hidden_size) ** 0.5,
+            )
+        max_entities = sum(
+            p.entity_num_max_elements for p in entity_processors if p.entity_num_max_elements > 0
+        )
+        return ResidualSelfAttention(hidden_size, max_entities), x_self_encoder
 
     @staticmethod
     def list_to_tensor(
