@@ -10,10 +10,19 @@ import json
 import logging
 import os
 
+import attr
 import pytest
 import yaml
 from mlagents_fast.trainers import cli_utils
-from mlagents_fast.trainers.settings import RunOptions, TrainerSettings
+from mlagents_fast.trainers.settings import (
+    CheckpointSettings,
+    EngineSettings,
+    EnvironmentSettings,
+    RunOptions,
+    TorchSettings,
+    TrainerSettings,
+)
+from mlagents_fast.trainers.settings.converter import EXTENSION_METADATA
 from repo_paths import CONFIG_DIR, FIXTURES
 
 with open(os.path.join(FIXTURES, "mlagents-1.1.0-settings.json"), encoding="utf-8") as _file:
@@ -80,10 +89,38 @@ def test_command_line_matches_mlagents(case, caplog):
     assert warned == case["warnings"]
 
 
+def _extension_options():
+    """mlagents-fast's own options (metadata EXTENSION_METADATA) and their defaults."""
+    return {
+        field.name: field.default
+        for section in (EnvironmentSettings, EngineSettings, CheckpointSettings, TorchSettings)
+        for field in attr.fields(section)
+        if field.metadata.get(EXTENSION_METADATA)
+    }
+
+
 def test_parser_defaults_match_mlagents():
     namespace = cli_utils.parse_args([])
     ours = {key: value for key, value in vars(namespace).items() if not key.startswith("_")}
-    assert ours == REFERENCE["defaults"]["parser"]
+    extensions = _extension_options()
+    assert set(extensions) == {"env_workers", "ray_address", "ray_cpus_per_env"}
+    # Every mlagents-learn flag with its default, and the extensions with theirs.
+    assert {k: v for k, v in ours.items() if k not in extensions} == REFERENCE["defaults"]["parser"]
+    assert {k: v for k, v in ours.items() if k in extensions} == extensions
+
+
+def test_extension_options_are_written_only_when_set_and_round_trip(tmp_path):
+    options = cli_utils.parse_command_line(
+        ["--env", "builtin:3DBall", "--env-workers", "ray", "--ray-address", "auto"]
+    )
+    written = options.as_dict()["env_settings"]
+    assert written["env_workers"] == "ray" and written["ray_address"] == "auto"
+    assert "ray_cpus_per_env" not in written  # at its default: as ML-Agents writes the section
+    path = tmp_path / "configuration.yaml"
+    path.write_text(yaml.safe_dump(options.as_dict(), sort_keys=False))
+    reloaded = RunOptions.from_dict(cli_utils.load_config(str(path)))
+    assert reloaded == options
+    assert "env_workers" not in RunOptions().as_dict()["env_settings"]
 
 
 @pytest.mark.parametrize("trainer_type", ["ppo", "sac", "poca"])

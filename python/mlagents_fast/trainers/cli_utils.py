@@ -24,6 +24,7 @@ import attr
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import (
     BASE_ENVIRONMENT_PORT,
+    ENV_WORKER_KINDS,
     CheckpointSettings,
     EngineSettings,
     EnvironmentSettings,
@@ -307,6 +308,34 @@ def _create_parser() -> argparse.ArgumentParser:
         default=_default(EnvironmentSettings, "timeout_wait"),
         help="The period of time to wait on a Unity environment to startup for training.",
         action=DetectDefault,
+    )
+
+    workers_conf = argparser.add_argument_group(title="Environment Workers (mlagents-fast)")
+    workers_conf.add_argument(
+        "--env-workers",
+        default=_default(EnvironmentSettings, "env_workers"),
+        choices=ENV_WORKER_KINDS,
+        action=DetectDefault,
+        help="Where the environments run: 'subprocess' on this machine (in this process for "
+        "one environment, worker processes for more), or 'ray': one Ray actor per environment, "
+        "spread over a Ray cluster (needs pip install 'mlagents-fast[ray]').",
+    )
+    workers_conf.add_argument(
+        "--ray-address",
+        default=_default(EnvironmentSettings, "ray_address"),
+        metavar="ADDR",
+        action=DetectDefault,
+        help="With --env-workers ray: the Ray cluster to join ('auto', HOST:PORT or "
+        "ray://HOST:PORT). Without it: the cluster RAY_ADDRESS names, else a Ray instance "
+        "started on this machine.",
+    )
+    workers_conf.add_argument(
+        "--ray-cpus-per-env",
+        default=_default(EnvironmentSettings, "ray_cpus_per_env"),
+        type=float,
+        action=DetectDefault,
+        help="With --env-workers ray: the CPUs Ray reserves for each environment actor "
+        "(fractions let several light environments share a CPU).",
     )
 
     eng_conf = argparser.add_argument_group(title="Engine Configuration")

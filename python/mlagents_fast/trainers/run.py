@@ -148,6 +148,7 @@ def run_training(
     write_path = checkpoint_settings.write_path
     run_logs_dir = checkpoint_settings.run_logs_dir
     with hierarchical_timer("run_training.setup"):
+        _check_env_workers(options, env)
         _configure_torch(options)
         validate_existing_directories(
             write_path,
@@ -233,16 +234,38 @@ def _create_env_manager(
 ) -> Any:
     from mlagents_fast.trainers.simple_env_manager import SimpleEnvManager
 
-    if env is not None:
-        return SimpleEnvManager(env, env_parameters_channel)
     env_settings = options.env_settings
+    if env is not None:
+        if env_settings.env_workers == "ray":
+            logger.warning("env_workers ray is not used: the environment object runs here.")
+        return SimpleEnvManager(env, env_parameters_channel)
     from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, SubprocessEnvManager
 
     factory = EnvFactory.from_options(options, run_seed, num_areas, os.path.abspath(run_logs_dir))
+    if env_settings.env_workers == "ray":
+        from mlagents_fast.trainers.ray_env_manager import RayEnvManager
+
+        return RayEnvManager(factory, options, env_settings.num_envs)
     if env_settings.num_envs > 1:
         return SubprocessEnvManager(factory, options, env_settings.num_envs)
     env_instance, channels = factory.create(worker_id=0)
     return SimpleEnvManager(env_instance, channels.environment_parameters, channels.stats)
+
+
+def _check_env_workers(options: Any, env: Any) -> None:
+    """Refuse an --env-workers choice that cannot work, before anything is written."""
+    env_settings = options.env_settings
+    if env_settings.env_workers != "ray" or env is not None:
+        return
+    from mlagents_fast.trainers.exception import TrainerConfigError
+    from mlagents_fast.trainers.ray_env_manager import require_ray
+
+    if env_settings.env_path is None:
+        raise TrainerConfigError(
+            "--env-workers ray needs --env (a Unity executable on the nodes, builtin:<Name> or "
+            "gym:<id>): the Unity Editor cannot run in a Ray actor."
+        )
+    require_ray()
 
 
 def train(

@@ -62,6 +62,7 @@ from mlagents_fast.trainers.settings.environment_parameters import (
 )
 from mlagents_fast.trainers.settings.run_options import (
     BASE_ENVIRONMENT_PORT,
+    ENV_WORKER_KINDS,
     CheckpointSettings,
     EngineSettings,
     EnvironmentSettings,
@@ -98,6 +99,7 @@ from mlagents_fast.trainers.settings.trainer_settings import (
 
 __all__ = [
     "BASE_ENVIRONMENT_PORT",
+    "ENV_WORKER_KINDS",
     "BehavioralCloningSettings",
     "CheckpointSettings",
     "CompletionCriteriaSettings",

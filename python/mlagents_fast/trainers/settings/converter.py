@@ -21,6 +21,7 @@ import cattrs
 from mlagents_fast.trainers.exception import MissingOptionError, TrainerConfigError
 
 __all__ = [
+    "EXTENSION_METADATA",
     "ExportableSettings",
     "check_and_structure",
     "deep_update_dict",
@@ -248,12 +249,21 @@ class ExportableSettings:
 
 
 # CONVERTER ############################################################################
+EXTENSION_METADATA = "mlagents_fast_extension"
+"""Field metadata key of an option ML-Agents does not have (``--env-workers``, ...): written
+by ``as_dict`` only when it differs from its default, so that a run not using it writes
+exactly what ML-Agents writes, and one using it round-trips."""
+
+
 def _unstructure_attrs(obj: Any) -> dict[str, Any]:
     # By the runtime class: `hyperparameters` is declared HyperparamSettings but holds a
     # PPOSettings, whose fields must all be written.
     return {
         field.name: settings_converter.unstructure(getattr(obj, field.name))
         for field in attr.fields(type(obj))
+        if not (
+            field.metadata.get(EXTENSION_METADATA) and getattr(obj, field.name) == field.default
+        )
     }
 
 

@@ -16,6 +16,7 @@ import attr
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings.config_file import load_config
 from mlagents_fast.trainers.settings.converter import (
+    EXTENSION_METADATA,
     ExportableSettings,
     _at_key,
     _describe,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # from_argparse reads a namespace; the parser itself is the C
 
 __all__ = [
     "BASE_ENVIRONMENT_PORT",
+    "ENV_WORKER_KINDS",
     "CheckpointSettings",
     "EngineSettings",
     "EnvironmentSettings",
@@ -44,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 BASE_ENVIRONMENT_PORT = 5005
 """Port of worker 0 when an executable is given (UnityEnvironment.BASE_ENVIRONMENT_PORT)."""
+
+ENV_WORKER_KINDS = ("subprocess", "ray")
+"""Where environments run: ``subprocess`` (this machine: in-process for one environment,
+worker processes for more) or ``ray`` (one Ray actor each, anywhere in a Ray cluster)."""
 
 
 # RUN SECTIONS #########################################################################
@@ -154,6 +160,33 @@ class EnvironmentSettings:
     """Crashes allowed per restarts_rate_limit_period_s; -1 for no limit."""
     restarts_rate_limit_period_s: int = 60
     """Period of the restart rate limit, in seconds."""
+    # mlagents-fast only: written to configuration.yaml only when not at their defaults.
+    env_workers: str = attr.ib(
+        default="subprocess",
+        validator=validate_key(
+            lambda _, value: (
+                None
+                if value in ENV_WORKER_KINDS
+                else f"env_workers must be one of {', '.join(ENV_WORKER_KINDS)} (got {value!r})."
+            )
+        ),
+        metadata={EXTENSION_METADATA: True},
+    )
+    """Where environments run: ``subprocess`` (this machine) or ``ray`` (one Ray actor each;
+    needs ``pip install mlagents-fast[ray]``)."""
+    ray_address: str | None = attr.ib(default=None, metadata={EXTENSION_METADATA: True})
+    """Ray cluster to join with env_workers ray (``auto``, ``HOST:PORT`` or
+    ``ray://HOST:PORT``); None: the cluster named by RAY_ADDRESS, else a local Ray instance."""
+    ray_cpus_per_env: float = attr.ib(
+        default=1.0,
+        validator=validate_key(
+            lambda _, value: (
+                f"ray_cpus_per_env must be positive (got {value})." if not value > 0 else None
+            )
+        ),
+        metadata={EXTENSION_METADATA: True},
+    )
+    """CPUs Ray reserves for each environment actor (fractions share a CPU)."""
 
 
 @attr.s(auto_attribs=True)
