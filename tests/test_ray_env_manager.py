@@ -11,19 +11,9 @@ import numpy as np
 import pytest
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.subprocess_env_manager import EnvFactory
+from test_trainer_env_managers import RandomPolicy
 
 BEHAVIOR = "GoalSeeker1D?team=0"
-
-
-class RandomPolicy:
-    def __init__(self, spec):
-        self.spec = spec
-
-    def get_action(self, decision_steps, worker_id=0):
-        action = self.spec.action_spec.random_action(len(decision_steps))
-        return SimpleNamespace(
-            action=action, env_action=action, outputs={}, agent_ids=list(decision_steps.agent_id)
-        )
 
 
 def run_options(lifetime, rate_n=-1, period_s=3600):
@@ -311,23 +301,9 @@ def test_training_through_ray_actors_reaches_the_reward_of_subprocess_workers(
 ):
     from mlagents_fast.trainers.run import train
     from mlagents_fast.trainers.settings import RunOptions
+    from test_learning_trainers import ppo_goal_seeker
 
-    behavior = {
-        "trainer_type": "ppo",
-        "hyperparameters": {
-            "batch_size": 128,
-            "buffer_size": 1024,
-            "learning_rate": 3.0e-3,
-            "beta": 5.0e-3,
-            "num_epoch": 3,
-            "learning_rate_schedule": "constant",
-        },
-        "network_settings": {"hidden_units": 32, "num_layers": 2, "normalize": False},
-        "reward_signals": {"extrinsic": {"gamma": 0.95, "strength": 1.0}},
-        "max_steps": 30_000,
-        "time_horizon": 64,
-        "summary_freq": 2000,
-    }
+    behavior = ppo_goal_seeker(30_000)
     final = {}
     for workers in ("subprocess", "ray"):
         options = RunOptions.from_dict(

@@ -191,14 +191,8 @@ class SubprocessEnvManager(WorkerPoolEnvManager):
         run_options: Any = None,
         n_env: int = 1,
     ) -> None:
-        """
-        :param env_factory: ``(worker_id, side_channels) -> BaseEnv``, creates each worker's
-            environment (any callable: cloudpickle sends it to the workers).
-        :param run_options: the RunOptions: restart limits and timeout_wait come from its
-            env_settings, the engine configuration from its engine_settings (an
-            :class:`EnvFactory` with engine settings carries its own).
-        :param n_env: number of workers (--num-envs).
-        """
+        """``env_factory`` and ``run_options`` as :class:`WorkerPoolEnvManager` takes them;
+        ``n_env`` worker processes (--num-envs)."""
         super().__init__(env_factory, run_options)
         self._context = multiprocessing.get_context("spawn")
         self._step_responses = _StepResponses()
