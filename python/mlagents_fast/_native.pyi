@@ -177,3 +177,30 @@ def encode_unity_output(
     batches: list[dict[str, Any]],
     side_channel: bytes,
 ) -> bytes: ...
+
+# --- .demo files (rust/python/src/demo.rs); public API: mlagents_fast.trainers.demo_loader
+# and mlagents_fast.envs.demo_writer. Errors are DemonstrationError naming `source`.
+
+def demo_read_layout(
+    data: bytes, source: str, records_before: int, expected_before: int
+) -> dict[str, Any]: ...
+def demo_decode_records(
+    data: bytes,
+    records: npt.NDArray[np.int64],
+    observation_shapes: list[tuple[int, ...]],
+    continuous_size: int,
+    discrete_branches: list[int],
+    source: str,
+    max_decoded_bytes: int,
+) -> dict[str, Any]: ...
+def demo_encode_meta_area(
+    api_version: int,
+    demonstration_name: str,
+    number_steps: int,
+    number_episodes: int,
+    mean_reward: float,
+) -> bytes: ...
+def demo_encode_brain_record(brain: dict[str, Any]) -> bytes: ...
+def demo_encode_records(
+    batch: dict[str, Any], continuous: npt.NDArray[np.float32], discrete: npt.NDArray[np.int32]
+) -> bytes: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BufferException",
     "CorruptFileError",
+    "DemonstrationError",
     "InvalidArgumentError",
     "MessageDecodeError",
     "MlagentsFastError",
@@ -27,6 +28,12 @@ class InvalidArgumentError(MlagentsFastError, ValueError):
 
 class CorruptFileError(MlagentsFastError, ValueError):
     """A saved file (replay buffer, checkpoint) is truncated, corrupt or not ours."""
+
+
+class DemonstrationError(MlagentsFastError, RuntimeError):
+    """A ``.demo`` file cannot be used: missing, truncated, not a demonstration, of an
+    unsupported version, corrupt, or recorded for another behavior spec. The message names
+    the file. A ``RuntimeError``, as ML-Agents raises for the same problems."""
 
 
 class StorageIOError(MlagentsFastError, OSError):

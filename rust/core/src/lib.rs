@@ -6,11 +6,13 @@
 //! - [`agent_buffer`]: columnar trajectory storage (the AgentBuffer equivalent).
 //! - [`replay`]: fixed-capacity replay ring for off-policy trainers.
 //! - [`proto`]: Unity communicator messages decoded into flat arrays.
+//! - [`demo`]: `.demo` demonstration files, read and written.
 //! - [`envs`]: built-in vectorized environments that need no Unity.
 //! - [`parallel`]: the process-wide switch for the rayon pool (off after fork).
 
 pub mod advantages;
 pub mod agent_buffer;
+pub mod demo;
 pub mod envs;
 pub mod error;
 pub mod parallel;

@@ -15,6 +15,7 @@ pub enum PyErrorKind {
     CorruptFile,
     Decode,
     Io,
+    Demonstration,
 }
 
 impl PyErrorKind {
@@ -24,11 +25,13 @@ impl PyErrorKind {
             PyErrorKind::CorruptFile => "CorruptFileError",
             PyErrorKind::Decode => "MessageDecodeError",
             PyErrorKind::Io => "StorageIOError",
+            PyErrorKind::Demonstration => "DemonstrationError",
         }
     }
 }
 
-static CLASSES: [PyOnceLock<Py<PyType>>; 4] = [
+static CLASSES: [PyOnceLock<Py<PyType>>; 5] = [
+    PyOnceLock::new(),
     PyOnceLock::new(),
     PyOnceLock::new(),
     PyOnceLock::new(),

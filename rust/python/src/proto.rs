@@ -55,7 +55,7 @@ fn proto_error(py: Python<'_>, err: ProtoError) -> PyErr {
     }
 }
 
-fn to_numpy<'py, T: numpy::Element>(
+pub(crate) fn to_numpy<'py, T: numpy::Element>(
     py: Python<'py>,
     values: Vec<T>,
     shape: &[usize],
@@ -348,6 +348,27 @@ fn required<'py>(
         .ok_or_else(|| invalid_argument(argument, format!("missing key {key:?}")))
 }
 
+/// A brain-parameters dict: brain_name, continuous_size, discrete_branches and
+/// optionally is_training (default true) and action_descriptions.
+pub(crate) fn parse_brain_parameters(
+    item: &Bound<'_, PyDict>,
+    argument: &str,
+) -> PyResult<BrainParameters> {
+    Ok(BrainParameters {
+        brain_name: required(item, "brain_name", argument)?.extract()?,
+        is_training: match item.get_item("is_training")? {
+            Some(v) => v.extract()?,
+            None => true,
+        },
+        continuous_size: required(item, "continuous_size", argument)?.extract()?,
+        discrete_branches: required(item, "discrete_branches", argument)?.extract()?,
+        action_descriptions: match item.get_item("action_descriptions")? {
+            Some(v) => v.extract()?,
+            None => Vec::new(),
+        },
+    })
+}
+
 fn parse_init_output(init: &Bound<'_, PyDict>) -> PyResult<InitOutput> {
     let argument = "init_output";
     let text = |key: &str| -> PyResult<String> {
@@ -363,19 +384,7 @@ fn parse_init_output(init: &Bound<'_, PyDict>) -> PyResult<InitOutput> {
             let item = item
                 .cast::<PyDict>()
                 .map_err(|_| invalid_argument(argument, "brain_parameters items must be dicts"))?;
-            brains.push(BrainParameters {
-                brain_name: required(item, "brain_name", argument)?.extract()?,
-                is_training: match item.get_item("is_training")? {
-                    Some(v) => v.extract()?,
-                    None => true,
-                },
-                continuous_size: required(item, "continuous_size", argument)?.extract()?,
-                discrete_branches: required(item, "discrete_branches", argument)?.extract()?,
-                action_descriptions: match item.get_item("action_descriptions")? {
-                    Some(v) => v.extract()?,
-                    None => Vec::new(),
-                },
-            });
+            brains.push(parse_brain_parameters(item, argument)?);
         }
     }
     let capabilities = match init.get_item("capabilities")? {
@@ -392,49 +401,31 @@ fn parse_init_output(init: &Bound<'_, PyDict>) -> PyResult<InitOutput> {
     })
 }
 
-/// encode_unity_output(status, with_output, init_output, batches, side_channel)
-/// --
-///
-/// A message from the Unity side (used by the host). `init_output` is None or a
-/// dict (name, communication_version, package_version, capabilities, brain_parameters:
-/// list of dicts with brain_name, continuous_size, discrete_branches). `batches`
-/// is a list of dicts with name, agent_id (int32), reward (float32), done (bool),
-/// max_step_reached (bool), group_id (int32), group_reward (float32),
-/// observations (list of `(float32 (n, *shape), dimension_properties, observation_type,
-/// name)`) and action_mask (bool `(n, sum(branches))` or None).
-#[pyfunction]
-fn encode_unity_output<'py>(
-    py: Python<'py>,
-    status: i32,
-    with_output: bool,
-    init_output: Option<Bound<'py, PyDict>>,
-    batches: Vec<Bound<'py, PyDict>>,
-    side_channel: &[u8],
-) -> PyResult<Bound<'py, PyBytes>> {
-    let init = init_output.as_ref().map(parse_init_output).transpose()?;
-    // Borrow every array first; the slices are then encoded without the interpreter.
-    struct BorrowedObservation<'py> {
-        array: PyReadonlyArrayDyn<'py, f32>,
-        shape: Vec<i32>,
-        dimension_properties: Vec<i32>,
-        observation_type: i32,
-        name: String,
-    }
-    struct Borrowed<'py> {
-        name: String,
-        agent_id: PyReadonlyArrayDyn<'py, i32>,
-        reward: PyReadonlyArrayDyn<'py, f32>,
-        done: PyReadonlyArrayDyn<'py, bool>,
-        max_step_reached: PyReadonlyArrayDyn<'py, bool>,
-        group_id: PyReadonlyArrayDyn<'py, i32>,
-        group_reward: PyReadonlyArrayDyn<'py, f32>,
-        observations: Vec<BorrowedObservation<'py>>,
-        action_mask: Option<PyReadonlyArrayDyn<'py, bool>>,
-    }
-    let mut borrowed = Vec::with_capacity(batches.len());
-    for (index, batch) in batches.iter().enumerate() {
-        let argument = format!("batches[{index}]");
-        let field = |key: &str| required(batch, key, &argument);
+struct BorrowedObservation<'py> {
+    array: PyReadonlyArrayDyn<'py, f32>,
+    shape: Vec<i32>,
+    dimension_properties: Vec<i32>,
+    observation_type: i32,
+    name: String,
+}
+
+/// The arrays of one agent-batch dict, borrowed from numpy (see `encode_unity_output`).
+pub(crate) struct BorrowedBatch<'py> {
+    name: String,
+    agent_id: PyReadonlyArrayDyn<'py, i32>,
+    reward: PyReadonlyArrayDyn<'py, f32>,
+    done: PyReadonlyArrayDyn<'py, bool>,
+    max_step_reached: PyReadonlyArrayDyn<'py, bool>,
+    group_id: PyReadonlyArrayDyn<'py, i32>,
+    group_reward: PyReadonlyArrayDyn<'py, f32>,
+    observations: Vec<BorrowedObservation<'py>>,
+    action_mask: Option<PyReadonlyArrayDyn<'py, bool>>,
+}
+
+impl<'py> BorrowedBatch<'py> {
+    /// Checks and borrows the arrays of `batch`; `argument` names it in errors.
+    pub(crate) fn new(batch: &Bound<'py, PyDict>, argument: &str) -> PyResult<Self> {
+        let field = |key: &str| required(batch, key, argument);
         let name: String = field("name")?.extract()?;
         let arg = |key: &str| format!("{argument}.{key}");
         let agent_id = readonly_array::<i32>(&field("agent_id")?, &arg("agent_id"), "int32")?;
@@ -492,7 +483,7 @@ fn encode_unity_output<'py>(
             }
             _ => None,
         };
-        borrowed.push(Borrowed {
+        Ok(BorrowedBatch {
             name,
             agent_id,
             reward,
@@ -502,19 +493,25 @@ fn encode_unity_output<'py>(
             group_reward,
             observations,
             action_mask,
-        });
+        })
     }
-    let mut agent_batches = Vec::with_capacity(borrowed.len());
-    for b in &borrowed {
-        agent_batches.push(AgentBatch {
-            name: &b.name,
-            agent_id: b.agent_id.as_slice()?,
-            reward: b.reward.as_slice()?,
-            done: b.done.as_slice()?,
-            max_step_reached: b.max_step_reached.as_slice()?,
-            group_id: b.group_id.as_slice()?,
-            group_reward: b.group_reward.as_slice()?,
-            observations: b
+
+    /// Number of agents (rows).
+    pub(crate) fn len(&self) -> usize {
+        self.agent_id.shape()[0]
+    }
+
+    /// The borrowed slices as the core's batch.
+    pub(crate) fn agent_batch(&self) -> PyResult<AgentBatch<'_>> {
+        Ok(AgentBatch {
+            name: &self.name,
+            agent_id: self.agent_id.as_slice()?,
+            reward: self.reward.as_slice()?,
+            done: self.done.as_slice()?,
+            max_step_reached: self.max_step_reached.as_slice()?,
+            group_id: self.group_id.as_slice()?,
+            group_reward: self.group_reward.as_slice()?,
+            observations: self
                 .observations
                 .iter()
                 .map(|obs| {
@@ -527,13 +524,45 @@ fn encode_unity_output<'py>(
                     })
                 })
                 .collect::<PyResult<Vec<_>>>()?,
-            action_mask: match &b.action_mask {
+            action_mask: match &self.action_mask {
                 Some(mask) => mask.as_slice()?,
                 None => &[],
             },
-            mask_width: b.action_mask.as_ref().map_or(0, |m| m.shape()[1]),
-        });
+            mask_width: self.action_mask.as_ref().map_or(0, |m| m.shape()[1]),
+        })
     }
+}
+
+/// encode_unity_output(status, with_output, init_output, batches, side_channel)
+/// --
+///
+/// A message from the Unity side (used by the host). `init_output` is None or a
+/// dict (name, communication_version, package_version, capabilities, brain_parameters:
+/// list of dicts with brain_name, continuous_size, discrete_branches). `batches`
+/// is a list of dicts with name, agent_id (int32), reward (float32), done (bool),
+/// max_step_reached (bool), group_id (int32), group_reward (float32),
+/// observations (list of `(float32 (n, *shape), dimension_properties, observation_type,
+/// name)`) and action_mask (bool `(n, sum(branches))` or None).
+#[pyfunction]
+fn encode_unity_output<'py>(
+    py: Python<'py>,
+    status: i32,
+    with_output: bool,
+    init_output: Option<Bound<'py, PyDict>>,
+    batches: Vec<Bound<'py, PyDict>>,
+    side_channel: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let init = init_output.as_ref().map(parse_init_output).transpose()?;
+    // Borrow every array first; the slices are then encoded without the interpreter.
+    let borrowed = batches
+        .iter()
+        .enumerate()
+        .map(|(index, batch)| BorrowedBatch::new(batch, &format!("batches[{index}]")))
+        .collect::<PyResult<Vec<_>>>()?;
+    let agent_batches = borrowed
+        .iter()
+        .map(BorrowedBatch::agent_batch)
+        .collect::<PyResult<Vec<_>>>()?;
     let bytes = py
         .detach(|| {
             output::encode_unity_output(

@@ -175,11 +175,11 @@ struct RawObservation<'a> {
     name: &'a [u8],
 }
 
-struct RawAgentInfo<'a> {
-    reward: f32,
-    done: bool,
-    max_step_reached: bool,
-    id: i32,
+pub(crate) struct RawAgentInfo<'a> {
+    pub(crate) reward: f32,
+    pub(crate) done: bool,
+    pub(crate) max_step_reached: bool,
+    pub(crate) id: i32,
     action_mask: Repeated<'a>,
     /// The first observation inline, the others in `more_observations` (no allocation
     /// for the usual single sensor).
@@ -203,6 +203,11 @@ impl<'a> RawAgentInfo<'a> {
 
     fn observations(&self) -> impl Iterator<Item = &RawObservation<'a>> {
         self.first_observation.iter().chain(&self.more_observations)
+    }
+
+    /// The agent's action mask as sent (true = masked), into `out` (cleared first).
+    pub(crate) fn action_mask_into(&self, out: &mut Vec<bool>) -> Result<(), ProtoError> {
+        self.action_mask.bools_into(out)
     }
 }
 
@@ -242,7 +247,7 @@ fn parse_observation(bytes: &[u8]) -> Result<RawObservation<'_>, ProtoError> {
     Ok(obs)
 }
 
-fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
+pub(crate) fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
     const CTX: &str = "AgentInfoProto";
     let mut info = RawAgentInfo {
         reward: 0.0,
@@ -333,7 +338,7 @@ fn parse_action_spec(bytes: &[u8]) -> Result<(i32, i32, Vec<i32>, Vec<String>), 
     Ok((continuous, num_discrete, branches, descriptions))
 }
 
-fn parse_brain_parameters(bytes: &[u8]) -> Result<BrainParameters, ProtoError> {
+pub(crate) fn parse_brain_parameters(bytes: &[u8]) -> Result<BrainParameters, ProtoError> {
     const CTX: &str = "BrainParametersProto";
     let mut brain = BrainParameters::default();
     let mut deprecated_sizes = Vec::new();
@@ -528,7 +533,7 @@ fn batch_observation(
     Ok(out)
 }
 
-fn build_batch(
+pub(crate) fn build_batch(
     agents: &[&RawAgentInfo<'_>],
     shapes: &[Vec<usize>],
 ) -> Result<StepBatch, ProtoError> {
@@ -589,7 +594,7 @@ fn build_behavior(
     })
 }
 
-fn new_spec_from(
+pub(crate) fn new_spec_from(
     brain: &BrainParameters,
     first_agent: &RawAgentInfo<'_>,
 ) -> Result<NewSpec, ProtoError> {
@@ -731,24 +736,27 @@ pub struct AgentBatch<'a> {
 }
 
 fn encode_brain_parameters(writer: &mut Writer, brain: &BrainParameters) {
-    writer.message(5, |w| {
-        // The deprecated fields too, so pre-1.3 trainers can read them.
-        if brain.discrete_branches.is_empty() {
-            w.packed_int32s(3, &[brain.continuous_size]);
-            w.int32(6, SPACE_TYPE_CONTINUOUS);
-        } else if brain.continuous_size == 0 {
-            w.packed_int32s(3, &brain.discrete_branches);
+    writer.message(5, |w| write_brain_parameters(w, brain));
+}
+
+/// The fields of a `BrainParametersProto` (also the second record of a `.demo` file).
+pub(crate) fn write_brain_parameters(w: &mut Writer, brain: &BrainParameters) {
+    // The deprecated fields too, so pre-1.3 trainers can read them.
+    if brain.discrete_branches.is_empty() {
+        w.packed_int32s(3, &[brain.continuous_size]);
+        w.int32(6, SPACE_TYPE_CONTINUOUS);
+    } else if brain.continuous_size == 0 {
+        w.packed_int32s(3, &brain.discrete_branches);
+    }
+    w.string(7, &brain.brain_name);
+    w.bool(8, brain.is_training);
+    w.message(9, |spec| {
+        spec.int32(1, brain.continuous_size);
+        spec.int32(2, brain.discrete_branches.len() as i32);
+        spec.packed_int32s(3, &brain.discrete_branches);
+        for description in &brain.action_descriptions {
+            spec.len_field(4, description.as_bytes());
         }
-        w.string(7, &brain.brain_name);
-        w.bool(8, brain.is_training);
-        w.message(9, |spec| {
-            spec.int32(1, brain.continuous_size);
-            spec.int32(2, brain.discrete_branches.len() as i32);
-            spec.packed_int32s(3, &brain.discrete_branches);
-            for description in &brain.action_descriptions {
-                spec.len_field(4, description.as_bytes());
-            }
-        });
     });
 }
 
@@ -763,27 +771,7 @@ pub fn encode_unity_output(
     side_channel: &[u8],
 ) -> Result<Vec<u8>, ProtoError> {
     for batch in batches {
-        let n = batch.agent_id.len();
-        let lengths_ok = [
-            batch.reward.len(),
-            batch.done.len(),
-            batch.max_step_reached.len(),
-        ]
-        .iter()
-        .all(|&len| len == n)
-            && batch.group_id.len() == n
-            && batch.group_reward.len() == n
-            && (batch.action_mask.is_empty() || batch.action_mask.len() == n * batch.mask_width);
-        let obs_ok = batch.observations.iter().all(|obs| {
-            let per_agent: i64 = obs.shape.iter().map(|&d| i64::from(d.max(0))).product();
-            obs.data.len() as i64 == per_agent * n as i64
-        });
-        if !lengths_ok || !obs_ok {
-            return Err(ProtoError::Decode(format!(
-                "agent batch {:?}: per-agent arrays do not all have {n} rows",
-                batch.name
-            )));
-        }
+        check_agent_batch(batch)?;
     }
     let mut message = Writer::new();
     message.message(MESSAGE_HEADER, |h| h.int32(HEADER_STATUS, status));
@@ -817,36 +805,64 @@ pub fn encode_unity_output(
     Ok(message.buf)
 }
 
+/// Checks that every per-agent array of `batch` has one row per agent.
+pub(crate) fn check_agent_batch(batch: &AgentBatch<'_>) -> Result<(), ProtoError> {
+    let n = batch.agent_id.len();
+    let lengths_ok = [
+        batch.reward.len(),
+        batch.done.len(),
+        batch.max_step_reached.len(),
+    ]
+    .iter()
+    .all(|&len| len == n)
+        && batch.group_id.len() == n
+        && batch.group_reward.len() == n
+        && (batch.action_mask.is_empty() || batch.action_mask.len() == n * batch.mask_width);
+    let obs_ok = batch.observations.iter().all(|obs| {
+        let per_agent: i64 = obs.shape.iter().map(|&d| i64::from(d.max(0))).product();
+        obs.data.len() as i64 == per_agent * n as i64
+    });
+    if !lengths_ok || !obs_ok {
+        return Err(ProtoError::Decode(format!(
+            "agent batch {:?}: per-agent arrays do not all have {n} rows",
+            batch.name
+        )));
+    }
+    Ok(())
+}
+
 fn encode_agents(list: &mut Writer, batch: &AgentBatch<'_>) {
     for agent in 0..batch.agent_id.len() {
-        list.message(1, |info| {
-            info.float(7, batch.reward[agent]);
-            info.bool(8, batch.done[agent]);
-            info.bool(9, batch.max_step_reached[agent]);
-            info.int32(10, batch.agent_id[agent]);
-            if !batch.action_mask.is_empty() {
-                let row =
-                    &batch.action_mask[agent * batch.mask_width..(agent + 1) * batch.mask_width];
-                // Unity sends no mask for an agent that masks nothing.
-                if row.iter().any(|&m| m) {
-                    info.packed_bools(11, row);
-                }
-            }
-            for obs in &batch.observations {
-                let per_agent = obs.data.len() / batch.agent_id.len().max(1);
-                let values = &obs.data[agent * per_agent..(agent + 1) * per_agent];
-                info.message(13, |o| {
-                    o.packed_int32s(1, obs.shape);
-                    o.message(4, |floats| floats.packed_floats(1, values));
-                    o.packed_int32s(6, obs.dimension_properties);
-                    o.int32(7, obs.observation_type);
-                    o.string(8, obs.name);
-                });
-            }
-            info.int32(14, batch.group_id[agent]);
-            info.float(15, batch.group_reward[agent]);
+        list.message(1, |info| write_agent_info(info, batch, agent));
+    }
+}
+
+/// The fields of the `AgentInfoProto` of agent `agent` of a checked batch.
+pub(crate) fn write_agent_info(info: &mut Writer, batch: &AgentBatch<'_>, agent: usize) {
+    info.float(7, batch.reward[agent]);
+    info.bool(8, batch.done[agent]);
+    info.bool(9, batch.max_step_reached[agent]);
+    info.int32(10, batch.agent_id[agent]);
+    if !batch.action_mask.is_empty() {
+        let row = &batch.action_mask[agent * batch.mask_width..(agent + 1) * batch.mask_width];
+        // Unity sends no mask for an agent that masks nothing.
+        if row.iter().any(|&m| m) {
+            info.packed_bools(11, row);
+        }
+    }
+    for obs in &batch.observations {
+        let per_agent = obs.data.len() / batch.agent_id.len().max(1);
+        let values = &obs.data[agent * per_agent..(agent + 1) * per_agent];
+        info.message(13, |o| {
+            o.packed_int32s(1, obs.shape);
+            o.message(4, |floats| floats.packed_floats(1, values));
+            o.packed_int32s(6, obs.dimension_properties);
+            o.int32(7, obs.observation_type);
+            o.string(8, obs.name);
         });
     }
+    info.int32(14, batch.group_id[agent]);
+    info.float(15, batch.group_reward[agent]);
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     #[inline]
     pub fn read_varint(&mut self) -> Result<u64, ProtoError> {
         // Fast path: field keys, ids and flags are almost always one byte.
