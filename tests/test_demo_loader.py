@@ -221,7 +221,7 @@ def test_write_demo_round_trip(tmp_path):
     assert total == 10 and len(copied) == 10
     assert [r.SerializeToString() for r in copied] == [r.SerializeToString() for r in records[:10]]
     assert spec.action_spec.discrete_branches == (3,)
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".demo-")]
+    assert os.listdir(tmp_path) == ["copy.demo"]
 
 
 @settings(

@@ -29,15 +29,16 @@ Differences from ML-Agents 1.1.0, on purpose:
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, NamedTuple, overload
 
 import numpy as np
 
 from mlagents_fast import _native
+from mlagents_fast.atomic_io import atomic_write
 from mlagents_fast.envs.base_env import BehaviorSpec
 from mlagents_fast.envs.rpc_utils import behavior_spec_from_decoded
 from mlagents_fast.exceptions import DemonstrationError
@@ -375,22 +376,15 @@ def write_demo(
 ) -> None:
     """Writes a ``.demo`` file from protobuf messages (ML-Agents' layout: the meta at byte 0,
     the brain parameters at :data:`INITIAL_POS`, then the records). Written atomically."""
-    directory = os.path.dirname(os.path.abspath(demo_path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".demo-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write_delimited(f, meta_data_proto)
-            if f.tell() > INITIAL_POS:
-                raise DemonstrationError(
-                    f"{demo_path}: the DemonstrationMetaProto takes {f.tell()} bytes, more "
-                    f"than the {INITIAL_POS} the format reserves"
-                )
-            f.write(bytes(INITIAL_POS - f.tell()))
-            write_delimited(f, brain_param_proto)
-            for pair in agent_info_protos:
-                write_delimited(f, pair)
-        os.replace(temporary, demo_path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    meta = io.BytesIO()
+    write_delimited(meta, meta_data_proto)
+    if meta.tell() > INITIAL_POS:
+        raise DemonstrationError(
+            f"{demo_path}: the DemonstrationMetaProto takes {meta.tell()} bytes, more than "
+            f"the {INITIAL_POS} the format reserves"
+        )
+    with atomic_write(demo_path) as f:
+        f.write(meta.getvalue().ljust(INITIAL_POS, b"\0"))
+        write_delimited(f, brain_param_proto)
+        for pair in agent_info_protos:
+            write_delimited(f, pair)
