@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from mlagents_fast.exceptions import CorruptFileError, MlagentsFastError, StorageIOError
+from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.model_saver.torch_model_saver import (
     DEFAULT_CHECKPOINT_NAME,
     TorchModelSaver,
@@ -111,8 +112,11 @@ def test_truncated_checkpoint_is_corrupt(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     resumed, _, _ = make_saver(tmp_path, seed=1, load=True)
-    with pytest.raises(CorruptFileError, match="checkpoint.pt"):
+    # One line naming the file, and which intact checkpoint to copy over it.
+    with pytest.raises(ResultsFileError, match="checkpoint.pt is corrupt") as info:
         resumed.initialize_or_load()
+    assert "copy " + str(tmp_path / "Walker" / "Walker-10.pt") in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_garbage_and_foreign_files_are_rejected(tmp_path):

@@ -50,9 +50,14 @@ def test_ppo_run_writes_mlagents_results_layout(tmp_path):
     # (as ML-Agents), so within one trajectory (time_horizon 8) of 200 and 400; plus the final.
     steps = [c["steps"] for c in checkpoints]
     assert 192 <= steps[0] <= 200 and 392 <= steps[1] <= 400 and steps[-1] >= 400
-    assert status["Sign"]["final_checkpoint"]["file_path"].endswith(
-        os.path.join("sign", "Sign.onnx")
-    )
+    # Paths relative to the run folder, so a copied results folder resumes on its own files.
+    assert status["Sign"]["final_checkpoint"]["file_path"] == "Sign.onnx"
+    assert [c["file_path"] for c in checkpoints] == [
+        os.path.join("Sign", f"Sign-{step}.onnx") for step in steps
+    ]
+    assert [c["auxillary_file_paths"] for c in checkpoints] == [
+        [os.path.join("Sign", f"Sign-{step}.pt")] for step in steps
+    ]
     assert "metadata" in status
     timers = json.loads((run_dir / "run_logs" / "timers.json").read_text())
     assert timers["name"] == "root" and "children" in timers

@@ -26,19 +26,31 @@ def _clean_status():
 def test_training_status_round_trip(tmp_path):
     path = str(tmp_path / "run_logs" / "training_status.json")
     GlobalTrainingStatus.set_parameter_state("wall_height", StatusType.LESSON_NUM, 2)
-    GlobalTrainingStatus.set_parameter_state("3DBall", StatusType.CHECKPOINTS, [{"steps": 10}])
+    onnx = str(tmp_path / "3DBall" / "3DBall-10.onnx")
+    entry = {"steps": 10, "file_path": onnx, "auxillary_file_paths": [onnx[:-4] + "pt"]}
+    GlobalTrainingStatus.set_parameter_state("3DBall", StatusType.CHECKPOINTS, [entry])
     GlobalTrainingStatus.save_state(path)
     with open(path) as f:
         saved = json.load(f)
     assert saved["wall_height"] == {"lesson_num": 2}
-    assert saved["3DBall"] == {"checkpoints": [{"steps": 10}]}
-    assert saved["metadata"] == StatusMetaData().to_dict()
+    # Paths relative to the run folder (the folder above run_logs).
+    relative = {
+        "steps": 10,
+        "file_path": os.path.join("3DBall", "3DBall-10.onnx"),
+        "auxillary_file_paths": [os.path.join("3DBall", "3DBall-10.pt")],
+    }
+    assert saved["3DBall"] == {"checkpoints": [relative]}
+    assert saved["metadata"] == {
+        **StatusMetaData().to_dict(),
+        "checkpoint_paths": "relative to the run folder",
+    }
     assert os.listdir(tmp_path / "run_logs") == ["training_status.json"]
 
     GlobalTrainingStatus.reset()
     assert GlobalTrainingStatus.get_parameter_state("wall_height", StatusType.LESSON_NUM) is None
     GlobalTrainingStatus.load_state(path)
     assert GlobalTrainingStatus.get_parameter_state("wall_height", StatusType.LESSON_NUM) == 2
+    assert GlobalTrainingStatus.get_parameter_state("3DBall", StatusType.CHECKPOINTS) == [entry]
 
 
 def test_training_status_missing_file_only_warns(tmp_path, caplog):

@@ -24,6 +24,7 @@ __all__ = [
     "InvalidScheduleError",
     "MetaCurriculumError",
     "MissingOptionError",
+    "ResultsFileError",
     "SamplerException",
     "TrainerConfigError",
     "TrainerConfigWarning",
@@ -102,3 +103,17 @@ class MissingOptionError(TrainerConfigError, TypeError):
 class InvalidScheduleError(TrainerConfigError, UnityTrainerException):
     """A hyperparameter schedule is not one of ScheduleType's (ML-Agents raises
     ``UnityTrainerException``)."""
+
+
+class ResultsFileError(TrainerConfigError, UnityTrainerException):
+    """A file of a previous run that ``--resume`` or ``--initialize-from`` reads is missing or
+    damaged. The message names the file and what to do; the command line prints it on one
+    line and exits with status 2, as for a configuration error. ML-Agents raises
+    ``UnityTrainerException`` for a missing ``--initialize-from`` checkpoint.
+
+    :param path: the file (or folder) at fault.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

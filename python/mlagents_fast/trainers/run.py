@@ -29,7 +29,14 @@ from mlagents_fast.atomic_io import (
     write_json_atomically,
     write_text_atomically,
 )
-from mlagents_fast.trainers.directory_utils import setup_init_path, validate_existing_directories
+from mlagents_fast.trainers.directory_utils import (
+    check_behavior_can_resume,
+    check_init_files,
+    check_resume_files,
+    setup_init_path,
+    validate_existing_directories,
+)
+from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.stats import (
     REWARD_KEY,
     ConsoleWriter,
@@ -156,15 +163,23 @@ def run_training(
             checkpoint_settings.force,
             checkpoint_settings.maybe_init_path,
         )
+        # Everything read from earlier runs is checked before anything is written, so a
+        # missing or damaged file stops the run with one line and leaves the folder as it was.
+        if checkpoint_settings.resume:
+            check_resume_files(write_path, options.behaviors)
+        elif checkpoint_settings.maybe_init_path is not None:
+            setup_init_path(options.behaviors, checkpoint_settings.maybe_init_path)
+        check_init_files(options.behaviors)
         for leftover in remove_interrupted_writes(write_path) if os.path.isdir(write_path) else []:
             logger.info("Removed %s, left by an interrupted write.", leftover)
         os.makedirs(run_logs_dir, exist_ok=True)
         GlobalTrainingStatus.reset()
         if checkpoint_settings.resume:
             GlobalTrainingStatus.load_state(os.path.join(run_logs_dir, "training_status.json"))
-        elif checkpoint_settings.maybe_init_path is not None:
-            setup_init_path(options.behaviors, checkpoint_settings.maybe_init_path)
-        write_run_options(write_path, options)
+        else:
+            # A resumed run keeps the previous configuration.yaml until it has loaded every
+            # behavior (written at the end), so a failed resume changes nothing.
+            write_run_options(write_path, options)
 
         StatsReporter.reset()
         reward_history = _RewardHistoryWriter()
@@ -204,17 +219,24 @@ def run_training(
             not checkpoint_settings.inference,
             run_seed,
         )
+    if checkpoint_settings.resume:
+        _check_each_behavior_on_creation(trainer_factory, write_path)
+    results_file_failed = False
     try:
         with _SignalsAsKeyboardInterrupt():
             controller.start_learning(env_manager)
+    except ResultsFileError:
+        results_file_failed = True
+        raise
     finally:
         try:
             env_manager.close()
         finally:
-            write_run_options(write_path, options)
-            _write_timing_tree(run_logs_dir)
-            if not checkpoint_settings.inference:
-                controller.save_training_status()
+            if not results_file_failed:
+                write_run_options(write_path, options)
+                _write_timing_tree(run_logs_dir)
+                if not checkpoint_settings.inference:
+                    controller.save_training_status()
             StatsReporter.reset()
     return TrainingResult(
         run_dir=write_path,
@@ -222,6 +244,18 @@ def run_training(
         reward_history=reward_history.history,
         lesson_history=reward_history.lessons,
     )
+
+
+def _check_each_behavior_on_creation(trainer_factory: Any, run_folder: str) -> None:
+    """On --resume, a behavior the environment brings that the run never saved (no folder,
+    so not checked up front) fails before its trainer writes anything (TensorBoard files)."""
+    generate = trainer_factory.generate
+
+    def generate_after_check(behavior_name: str) -> Any:
+        check_behavior_can_resume(run_folder, behavior_name, load=False)
+        return generate(behavior_name)
+
+    trainer_factory.generate = generate_after_check
 
 
 def _create_env_manager(

@@ -841,12 +841,7 @@ fn bools_from_bytes(bytes: Vec<u8>) -> Vec<bool> {
 pub fn load_fields(path: &Path, expected_kind: &str) -> CoreResult<Vec<FieldData>> {
     let mut file = open(path)?;
     let parsed = read_header(&mut file, path)?;
-    if parsed.kind != expected_kind {
-        return Err(corrupt(
-            path,
-            format!("holds a {:?} file, expected {expected_kind:?}", parsed.kind),
-        ));
-    }
+    check_kind(&parsed, expected_kind, path)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&parsed.header);
     let mut cursor = parsed.header.len() as u64;
@@ -886,18 +881,91 @@ pub fn load_fields(path: &Path, expected_kind: &str) -> CoreResult<Vec<FieldData
             values,
         });
     }
+    debug_assert_eq!(cursor + TRAILER_LEN, parsed.file_len);
+    check_trailer(&mut file, hasher, path)?;
+    Ok(fields)
+}
+
+fn check_kind(parsed: &ParsedHeader, expected_kind: &str, path: &Path) -> CoreResult<()> {
+    if parsed.kind != expected_kind {
+        return Err(corrupt(
+            path,
+            format!("holds a {:?} file, expected {expected_kind:?}", parsed.kind),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the trailer after the data: end marker, then the CRC of every byte before it.
+fn check_trailer(file: &mut File, hasher: crc32fast::Hasher, path: &Path) -> CoreResult<()> {
     let mut trailer = [0u8; TRAILER_LEN as usize];
     file.read_exact(&mut trailer)
         .map_err(|e| io_error(path, "read", e))?;
-    debug_assert_eq!(cursor + TRAILER_LEN, parsed.file_len);
     if trailer[4..] != END_MARKER {
         return Err(corrupt(path, "end marker missing (file is damaged)"));
     }
-    let stored_crc = u32::from_le_bytes(trailer[..4].try_into().unwrap());
+    let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     if hasher.finalize() != stored_crc {
         return Err(corrupt(path, "checksum mismatch (data is damaged)"));
     }
-    Ok(fields)
+    Ok(())
+}
+
+/// Checks a whole field file as [`load_fields`] does (header, every data byte against the
+/// checksum, bool values, trailer) without keeping its data: memory stays one small buffer
+/// whatever the file's size. `expected_kind` None accepts any kind. Returns the summary.
+pub fn verify_fields(path: &Path, expected_kind: Option<&str>) -> CoreResult<FileSummary> {
+    let mut file = open(path)?;
+    let parsed = read_header(&mut file, path)?;
+    if let Some(kind) = expected_kind {
+        check_kind(&parsed, kind, path)?;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&parsed.header);
+    let mut cursor = parsed.header.len() as u64;
+    let mut chunk = vec![0u8; 1 << 16];
+    for record in &parsed.records {
+        // Padding, then the field's data, through the same hasher as load_fields.
+        for (start, len, is_data) in [
+            (cursor, record.offset - cursor, false),
+            (record.offset, record.byte_len, true),
+        ] {
+            let mut left = len;
+            let mut position = start;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                file.read_exact(&mut chunk[..n])
+                    .map_err(|e| io_error(path, "read", e))?;
+                hasher.update(&chunk[..n]);
+                if is_data && record.dtype == Dtype::Bool {
+                    if let Some(bad) = chunk[..n].iter().position(|&b| b > 1) {
+                        return Err(corrupt(
+                            path,
+                            format!(
+                                "bool field {:?} holds byte {} at value {}",
+                                record.name,
+                                chunk[bad],
+                                position - record.offset + bad as u64
+                            ),
+                        ));
+                    }
+                }
+                left -= n as u64;
+                position += n as u64;
+            }
+        }
+        cursor = record.offset + record.byte_len;
+    }
+    check_trailer(&mut file, hasher, path)?;
+    Ok(FileSummary {
+        kind: parsed.kind,
+        version: parsed.version,
+        fields: parsed
+            .records
+            .into_iter()
+            .map(|r| (r.name, r.dtype, r.row_shape, r.rows))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -972,7 +1040,7 @@ mod tests {
         .unwrap();
     }
 
-    fn corrupt_message(result: CoreResult<Vec<FieldData>>) -> String {
+    fn corrupt_message<T: std::fmt::Debug>(result: CoreResult<T>) -> String {
         match result {
             Err(CoreError::CorruptFile { message, .. }) => message,
             other => panic!("expected CorruptFile, got {other:?}"),
@@ -1054,6 +1122,8 @@ mod tests {
             fs::write(&cut, &bytes[..len]).unwrap();
             let message = corrupt_message(load_fields(&cut, "test_kind"));
             assert!(!message.is_empty(), "length {len}");
+            let verified = corrupt_message(verify_fields(&cut, Some("test_kind")));
+            assert_eq!(verified, message, "length {len}");
         }
         fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
         assert!(corrupt_message(load_fields(&cut, "test_kind")).contains("truncated"));
@@ -1076,13 +1146,58 @@ mod tests {
             let mut damaged = bytes.clone();
             damaged[index] ^= 0x10;
             fs::write(&bad, &damaged).unwrap();
-            corrupt_message(load_fields(&bad, "test_kind"));
+            let message = corrupt_message(load_fields(&bad, "test_kind"));
+            assert_eq!(
+                corrupt_message(verify_fields(&bad, None)),
+                message,
+                "byte {index}"
+            );
         }
+        let summary = verify_fields(&path, Some("test_kind")).unwrap();
+        assert_eq!(summary.kind, "test_kind");
+        assert_eq!(summary.fields.len(), sample_fields_count());
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
         let mut damaged = bytes.clone();
         damaged[header_len + 70] ^= 1;
         fs::write(&bad, &damaged).unwrap();
         assert!(corrupt_message(load_fields(&bad, "test_kind")).contains("checksum"));
+    }
+
+    fn sample_fields_count() -> usize {
+        let dir = ScratchDir::new("count");
+        let path = dir.0.join("a.fields");
+        save_sample(&path);
+        inspect_fields(&path).unwrap().fields.len()
+    }
+
+    #[test]
+    fn verify_finds_a_bad_bool_under_a_valid_checksum() {
+        let dir = ScratchDir::new("bool");
+        let path = dir.0.join("a.fields");
+        let flags = [true, false, true];
+        save_fields(
+            &path,
+            "test_kind",
+            &[FieldRef {
+                name: "done",
+                row_shape: &[],
+                rows: 3,
+                values: FieldSlice::Bool(&flags),
+            }],
+        )
+        .unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as u64;
+        let data = header_len.div_ceil(DATA_ALIGNMENT) * DATA_ALIGNMENT;
+        bytes[data as usize + 1] = 2;
+        let end = bytes.len() - TRAILER_LEN as usize;
+        let crc = crc32fast::hash(&bytes[..end]);
+        bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let message = corrupt_message(load_fields(&path, "test_kind"));
+        assert!(message.contains("bool field"), "{message}");
+        assert_eq!(corrupt_message(verify_fields(&path, None)), message);
+        assert!(corrupt_message(verify_fields(&path, Some("replay_buffer"))).contains("expected"));
     }
 
     #[test]

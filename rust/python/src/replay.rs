@@ -199,6 +199,19 @@ fn load_fields<'py>(py: Python<'py>, path: PathBuf, kind: &str) -> PyResult<Boun
     Ok(out)
 }
 
+/// verify_fields(path, kind=None)
+/// --
+///
+/// Checks a whole field file as load_fields does (every byte against its checksum) without
+/// loading it: memory stays small whatever the file's size. `kind` None accepts any kind.
+/// Raises CorruptFileError or StorageIOError naming the file; returns None.
+#[pyfunction]
+#[pyo3(signature = (path, kind=None))]
+fn verify_fields(py: Python<'_>, path: PathBuf, kind: Option<&str>) -> PyResult<()> {
+    py.detach(|| storage::verify_fields(&path, kind)).py()?;
+    Ok(())
+}
+
 /// Extracts `{name: array}` into (name, array) pairs, checking each array.
 fn extract_named_arrays<'py>(
     mapping: &Bound<'py, PyDict>,
@@ -431,5 +444,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReplayRing>()?;
     m.add_function(wrap_pyfunction!(save_fields, m)?)?;
     m.add_function(wrap_pyfunction!(load_fields, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_fields, m)?)?;
     Ok(())
 }

@@ -22,7 +22,7 @@ import torch
 
 from mlagents_fast.atomic_io import atomic_write_with, write_bytes_atomically
 from mlagents_fast.exceptions import CorruptFileError, StorageIOError
-from mlagents_fast.trainers.exception import UnityTrainerException
+from mlagents_fast.trainers.exception import ResultsFileError, UnityTrainerException
 from mlagents_fast.trainers.model_saver.model_saver import BaseModelSaver
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_NAME",
     "TorchModelSaver",
     "load_checkpoint_file",
+    "load_training_checkpoint",
     "save_checkpoint_file",
 ]
 
@@ -146,6 +147,67 @@ def load_checkpoint_file(path: str) -> dict[str, Any]:
     return loaded
 
 
+def _step_of(file_name: str, behavior_name: str) -> int | None:
+    """The step of a ``<behavior>-<step>.pt`` file name; None for other names."""
+    if not (file_name.startswith(behavior_name + "-") and file_name.endswith(".pt")):
+        return None
+    stem = file_name[len(behavior_name) + 1 : -len(".pt")]
+    return int(stem) if stem.isdigit() else None
+
+
+def _newest_intact_checkpoint(folder: str, behavior_name: str) -> str | None:
+    """The newest ``<behavior>-<step>.pt`` in ``folder`` that loads, if any."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    by_step = sorted(
+        ((step, name) for name in names if (step := _step_of(name, behavior_name)) is not None),
+        reverse=True,
+    )
+    for _, name in by_step:
+        try:
+            load_checkpoint_file(os.path.join(folder, name))
+        except (CorruptFileError, StorageIOError):
+            continue
+        return name
+    return None
+
+
+def _what_to_do(path: str, behavior_name: str, resume: bool) -> str:
+    if not resume:
+        return (
+            "Initialize from another run or checkpoint (--initialize-from, the behavior's "
+            "init_path), or start without one."
+        )
+    folder = os.path.dirname(path)
+    intact = _newest_intact_checkpoint(folder, behavior_name)
+    if intact is not None:
+        return (
+            f"To resume from the newest intact checkpoint, copy {os.path.join(folder, intact)} "
+            f"over {os.path.basename(path)}; or start a new run id."
+        )
+    return (
+        "Restore it from a backup, or start a new run id (--initialize-from starts from "
+        "another run's weights)."
+    )
+
+
+def load_training_checkpoint(path: str, behavior_name: str, resume: bool) -> dict[str, Any]:
+    """:func:`load_checkpoint_file` for ``--resume`` (``resume``) or ``--initialize-from``:
+    a missing or damaged file raises :class:`ResultsFileError` (one line naming the file and
+    what to do: for a resume, which intact ``<behavior>-<step>.pt`` to copy over it)."""
+    try:
+        return load_checkpoint_file(path)
+    except (CorruptFileError, StorageIOError) as err:
+        message = " ".join(str(err).split())
+        if path not in message:
+            message = f"{path}: {message}"
+        raise ResultsFileError(
+            f"{message}. {_what_to_do(path, behavior_name, resume)}", path
+        ) from err
+
+
 class TorchModelSaver(BaseModelSaver):
     def __init__(self, trainer_settings: Any, model_path: str, load: bool = False):
         """
@@ -212,7 +274,11 @@ class TorchModelSaver(BaseModelSaver):
         policy: TorchPolicy | None = None,
         reset_global_steps: bool = False,
     ) -> None:
-        saved_state_dict = load_checkpoint_file(load_path)
+        saved_state_dict = load_training_checkpoint(
+            load_path,
+            os.path.basename(os.path.normpath(self.model_path)),
+            resume=load_path != self.initialize_path,
+        )
         if policy is None:
             modules = self.modules
             policy = self.policy

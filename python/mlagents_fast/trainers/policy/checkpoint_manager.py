@@ -27,6 +27,11 @@ class ModelCheckpoint:
     )
 
 
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 class ModelCheckpointManager:
     @staticmethod
     def get_checkpoints(behavior_name: str) -> list[dict[str, Any]]:
@@ -41,11 +46,19 @@ class ModelCheckpointManager:
         return checkpoint_list
 
     @staticmethod
-    def remove_checkpoint(checkpoint: dict[str, Any]) -> None:
-        """Delete a checkpoint's files; files already gone are skipped."""
+    def remove_checkpoint(checkpoint: dict[str, Any], within_folder: str | None = None) -> None:
+        """Delete a checkpoint's files; files already gone are skipped.
+
+        :param within_folder: when given, files outside this folder are never deleted (a
+            training_status.json copied from elsewhere may name another run's files).
+        """
         file_paths = [checkpoint["file_path"]] + list(checkpoint.get("auxillary_file_paths", []))
         for file_path in file_paths:
-            if os.path.exists(file_path):
+            if within_folder is not None and not _inside(file_path, within_folder):
+                logger.warning(
+                    "Not removing old checkpoint %s: it is not in %s.", file_path, within_folder
+                )
+            elif os.path.exists(file_path):
                 os.remove(file_path)
                 logger.debug("Removed checkpoint model %s.", file_path)
             else:
@@ -53,19 +66,25 @@ class ModelCheckpointManager:
 
     @classmethod
     def _cleanup_extra_checkpoints(
-        cls, checkpoints: list[dict[str, Any]], keep_checkpoints: int
+        cls,
+        checkpoints: list[dict[str, Any]],
+        keep_checkpoints: int,
+        within_folder: str | None = None,
     ) -> list[dict[str, Any]]:
         while keep_checkpoints > 0 and len(checkpoints) > keep_checkpoints:
-            cls.remove_checkpoint(checkpoints.pop(0))
+            cls.remove_checkpoint(checkpoints.pop(0), within_folder)
         return checkpoints
 
     @classmethod
     def add_checkpoint(
         cls, behavior_name: str, new_checkpoint: ModelCheckpoint, keep_checkpoints: int
     ) -> None:
+        """Record ``new_checkpoint``; beyond ``keep_checkpoints``, delete the oldest ones'
+        files, only inside the folder the new checkpoint was written to."""
         checkpoints = cls.get_checkpoints(behavior_name)
         checkpoints.append(attr.asdict(new_checkpoint))
-        cls._cleanup_extra_checkpoints(checkpoints, keep_checkpoints)
+        folder = os.path.dirname(os.path.abspath(new_checkpoint.file_path))
+        cls._cleanup_extra_checkpoints(checkpoints, keep_checkpoints, folder)
         GlobalTrainingStatus.set_parameter_state(behavior_name, StatusType.CHECKPOINTS, checkpoints)
 
     @classmethod

@@ -1,0 +1,341 @@
+"""--resume and --initialize-from over missing and damaged results files.
+
+Every case runs the command line (in-process: ``learn.main``, whose SystemExit and stderr are
+what the console script gives; two cases also in a real subprocess) on a copy of one finished
+SAC run with ``save_replay_buffer``, and checks: exit status 2, one line on stderr naming the
+file, no traceback, and not one byte of the results folder changed.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlagents_fast.trainers.directory_utils import read_previous_configuration, read_previous_status
+from mlagents_fast.trainers.learn import main as learn_main
+from mlagents_fast.trainers.run import train
+from mlagents_fast.trainers.settings import RunOptions
+from trainer_fixtures import SignEnv
+
+RUN_ID = "base"
+BEHAVIOR = "Sign"
+CONFIG = {
+    "behaviors": {
+        BEHAVIOR: {
+            "trainer_type": "sac",
+            "hyperparameters": {
+                "batch_size": 16,
+                "buffer_size": 1000,
+                "buffer_init_steps": 20,
+                "steps_per_update": 4,
+                "save_replay_buffer": True,
+            },
+            "network_settings": {"hidden_units": 8, "num_layers": 1},
+            "max_steps": 120,
+            "time_horizon": 8,
+            "summary_freq": 1000,
+            "checkpoint_interval": 60,
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """results/base: a finished SAC run (checkpoints, replay buffer, status, configuration)."""
+    results = tmp_path_factory.mktemp("results")
+    train(
+        SignEnv(discrete=True),
+        RunOptions.from_dict(json.loads(json.dumps(CONFIG))),
+        run_id=RUN_ID,
+        results_dir=str(results),
+        seed=1,
+    )
+    return results / RUN_ID
+
+
+@pytest.fixture
+def results(tmp_path, finished_run):
+    """A fresh copy of the finished run, and the config file the command line is given."""
+    copy = tmp_path / "results"
+    shutil.copytree(finished_run, copy / RUN_ID)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    return copy, config
+
+
+def snapshot(folder):
+    return {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def run_cli(capsys, config, results_dir, *flags):
+    """learn.main as the console script runs it: (exit status, stderr)."""
+    argv = [str(config), "--results-dir", str(results_dir), "--env", "builtin:GoalSeeker1D"]
+    capsys.readouterr()
+    try:
+        with pytest.raises(SystemExit) as info:
+            learn_main([*argv, *flags])
+    finally:
+        # The CLI logs to the sys.stdout of its call, which capsys closes after the test.
+        cli_logger = logging.getLogger("mlagents_fast")
+        for handler in list(cli_logger.handlers):
+            if getattr(handler, "_mlagents_fast_cli", False):
+                cli_logger.removeHandler(handler)
+        cli_logger.propagate = True
+    return info.value.code, capsys.readouterr().err
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip(mask):
+    def damage(path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= mask
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+def _write(content):
+    def damage(path):
+        path.write_bytes(content)
+
+    return damage
+
+
+def _remove(path):
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _edit_json(edit):
+    def damage(path):
+        status = json.loads(path.read_text())
+        edit(status)
+        path.write_text(json.dumps(status))
+
+    return damage
+
+
+def _edit_yaml(edit):
+    def damage(path):
+        config = yaml.safe_load(path.read_text())
+        edit(config)
+        path.write_text(yaml.safe_dump(config))
+
+    return damage
+
+
+def _foreign_checkpoint(path):
+    torch.save({"weights": torch.zeros(3)}, str(path))
+
+
+CHECKPOINT = f"{BEHAVIOR}/checkpoint.pt"
+REPLAY = f"{BEHAVIOR}/last_replay_buffer.hdf5"
+STATUS = "run_logs/training_status.json"
+CONFIGURATION = "configuration.yaml"
+
+DAMAGED_RESUME_CASES = {
+    "checkpoint truncated": (CHECKPOINT, _truncate),
+    "checkpoint byte flipped": (CHECKPOINT, _flip(0x01)),
+    "checkpoint empty": (CHECKPOINT, _write(b"")),
+    "checkpoint missing": (CHECKPOINT, _remove),
+    "checkpoint foreign": (CHECKPOINT, _foreign_checkpoint),
+    "checkpoint garbage": (CHECKPOINT, _write(b"not a checkpoint\n" * 20)),
+    "behavior folder missing": (BEHAVIOR, _remove),
+    "replay truncated": (REPLAY, _truncate),
+    "replay byte flipped": (REPLAY, _flip(0x01)),
+    "replay empty": (REPLAY, _write(b"")),
+    "replay missing": (REPLAY, _remove),
+    "replay garbage": (REPLAY, _write(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)),
+    "status truncated": (STATUS, _truncate),
+    "status byte damaged (not UTF-8)": (STATUS, _flip(0x80)),
+    "status empty": (STATUS, _write(b"")),
+    "status missing": (STATUS, _remove),
+    "status is a list": (STATUS, _write(b"[1, 2]")),
+    "status without metadata": (STATUS, _edit_json(lambda s: s.pop("metadata"))),
+    "status checkpoints not a list": (
+        STATUS,
+        _edit_json(lambda s: s[BEHAVIOR].update(checkpoints="none")),
+    ),
+    "status step is a string": (
+        STATUS,
+        _edit_json(lambda s: s[BEHAVIOR]["checkpoints"][0].update(steps="60")),
+    ),
+    "status file_path is a number": (
+        STATUS,
+        _edit_json(lambda s: s[BEHAVIOR]["final_checkpoint"].update(file_path=7)),
+    ),
+    "status lesson is a string": (
+        STATUS,
+        _edit_json(lambda s: s.update(wall={"lesson_num": "two"})),
+    ),
+    "configuration truncated": (CONFIGURATION, _truncate),
+    "configuration byte damaged (not UTF-8)": (CONFIGURATION, _flip(0x80)),
+    "configuration empty": (CONFIGURATION, _write(b"")),
+    "configuration missing": (CONFIGURATION, _remove),
+    "configuration not YAML": (CONFIGURATION, _write(b"behaviors: [unclosed\n")),
+    "configuration wrong type": (
+        CONFIGURATION,
+        _edit_yaml(lambda c: c["behaviors"][BEHAVIOR].update(max_steps="many")),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_RESUME_CASES))
+def test_damaged_file_on_resume_is_one_line_and_exit_2_and_changes_nothing(case, results, capsys):
+    results_dir, config = results
+    run_folder = results_dir / RUN_ID
+    relative, damage = DAMAGED_RESUME_CASES[case]
+    damage(run_folder / relative)
+    before = snapshot(run_folder)
+    status, stderr = run_cli(capsys, config, results_dir, "--run-id", RUN_ID, "--resume")
+    assert status == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("mlagents-fast-learn: error: ")
+    assert os.path.normpath(relative) in lines[0], lines[0]
+    assert snapshot(run_folder) == before
+
+
+def test_an_environment_behavior_the_run_never_saved_fails_before_writing(results, capsys):
+    """The built-in GoalSeeker1D brings a behavior with no folder in the run: found when
+    its trainer would be created (not before: only the environment names it)."""
+    results_dir, config = results
+    config.write_text(
+        yaml.safe_dump({**CONFIG, "default_settings": {"trainer_type": "sac", "max_steps": 100}})
+    )
+    before = snapshot(results_dir / RUN_ID)
+    status, stderr = run_cli(capsys, config, results_dir, "--run-id", RUN_ID, "--resume")
+    assert status == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "GoalSeeker1D" in stderr, stderr
+    assert snapshot(results_dir / RUN_ID) == before
+
+
+def test_the_intact_run_resumes(results):
+    """The control: the undamaged copy resumes, so the cases above fail on the damage."""
+    results_dir, _ = results
+    result = train(
+        SignEnv(discrete=True),
+        RunOptions.from_dict(_with_max_steps(CONFIG, 180)),
+        run_id=RUN_ID,
+        results_dir=str(results_dir),
+        seed=1,
+        resume=True,
+    )
+    assert result.steps[BEHAVIOR] >= 180
+
+
+def _with_max_steps(config, max_steps):
+    config = json.loads(json.dumps(config))
+    config["behaviors"][BEHAVIOR]["max_steps"] = max_steps
+    return config
+
+
+@pytest.mark.parametrize(
+    "relative, damage",
+    [(CHECKPOINT, _flip(0x01)), (CHECKPOINT, _remove), (BEHAVIOR, _remove)],
+    ids=["flipped", "missing", "no behavior folder"],
+)
+def test_damaged_source_of_initialize_from_is_one_line_and_writes_nothing(
+    relative, damage, results, capsys
+):
+    results_dir, config = results
+    damage(results_dir / RUN_ID / relative)
+    before = snapshot(results_dir)
+    status, stderr = run_cli(
+        capsys, config, results_dir, "--run-id", "new", "--initialize-from", RUN_ID
+    )
+    assert status == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert os.path.join(RUN_ID, BEHAVIOR) in lines[0]
+    assert snapshot(results_dir) == before  # no results/new either
+
+
+def test_the_console_script_prints_one_line_and_exits_2(results):
+    """A byte of training_status.json that is not UTF-8 (a raw UnicodeDecodeError before)."""
+    results_dir, config = results
+    relative = STATUS
+    _flip(0x80)(results_dir / RUN_ID / relative)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from mlagents_fast.trainers.learn import main; main()",
+            str(config),
+            "--run-id",
+            RUN_ID,
+            "--resume",
+            "--results-dir",
+            str(results_dir),
+            "--env",
+            "builtin:GoalSeeker1D",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+    assert os.path.normpath(relative) in completed.stderr
+
+
+ANCHOR_PYTHON = (
+    Path(os.environ.get("ANCHOR_VENV", Path.home() / ".cache/mlagents-anchor-venv"))
+    / "bin"
+    / "python"
+)
+
+_MLAGENTS_RUN_FILES = """
+import os, sys
+import mlagents.plugins.trainer_type as trainer_type
+from mlagents.trainers.cli_utils import load_config
+from mlagents.trainers.learn import write_run_options
+from mlagents.trainers.policy.checkpoint_manager import ModelCheckpoint, ModelCheckpointManager
+from mlagents.trainers.settings import RunOptions
+from mlagents.trainers.training_status import GlobalTrainingStatus
+trainer_type.register_trainer_plugins()
+out, config = sys.argv[1], sys.argv[2]
+write_run_options(out, RunOptions.from_dict(load_config(config)))
+step_file = os.path.join(out, "3DBall", "3DBall-500")
+checkpoint = ModelCheckpoint(500, step_file + ".onnx", 1.5, 12.0, [step_file + ".pt"])
+ModelCheckpointManager.add_checkpoint("3DBall", checkpoint, 5)
+checkpoint.file_path = os.path.join(out, "3DBall.onnx")
+ModelCheckpointManager.track_final_checkpoint("3DBall", checkpoint)
+os.makedirs(os.path.join(out, "run_logs"))
+GlobalTrainingStatus.save_state(os.path.join(out, "run_logs", "training_status.json"))
+"""
+
+
+@pytest.mark.skipif(not ANCHOR_PYTHON.exists(), reason="ML-Agents anchor venv not installed")
+@pytest.mark.parametrize("trainer", ["ppo", "sac"])
+def test_run_files_written_by_mlagents_pass_the_checks(tmp_path, trainer):
+    """configuration.yaml and training_status.json of an ML-Agents 1.1.0 run are read as
+    intact (a resume of an upstream run is not refused as damaged)."""
+    config = Path(__file__).parent.parent / "config" / trainer / "3DBall.yaml"
+    subprocess.run(
+        [str(ANCHOR_PYTHON), "-c", _MLAGENTS_RUN_FILES, str(tmp_path), str(config)],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    options = read_previous_configuration(str(tmp_path))
+    assert options.behaviors["3DBall"].trainer_type == trainer
+    status = read_previous_status(str(tmp_path))
+    assert status["3DBall"]["checkpoints"][0]["steps"] == 500
