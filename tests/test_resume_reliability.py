@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 from mlagents_fast.trainers.directory_utils import read_previous_configuration, read_previous_status
+from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.learn import main as learn_main
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
@@ -339,3 +340,21 @@ def test_run_files_written_by_mlagents_pass_the_checks(tmp_path, trainer):
     assert options.behaviors["3DBall"].trainer_type == trainer
     status = read_previous_status(str(tmp_path))
     assert status["3DBall"]["checkpoints"][0]["steps"] == 500
+
+
+def test_every_cut_of_configuration_yaml_is_refused(finished_run, tmp_path):
+    """configuration.yaml has no checksum (it stays hand-editable), but a file cut short is
+    still caught: a section goes missing or the last value is cut. Every 7th byte cut."""
+    run = tmp_path / RUN_ID
+    run.mkdir()
+    data = (finished_run / CONFIGURATION).read_bytes()
+    refused = 0
+    cuts = range(0, len(data) - 1, 7)  # the last cut drops only the final newline
+    for length in cuts:
+        (run / CONFIGURATION).write_bytes(data[:length])
+        with pytest.raises(ResultsFileError, match="configuration.yaml is (damaged|missing)"):
+            read_previous_configuration(str(run))
+        refused += 1
+    assert refused == len(cuts) > 200
+    (run / CONFIGURATION).write_bytes(data)
+    read_previous_configuration(str(run))
