@@ -110,3 +110,26 @@ def test_small_unity_demonstrations_load_as_in_mlagents():
         "test_demo_dir",
     ]
     assert_same_as_mlagents([os.path.join(DEMOS, name) for name in names])
+
+
+def test_demonstrations_we_record_load_in_mlagents_as_in_ours(tmp_path):
+    from mlagents_fast.envs.builtin.experts import expert_for
+    from mlagents_fast.envs.demo_writer import record_demonstration
+    from mlagents_fast.envs.env_opener import make_env
+
+    paths = []
+    for env_name, steps in [
+        ("3DBall", 150),
+        ("GridWorld", 200),
+        ("VisualGridWorld", 60),
+        ("GoalSeeker1DHybrid", 200),
+    ]:
+        env = make_env(f"builtin:{env_name}", seed=4)
+        try:
+            summary = record_demonstration(
+                env, expert_for(env_name), str(tmp_path / f"{env_name}.demo"), steps
+            )
+        finally:
+            env.close()
+        paths.append(summary.path)
+    assert_same_as_mlagents(paths)

@@ -10,10 +10,16 @@ channels, and quits when the trainer sends status 400. Player arguments it does 
     mlagents-fast-env --env builtin:3DBall --mlagents-port 5005
     mlagents-fast-env --write-launcher builtin:3DBall --launcher-dir envs/
     mlagents-learn config.yaml --env envs/3DBall      # trains through the real gRPC link
+    mlagents-fast-env --record-demo 3DBall.demo --policy expert builtin:3DBall --steps 5000
 
 ``--env`` takes ``builtin:<Name>``, ``gym:<id>`` (see ``mlagents_fast.envs.env_opener``) or
 ``python:<module>:<callable>``, a callable taking ``seed``, ``num_areas`` and
 ``side_channels`` keywords and returning a BaseEnv.
+
+``--record-demo PATH`` runs the environment in this process with ``--policy`` (``expert``,
+``random``, an ``.onnx`` or ``.pt`` file, ``python:<module>:<callable>``; see
+``mlagents_fast.envs.demo_policies``) for ``--steps`` agent steps and writes a ``.demo`` file
+that ML-Agents and Unity read (``mlagents_fast.envs.demo_writer``).
 """
 
 from __future__ import annotations
@@ -342,7 +348,77 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-launcher", metavar="ENV", help="write a launcher for ENV")
     parser.add_argument("--launcher-dir", default=".", help="folder of the launcher file")
     parser.add_argument("--launcher-name", help="launcher base name (default: from ENV)")
+    parser.add_argument(
+        "--record-demo", metavar="PATH", help="record a .demo file of ENV run by --policy"
+    )
+    parser.add_argument(
+        "--policy",
+        default="expert",
+        help="expert (built-ins), random, model.onnx, checkpoint.pt or python:<module>:<callable>",
+    )
+    parser.add_argument("--steps", type=int, default=1000, help="agent steps to record")
+    parser.add_argument("--seed", type=int, default=0, help="environment and policy seed")
+    parser.add_argument("--behavior", help="behavior to record (default: the only one)")
+    parser.add_argument("--demo-name", help="demonstration name (default: the file name)")
+    parser.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample a model's actions instead of taking the deterministic ones",
+    )
+    parser.add_argument("env_positional", nargs="?", metavar="ENV", help="same as --env")
     return parser
+
+
+def record_demo_command(args: argparse.Namespace) -> int:
+    """``--record-demo``: run the environment with the policy and write the demonstration."""
+    from mlagents_fast.envs.demo_policies import policy_from_argument
+    from mlagents_fast.envs.demo_writer import record_demonstration
+    from mlagents_fast.exceptions import MlagentsFastError
+
+    env = args.env or args.env_positional
+    if not env:
+        print("mlagents-fast-env: --record-demo needs an environment (--env)", file=sys.stderr)
+        return 2
+    try:
+        factory = env_factory_for(env, args.agents_per_area)
+        environment = factory(args.seed, args.num_areas or 1, [])
+    except (UnityEnvironmentException, MlagentsFastError, ValueError) as err:
+        print(f"mlagents-fast-env: {err}", file=sys.stderr)
+        return 2
+    try:
+        names = list(environment.behavior_specs) or []
+        if not names:
+            environment.reset()
+            names = list(environment.behavior_specs)
+        behavior = args.behavior or (names[0] if len(names) == 1 else None)
+        if behavior is None or behavior not in environment.behavior_specs:
+            print(
+                f"mlagents-fast-env: name the behavior to record with --behavior "
+                f"(the environment has: {', '.join(names)})",
+                file=sys.stderr,
+            )
+            return 2
+        policy = policy_from_argument(
+            args.policy,
+            behavior,
+            environment.behavior_specs[behavior],
+            env=env,
+            seed=args.seed,
+            deterministic=not args.stochastic,
+        )
+        summary = record_demonstration(
+            environment, policy, args.record_demo, args.steps, behavior, args.demo_name
+        )
+    except MlagentsFastError as err:
+        print(f"mlagents-fast-env: {err}", file=sys.stderr)
+        return 2
+    finally:
+        environment.close()
+    print(
+        f"wrote {summary.path}: {summary.number_steps} steps, {summary.number_episodes} "
+        f"episodes, mean episode reward {summary.mean_reward:.3f}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -354,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     if ignored:
         logger.debug("ignored player arguments: %s", ignored)
+    if args.record_demo:
+        return record_demo_command(args)
     if args.write_launcher:
         extra = (
             [] if args.agents_per_area is None else ["--agents-per-area", str(args.agents_per_area)]
@@ -363,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_launcher(args.write_launcher, args.launcher_dir, args.launcher_name, extra)
         print(path)
         return 0
+    args.env = args.env or args.env_positional
     if not args.env:
         logger.error("--env is required")
         return 2

@@ -613,10 +613,11 @@ pub struct DemoActions<'a> {
 
 /// One delimited `AgentInfoActionPairProto` per agent of `batch`, in order: its
 /// agent info and the action of the same row (continuous and discrete fields).
+/// Returns the bytes and the end offset of each record in them.
 pub fn encode_records(
     batch: &AgentBatch<'_>,
     actions: &DemoActions<'_>,
-) -> Result<Vec<u8>, DemoError> {
+) -> Result<(Vec<u8>, Vec<usize>), DemoError> {
     check_agent_batch(batch).map_err(|err| DemoError::Invalid(err.to_string()))?;
     let n = batch.agent_id.len();
     let sizes_ok = Some(actions.continuous.len()) == n.checked_mul(actions.continuous_size)
@@ -631,6 +632,7 @@ pub fn encode_records(
         )));
     }
     let mut out = Writer::new();
+    let mut ends = Vec::with_capacity(n);
     let mut pair = Writer::new();
     for agent in 0..n {
         pair.buf.clear();
@@ -643,8 +645,9 @@ pub fn encode_records(
         });
         out.varint(pair.buf.len() as u64);
         out.buf.extend_from_slice(&pair.buf);
+        ends.push(out.buf.len());
     }
-    Ok(out.buf)
+    Ok((out.buf, ends))
 }
 
 #[cfg(test)]
@@ -707,7 +710,9 @@ mod tests {
         };
         let mut file = encode_meta_area(&meta).unwrap();
         file.extend(encode_brain_record(&brain(1, vec![3])));
-        file.extend(encode_records(&batch, &actions).unwrap());
+        let (records, ends) = encode_records(&batch, &actions).unwrap();
+        assert_eq!((ends.len(), ends.last()), (n, Some(&records.len())));
+        file.extend(records);
         file
     }
 

@@ -240,14 +240,15 @@ fn demo_encode_brain_record<'py>(
 ///
 /// One delimited AgentInfoActionPairProto per agent of `batch` (a dict as
 /// `encode_unity_output` takes), paired with the same row of `continuous`
-/// (float32 `(n, c)`) and `discrete` (int32 `(n, d)`).
+/// (float32 `(n, c)`) and `discrete` (int32 `(n, d)`). Returns a list of n
+/// bytes objects, one record each.
 #[pyfunction]
 fn demo_encode_records<'py>(
     py: Python<'py>,
     batch: Bound<'py, PyDict>,
     continuous: Bound<'py, PyAny>,
     discrete: Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> PyResult<Bound<'py, PyList>> {
     let borrowed = BorrowedBatch::new(&batch, "batch")?;
     let n = borrowed.len();
     let continuous: PyReadonlyArrayDyn<'py, f32> =
@@ -262,10 +263,16 @@ fn demo_encode_records<'py>(
         discrete_size: discrete.shape()[1],
     };
     let agent_batch = borrowed.agent_batch()?;
-    let bytes = py
+    let (bytes, ends) = py
         .detach(|| demo::encode_records(&agent_batch, &actions))
         .map_err(|err| invalid_argument("batch", err.to_string()))?;
-    Ok(PyBytes::new(py, &bytes))
+    let records = PyList::empty(py);
+    let mut start = 0;
+    for end in ends {
+        records.append(PyBytes::new(py, &bytes[start..end]))?;
+        start = end;
+    }
+    Ok(records)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
