@@ -8,7 +8,17 @@ columns reach ``max_trajectory_length`` (the behavior's time_horizon); it carrie
 observation so the trainer can bootstrap the value of a cut (or interrupted) episode.
 
 Rows are kept as numpy row views of the batched arrays, and a trajectory stacks them once
-(columnar), instead of building one object per agent step.
+(columnar), instead of building one object per agent step. The trajectories published are
+:class:`~mlagents_fast.trainers.trajectory.ColumnarTrajectory` objects, which also offer
+ML-Agents' ``Trajectory`` API (``steps``, ``to_agentbuffer()``, ...). Each says how it ended:
+``terminated`` (a TerminalStep that was not interrupted), ``truncated`` (a TerminalStep with
+``interrupted``: the episode hit its maximum length) or neither (cut at the time horizon).
+
+What the processor uses from the policy is what ML-Agents' uses, and less is fine: previous
+actions (``retrieve_previous_action``, ``save_previous_action``, ``remove_previous_action``)
+and memories (``use_recurrent``, ``retrieve_previous_memories``, ``remove_memories``) are
+recorded when the policy has them; the action-mask width comes from the policy's
+``behavior_spec`` when it has one, else from the masks the environment sends.
 """
 
 from __future__ import annotations
@@ -106,6 +116,8 @@ class AgentProcessor:
         self._episode_steps = np.zeros(0, dtype=np.int64)
         self._action_row_of: dict[int, int] = {}
         self._num_obs = 0
+        # Discrete branch sizes (None until known: from the policy's spec or the first masks).
+        self._branches: tuple[int, ...] | None = None
 
     @property
     def behavior_id(self) -> str:
@@ -113,16 +125,30 @@ class AgentProcessor:
 
     # --- slots -------------------------------------------------------------------------
 
-    def _ensure_slot_arrays(self, decision_steps: Any) -> None:
+    def _ensure_slot_arrays(self, steps: Any) -> None:
         """Allocate the per-slot arrays from the first batch's shapes."""
         if self._last_obs:
             return
-        self._num_obs = len(decision_steps.obs)
-        self._last_obs = [
-            np.zeros((0, *obs.shape[1:]), dtype=np.float32) for obs in decision_steps.obs
-        ]
-        width = self._mask_width()
-        self._last_mask = np.zeros((0, width), dtype=bool) if width else None
+        self._num_obs = len(steps.obs)
+        slots = self._has_last.shape[0]
+        self._last_obs = [np.zeros((slots, *obs.shape[1:]), dtype=np.float32) for obs in steps.obs]
+
+    def _ensure_mask_array(self, decision_steps: Any) -> None:
+        """Learn the discrete branches at the first decision: from the policy's behavior_spec
+        if it has one (ML-Agents' processor does not need it), else from the masks sent."""
+        if self._branches is not None:
+            return
+        spec = getattr(self.policy, "behavior_spec", None)
+        mask = getattr(decision_steps, "action_mask", None)
+        if spec is not None:
+            self._branches = tuple(int(b) for b in spec.action_spec.discrete_branches)
+        elif mask is not None:
+            self._branches = tuple(int(np.shape(branch)[1]) for branch in mask)
+        else:
+            self._branches = ()
+        width = sum(self._branches)
+        if width:
+            self._last_mask = np.zeros((self._has_last.shape[0], width), dtype=bool)
 
     def _grow_slots(self, needed: int) -> None:
         current = self._has_last.shape[0]
@@ -218,6 +244,7 @@ class AgentProcessor:
                 self._add_transitions(terminal_steps, rows, slots[known], terminated=True)
                 self._release(worker_id, np.asarray(terminal_steps.agent_id)[known], slots[known])
         if len(decision_steps):
+            self._ensure_mask_array(decision_steps)
             slots = self._slots_for(worker_id, np.asarray(decision_steps.agent_id), create=True)
             self._add_transitions(decision_steps, np.arange(len(slots)), slots, terminated=False)
             for k, obs in enumerate(decision_steps.obs):
@@ -269,7 +296,20 @@ class AgentProcessor:
         if not acted.any():
             return
         rows, slots = rows[acted], slots[acted]
-        columns = self._columns_for(slots)
+        # Memories and previous actions as the policy keeps them (their widths size the
+        # columns, so the policy needs no m_size or behavior_spec).
+        per_policy: dict[str, np.ndarray] = {}
+        if self._records_memories or self._records_prev_actions:
+            global_ids = [self._global_ids[slot] for slot in slots.tolist()]
+            if self._records_memories:
+                per_policy["memories"] = _rows(
+                    self.policy.retrieve_previous_memories(global_ids), np.float32, len(slots)
+                )
+            if self._records_prev_actions:
+                per_policy["prev_actions"] = _rows(
+                    self.policy.retrieve_previous_action(global_ids), np.int32, len(slots)
+                )
+        columns = self._columns_for(slots, per_policy)
         positions = columns.lengths[slots]
         fields = columns.fields
         for k in range(self._num_obs):
@@ -278,17 +318,8 @@ class AgentProcessor:
             fields[name][slots, positions] = stored[slots]
         if self._last_mask is not None:
             fields["action_masks"][slots, positions] = self._last_mask[slots]
-        global_ids = None
-        if "memories" in fields:
-            global_ids = [self._global_ids[slot] for slot in slots.tolist()]
-            fields["memories"][slots, positions] = self.policy.retrieve_previous_memories(
-                global_ids
-            )
-        if "prev_actions" in fields:
-            global_ids = global_ids or [self._global_ids[slot] for slot in slots.tolist()]
-            fields["prev_actions"][slots, positions] = self.policy.retrieve_previous_action(
-                global_ids
-            )
+        for name, values in per_policy.items():
+            fields[name][slots, positions] = values
         fields["rewards"][slots, positions] = np.asarray(steps.reward)[rows]
         group_reward = getattr(steps, "group_reward", None)
         if group_reward is not None:
@@ -317,7 +348,17 @@ class AgentProcessor:
             for steps_taken in self._episode_steps[slots].tolist():
                 self._stats_reporter.add_stat("Environment/Episode Length", steps_taken)
 
-    def _columns_for(self, slots: np.ndarray) -> _SlotColumns:
+    @property
+    def _records_memories(self) -> bool:
+        return bool(getattr(self.policy, "use_recurrent", False)) and hasattr(
+            self.policy, "retrieve_previous_memories"
+        )
+
+    @property
+    def _records_prev_actions(self) -> bool:
+        return hasattr(self.policy, "retrieve_previous_action")
+
+    def _columns_for(self, slots: np.ndarray, per_policy: dict[str, np.ndarray]) -> _SlotColumns:
         """The slot columns, allocated on first use and grown to hold one more row."""
         columns = self._columns
         if columns is None:
@@ -328,11 +369,8 @@ class AgentProcessor:
                 shapes[name] = (stored.shape[1:], stored.dtype)
             if self._last_mask is not None:
                 shapes["action_masks"] = (self._last_mask.shape[1:], bool)
-            if getattr(self.policy, "use_recurrent", False):
-                shapes["memories"] = ((int(self.policy.m_size),), np.float32)
-            if hasattr(self.policy, "retrieve_previous_action"):
-                width = len(self._mask_branches())
-                shapes["prev_actions"] = ((width,), np.int32)
+            for name, values in per_policy.items():
+                shapes[name] = (values.shape[1:], values.dtype)
             shapes["rewards"] = ((), np.float32)
             shapes["group_rewards"] = ((), np.float32)
             capacity = min(self._max_trajectory_length, 64)
@@ -374,16 +412,8 @@ class AgentProcessor:
             interrupted=interrupted,
             agent_id=self._global_ids[slot],
             behavior_id=self._behavior_id,
+            discrete_branches=self._branches or None,
         )
-
-    def _mask_branches(self) -> tuple[int, ...]:
-        spec = getattr(self.policy, "behavior_spec", None)
-        if spec is None:
-            return ()
-        return tuple(int(b) for b in spec.action_spec.discrete_branches)
-
-    def _mask_width(self) -> int:
-        return int(sum(self._mask_branches()))
 
     def record_environment_stats(self, env_stats: dict[str, Any], worker_id: int) -> None:
         """Pass stats the environment sent (stats side channel) to the stats reporter.
@@ -407,6 +437,16 @@ class AgentProcessor:
         """Drop every agent's partial trajectory (a forced reset, e.g. on a lesson change)."""
         for (worker_id, agent_id), slot in list(self._slot_of.items()):
             self._release(worker_id, np.array([agent_id]), np.array([slot]))
+
+
+def _rows(values: Any, dtype: Any, count: int) -> np.ndarray:
+    """What the policy returned for ``count`` agents as a ``(count, width)`` array."""
+    array = np.asarray(values, dtype=dtype)
+    if array.ndim == 2 and array.shape[0] == count:
+        return array
+    if array.size == 0:
+        return np.zeros((count, 0), dtype=dtype)
+    return array.reshape(count, -1)
 
 
 def _rows_or_empty(array: np.ndarray | None, rows: np.ndarray, dtype: Any) -> np.ndarray:
@@ -438,7 +478,7 @@ class AgentManagerQueue(Generic[T]):
         self._maxlen = maxlen
         self._queue: queue.Queue[T] = queue.Queue(maxsize=maxlen)
         self._behavior_id = behavior_id
-        # Total len() of the queued items (steps, for trajectories), for batching decisions.
+        # Steps of the queued trajectories, for batching decisions.
         self._queued_length = 0
         self._length_lock = threading.Lock()
 
@@ -458,7 +498,7 @@ class AgentManagerQueue(Generic[T]):
 
     @property
     def queued_length(self) -> int:
-        """Sum of len() of the queued items that have one (steps, for trajectories)."""
+        """Steps of the queued trajectories (0 for a queue of policies)."""
         return self._queued_length
 
     def get_nowait(self) -> T:
@@ -466,16 +506,25 @@ class AgentManagerQueue(Generic[T]):
             item = self._queue.get_nowait()
         except queue.Empty:
             raise self.Empty("The AgentManagerQueue is empty.") from None
-        if hasattr(item, "__len__"):
+        steps = _steps_in(item)
+        if steps:
             with self._length_lock:
-                self._queued_length -= len(item)
+                self._queued_length -= steps
         return item
 
     def put(self, item: T) -> None:
-        if hasattr(item, "__len__"):
+        steps = _steps_in(item)
+        if steps:
             with self._length_lock:
-                self._queued_length += len(item)
+                self._queued_length += steps
         self._queue.put(item)
+
+
+def _steps_in(item: Any) -> int:
+    """Steps of a trajectory of either form (``len(steps)``: ML-Agents' ``Trajectory`` is a
+    NamedTuple, so its own len() counts fields), 0 for anything else."""
+    steps = getattr(item, "steps", None)
+    return len(steps) if steps is not None else 0
 
 
 class AgentManager(AgentProcessor):

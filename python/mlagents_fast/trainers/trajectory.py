@@ -8,7 +8,20 @@ Two forms of the same data:
 - :class:`ColumnarTrajectory` holds one stacked array per field (time along the first
   axis). Build it directly from the batched arrays an agent processor already has; its
   :meth:`ColumnarTrajectory.to_agentbuffer` does one copy per field and no per-step Python,
-  which is the fast path for trainers (tens of millions of steps per second).
+  which is the fast path for trainers (tens of millions of steps per second). It offers
+  ML-Agents' ``Trajectory`` API too (``steps``, ``next_obs``, ``next_group_obs``,
+  ``agent_id``, ``done_reached``, ``interrupted``, ...): ``steps`` is a view that builds
+  each :class:`AgentExperience` when it is read, so code written against ML-Agents works on
+  it unchanged.
+
+Both forms say how they end: ``terminated`` (the episode reached a terminal state: no
+bootstrap), ``truncated`` (the episode was cut at its maximum length: ``interrupted``, the
+next observation bootstraps), or neither (the trajectory was cut at the time horizon while
+the episode goes on). ``done_reached`` is ``terminated or truncated``, as in ML-Agents.
+
+:class:`TrajectoryBatch` is what trainers process: trajectories taken from a queue together,
+as one AgentBuffer (trajectory after trajectory) plus their offsets and end flags. A single
+trajectory is a batch of one.
 
 Fields written by ``to_agentbuffer`` (``T`` steps; canonical names in brackets):
 
@@ -43,7 +56,9 @@ writes them.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import operator
+from collections.abc import Sequence
+from typing import Any, NamedTuple, overload
 
 import attrs
 import numpy as np
@@ -64,6 +79,8 @@ __all__ = [
     "GroupObsUtil",
     "ObsUtil",
     "Trajectory",
+    "TrajectoryBatch",
+    "TrajectorySteps",
 ]
 
 
@@ -150,10 +167,16 @@ class GroupObsUtil:
         return GroupObsUtil._transpose_list_of_lists(separated)
 
 
-def _column(value: Any, dtype: Any, name: str, steps: int, row_ndim: int) -> np.ndarray:
-    """A fresh C-contiguous copy of ``value`` as ``dtype`` with ``steps`` rows of rank ``row_ndim``."""
+def _column(
+    value: Any, dtype: Any, name: str, steps: int, row_ndim: int, copy: bool = True
+) -> np.ndarray:
+    """``value`` as a C-contiguous ``dtype`` array of ``steps`` rows of rank ``row_ndim``; a
+    fresh copy unless ``copy`` is False (then only converted when it has to be)."""
     try:
-        array = np.array(value, dtype=dtype, order="C", copy=True)
+        if copy:
+            array = np.array(value, dtype=dtype, order="C", copy=True)
+        else:
+            array = np.ascontiguousarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise InvalidArgumentError(f"{name}: cannot be read as {np.dtype(dtype)}: {err}") from None
     if array.ndim != row_ndim + 1 or array.shape[0] != steps:
@@ -165,12 +188,124 @@ def _column(value: Any, dtype: Any, name: str, steps: int, row_ndim: int) -> np.
     return array
 
 
-def _shifted(column: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Rows 1..T-1 of ``column`` followed by ``last``: the "next" column."""
+def _shifted(column: np.ndarray, ends: np.ndarray, rows_after_ends: Any) -> np.ndarray:
+    """The "next" column: row ``t + 1`` at step ``t``, except at the last step of each
+    trajectory (``ends``), which gets its row of ``rows_after_ends``."""
     out = np.empty_like(column)
     out[:-1] = column[1:]
-    out[-1] = last
+    out[ends] = rows_after_ends
     return out
+
+
+def _fill_agentbuffer(
+    columns: ColumnarTrajectory,
+    ends: np.ndarray,
+    next_obs: list[np.ndarray],
+    dones: np.ndarray,
+    copy: bool,
+) -> AgentBuffer:
+    """The AgentBuffer of the module docstring from ``columns`` (one or more trajectories
+    one after another): ``ends`` are the last rows of the trajectories, ``next_obs[i]`` holds
+    observation ``i`` after each of them (shape ``(len(ends), *obs_shape)``), ``dones`` is the
+    ``DONE`` column. ``copy=False`` when the columns are fresh arrays nobody else holds."""
+    steps = len(columns)
+    if steps == 0:
+        raise InvalidArgumentError("rewards: a trajectory needs at least one step")
+    if len(columns.obs) != len(next_obs):
+        raise InvalidArgumentError(
+            f"next_obs: {len(next_obs)} observations, obs has {len(columns.obs)}"
+        )
+    buffer = AgentBuffer()
+    fields = buffer._fields
+    from_rows = AgentBufferField._from_rows
+
+    def put(key: AgentBufferKey, rows: np.ndarray, padding_value: float = 0.0) -> None:
+        fields[key] = from_rows(rows, padding_value, key)
+
+    def column(value: Any, dtype: Any, name: str, row_ndim: int) -> np.ndarray:
+        return _column(value, dtype, name, steps, row_ndim, copy)
+
+    for i, (obs, after) in enumerate(zip(columns.obs, next_obs)):
+        obs = np.asarray(obs)
+        rows = column(obs, obs.dtype, f"obs[{i}]", obs.ndim - 1)
+        after = np.asarray(after)
+        if after.shape != (len(ends), *rows.shape[1:]):
+            expected = rows.shape[1:] if len(ends) == 1 else (len(ends), *rows.shape[1:])
+            got = after.shape[1:] if len(ends) == 1 else after.shape
+            raise InvalidArgumentError(f"next_obs[{i}]: expected shape {expected}, got {got}")
+        put((ObservationKeyPrefix.OBSERVATION, i), rows)
+        put((ObservationKeyPrefix.NEXT_OBSERVATION, i), _shifted(rows, ends, after))
+    if columns.memories is not None:
+        put(BufferKey.MEMORY, column(columns.memories, np.float32, "memories", 1))
+    put(BufferKey.MASKS, np.ones(steps, dtype=np.float32))
+    put(BufferKey.DONE, column(dones, bool, "dones", 0))
+
+    continuous = column(columns.continuous_actions, np.float32, "continuous_actions", 1)
+    discrete = column(columns.discrete_actions, np.int32, "discrete_actions", 1)
+    put(BufferKey.CONTINUOUS_ACTION, continuous)
+    put(BufferKey.DISCRETE_ACTION, discrete)
+    put(BufferKey.NEXT_CONT_ACTION, _shifted(continuous, ends, 0))
+    put(BufferKey.NEXT_DISC_ACTION, _shifted(discrete, ends, 0))
+    put(
+        BufferKey.CONTINUOUS_LOG_PROBS,
+        column(columns.continuous_log_probs, np.float32, "continuous_log_probs", 1),
+    )
+    put(
+        BufferKey.DISCRETE_LOG_PROBS,
+        column(columns.discrete_log_probs, np.float32, "discrete_log_probs", 1),
+    )
+    if columns.action_masks is not None:
+        unavailable = _column(columns.action_masks, bool, "action_masks", steps, 1, copy=False)
+        available = np.logical_not(unavailable).astype(np.float32)
+    else:
+        available = np.ones(discrete.shape, dtype=np.float32)
+    put(BufferKey.ACTION_MASK, available, padding_value=1.0)
+    if columns.prev_actions is not None:
+        prev = column(columns.prev_actions, np.int32, "prev_actions", 1)
+    else:
+        prev = np.zeros(discrete.shape, dtype=np.int32)
+    put(BufferKey.PREV_ACTION, prev)
+    put(BufferKey.ENVIRONMENT_REWARDS, column(columns.rewards, np.float32, "rewards", 0))
+    if columns.group_rewards is not None:
+        group = column(columns.group_rewards, np.float32, "group_rewards", 0)
+    else:
+        group = np.zeros(steps, dtype=np.float32)
+    put(BufferKey.GROUP_REWARD, group)
+    return buffer
+
+
+class TrajectorySteps(Sequence[AgentExperience]):
+    """ML-Agents' ``Trajectory.steps`` of a :class:`ColumnarTrajectory`: a read-only sequence
+    whose :class:`AgentExperience` items are built from the columns when read (``len`` is
+    free, nothing is built up front)."""
+
+    __slots__ = ("_trajectory",)
+
+    def __init__(self, trajectory: ColumnarTrajectory) -> None:
+        self._trajectory = trajectory
+
+    def __len__(self) -> int:
+        return len(self._trajectory)
+
+    @overload
+    def __getitem__(self, index: int) -> AgentExperience: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[AgentExperience]: ...
+
+    def __getitem__(self, index: int | slice) -> AgentExperience | list[AgentExperience]:
+        length = len(self)
+        if isinstance(index, slice):
+            return [self._trajectory._experience(t) for t in range(*index.indices(length))]
+        position = operator.index(index)
+        if position < 0:
+            position += length
+        if not 0 <= position < length:
+            raise IndexError(f"step {index} out of range for a trajectory of {length} steps")
+        return self._trajectory._experience(position)
+
+    def __repr__(self) -> str:
+        return f"TrajectorySteps({len(self)} steps of agent {self._trajectory.agent_id!r})"
 
 
 @attrs.define(frozen=True, kw_only=True, eq=False)
@@ -180,6 +315,10 @@ class ColumnarTrajectory:
     ``to_agentbuffer`` writes the fields listed in the module docstring with one copy per
     field. Arrays are checked (step count, rank) when ``to_agentbuffer`` runs and
     converted to the field dtypes there; the caller may reuse its arrays afterwards.
+
+    It also answers to ML-Agents' ``Trajectory`` API: ``steps`` (built lazily),
+    ``next_obs``, ``next_group_obs``, ``agent_id``, ``behavior_id``, ``done_reached``,
+    ``interrupted``, ``all_group_dones_reached`` and ``to_agentbuffer()``.
     """
 
     obs: list[np.ndarray]
@@ -189,7 +328,8 @@ class ColumnarTrajectory:
     rewards: np.ndarray
     """(T,) environment reward received after each step."""
     dones: np.ndarray
-    """(T,) bool: the episode terminated at this step (ML-Agents' ``done``)."""
+    """(T,) bool: the episode ended at this step, terminated or interrupted (ML-Agents'
+    ``done``); only the last step can be done."""
     continuous_actions: np.ndarray
     """(T, C) float32 continuous actions; C may be 0."""
     discrete_actions: np.ndarray
@@ -209,24 +349,95 @@ class ColumnarTrajectory:
     group_rewards: np.ndarray | None = None
     """(T,) group reward at each step; None: zeros."""
     interrupted: bool = False
-    """The last step ended because the episode reached its maximum length (truncation)."""
+    """The episode was cut at its last step because it reached its maximum length
+    (truncation: the last step is done, but not terminal)."""
     agent_id: str = ""
     """Id of the agent that lived this trajectory."""
     behavior_id: str = ""
     """Behavior name (with team id) of the policy that acted."""
+    discrete_branches: tuple[int, ...] | None = None
+    """Sizes of the discrete action branches, to give ``steps`` the per-branch action masks
+    ML-Agents has; None: each step's mask is one array over all branches."""
 
     def __len__(self) -> int:
+        """Number of steps."""
         return int(np.shape(self.rewards)[0]) if np.ndim(self.rewards) else 0
 
     @property
+    def steps(self) -> TrajectorySteps:
+        """ML-Agents' list of :class:`AgentExperience`, as a lazy read-only sequence."""
+        return TrajectorySteps(self)
+
+    @property
+    def next_group_obs(self) -> list[list[np.ndarray]]:
+        """Observations of the group mates after the last step: none in the columnar form."""
+        return []
+
+    @property
     def done_reached(self) -> bool:
-        """True if the trajectory ends with the episode terminated."""
+        """True if the episode ended at the last step (terminated or truncated)."""
         return bool(self.dones[-1])
+
+    @property
+    def terminated(self) -> bool:
+        """The episode ended in a terminal state at the last step: its value is 0."""
+        return bool(self.dones[-1]) and not self.interrupted
+
+    @property
+    def truncated(self) -> bool:
+        """The episode was cut at its maximum length at the last step (``interrupted``): the
+        next observation still bootstraps."""
+        return bool(self.dones[-1]) and bool(self.interrupted)
 
     @property
     def all_group_dones_reached(self) -> bool:
         """True: the columnar form carries no group mates (``all([]) is True`` in ML-Agents)."""
         return True
+
+    def _experience(self, t: int) -> AgentExperience:
+        """Step ``t`` as ML-Agents' AgentExperience (field types as ML-Agents gives them)."""
+        from mlagents_fast.envs.base_env import ActionTuple
+        from mlagents_fast.trainers.torch_entities.action_log_probs import LogProbsTuple
+
+        action_mask = None
+        if self.action_masks is not None:
+            row = np.asarray(self.action_masks[t], dtype=bool)
+            branches = self.discrete_branches
+            action_mask = np.split(row, np.cumsum(branches)[:-1]) if branches else [row]
+        discrete = np.asarray(self.discrete_actions[t], dtype=np.int32)
+        if self.prev_actions is not None:
+            prev_action = np.asarray(self.prev_actions[t], dtype=np.int32)
+        else:
+            prev_action = np.zeros(discrete.shape, dtype=np.int32)
+        return AgentExperience(
+            obs=[np.asarray(obs[t]) for obs in self.obs],
+            reward=np.float32(self.rewards[t]),
+            done=bool(self.dones[t]),
+            action=ActionTuple(
+                continuous=np.asarray(self.continuous_actions[t], dtype=np.float32),
+                discrete=discrete,
+            ),
+            action_probs=LogProbsTuple(
+                continuous=np.asarray(self.continuous_log_probs[t], dtype=np.float32),
+                discrete=np.asarray(self.discrete_log_probs[t], dtype=np.float32),
+            ),
+            action_mask=action_mask,
+            prev_action=prev_action,
+            interrupted=bool(self.interrupted) and t == len(self) - 1,
+            memory=None if self.memories is None else np.asarray(self.memories[t], np.float32),
+            group_status=[],
+            group_reward=np.float32(0.0 if self.group_rewards is None else self.group_rewards[t]),
+        )
+
+    def to_trajectory(self) -> Trajectory:
+        """The same steps as ML-Agents' per-step :class:`Trajectory`."""
+        return Trajectory(
+            steps=list(self.steps),
+            next_obs=list(self.next_obs),
+            next_group_obs=[],
+            agent_id=self.agent_id,
+            behavior_id=self.behavior_id,
+        )
 
     @classmethod
     def from_trajectory(cls, trajectory: Trajectory) -> ColumnarTrajectory:
@@ -248,6 +459,9 @@ class ColumnarTrajectory:
                 ]
             )
         memories = [step.memory for step in steps if step.memory is not None]
+        first_mask = next(
+            (step.action_mask for step in steps if step.action_mask is not None), None
+        )
         return cls(
             obs=[np.stack([step.obs[i] for step in steps]) for i in range(num_obs)],
             next_obs=list(trajectory.next_obs),
@@ -264,6 +478,9 @@ class ColumnarTrajectory:
             interrupted=bool(steps[-1].interrupted),
             agent_id=trajectory.agent_id,
             behavior_id=trajectory.behavior_id,
+            discrete_branches=None
+            if first_mask is None
+            else tuple(int(np.shape(branch)[0]) for branch in first_mask),
         )
 
     @classmethod
@@ -325,66 +542,13 @@ class ColumnarTrajectory:
         """A new AgentBuffer of ``T`` rows per field (see the module docstring): one
         copy per field, no per-step Python."""
         steps = len(self)
-        if steps == 0:
-            raise InvalidArgumentError("rewards: a trajectory needs at least one step")
-        if len(self.obs) != len(self.next_obs):
-            raise InvalidArgumentError(
-                f"next_obs: {len(self.next_obs)} observations, obs has {len(self.obs)}"
-            )
-        buffer = AgentBuffer()
-        fields = buffer._fields
-        from_rows = AgentBufferField._from_rows
-
-        def put(key: AgentBufferKey, rows: np.ndarray, padding_value: float = 0.0) -> None:
-            fields[key] = from_rows(rows, padding_value, key)
-
-        for i, (obs, next_obs) in enumerate(zip(self.obs, self.next_obs)):
-            obs = np.asarray(obs)
-            column = _column(obs, obs.dtype, f"obs[{i}]", steps, obs.ndim - 1)
-            last = np.asarray(next_obs)
-            if last.shape != column.shape[1:]:
-                raise InvalidArgumentError(
-                    f"next_obs[{i}]: expected shape {column.shape[1:]}, got {last.shape}"
-                )
-            put((ObservationKeyPrefix.OBSERVATION, i), column)
-            put((ObservationKeyPrefix.NEXT_OBSERVATION, i), _shifted(column, last))
-        if self.memories is not None:
-            put(BufferKey.MEMORY, _column(self.memories, np.float32, "memories", steps, 1))
-        put(BufferKey.MASKS, np.ones(steps, dtype=np.float32))
-        put(BufferKey.DONE, _column(self.dones, bool, "dones", steps, 0))
-
-        continuous = _column(self.continuous_actions, np.float32, "continuous_actions", steps, 1)
-        discrete = _column(self.discrete_actions, np.int32, "discrete_actions", steps, 1)
-        put(BufferKey.CONTINUOUS_ACTION, continuous)
-        put(BufferKey.DISCRETE_ACTION, discrete)
-        put(BufferKey.NEXT_CONT_ACTION, _shifted(continuous, 0))
-        put(BufferKey.NEXT_DISC_ACTION, _shifted(discrete, 0))
-        put(
-            BufferKey.CONTINUOUS_LOG_PROBS,
-            _column(self.continuous_log_probs, np.float32, "continuous_log_probs", steps, 1),
+        return _fill_agentbuffer(
+            self,
+            ends=np.array([steps - 1], dtype=np.int64),
+            next_obs=[np.asarray(obs)[np.newaxis] for obs in self.next_obs],
+            dones=self.dones,
+            copy=True,
         )
-        put(
-            BufferKey.DISCRETE_LOG_PROBS,
-            _column(self.discrete_log_probs, np.float32, "discrete_log_probs", steps, 1),
-        )
-        if self.action_masks is not None:
-            unavailable = _column(self.action_masks, bool, "action_masks", steps, 1)
-            available = np.logical_not(unavailable).astype(np.float32)
-        else:
-            available = np.ones(discrete.shape, dtype=np.float32)
-        put(BufferKey.ACTION_MASK, available, padding_value=1.0)
-        if self.prev_actions is not None:
-            prev = _column(self.prev_actions, np.int32, "prev_actions", steps, 1)
-        else:
-            prev = np.zeros(discrete.shape, dtype=np.int32)
-        put(BufferKey.PREV_ACTION, prev)
-        put(BufferKey.ENVIRONMENT_REWARDS, _column(self.rewards, np.float32, "rewards", steps, 0))
-        if self.group_rewards is not None:
-            group = _column(self.group_rewards, np.float32, "group_rewards", steps, 0)
-        else:
-            group = np.zeros(steps, dtype=np.float32)
-        put(BufferKey.GROUP_REWARD, group)
-        return buffer
 
 
 class Trajectory(NamedTuple):
@@ -450,7 +614,7 @@ class Trajectory(NamedTuple):
 
     @property
     def done_reached(self) -> bool:
-        """True if the trajectory ends with the episode terminated."""
+        """True if the episode ended at the last step (terminated or truncated)."""
         return self.steps[-1].done
 
     @property
@@ -462,3 +626,169 @@ class Trajectory(NamedTuple):
     def interrupted(self) -> bool:
         """True if the trajectory ended because the episode reached its maximum length."""
         return self.steps[-1].interrupted
+
+    @property
+    def terminated(self) -> bool:
+        """The episode ended in a terminal state at the last step: its value is 0."""
+        last = self.steps[-1]
+        return bool(last.done) and not bool(last.interrupted)
+
+    @property
+    def truncated(self) -> bool:
+        """The episode was cut at its maximum length at the last step: the next observation
+        still bootstraps."""
+        last = self.steps[-1]
+        return bool(last.done) and bool(last.interrupted)
+
+
+def _concatenated(parts: list[Any], lengths: list[int], name: str) -> np.ndarray | None:
+    """The per-trajectory arrays of one field, one after another. None when no trajectory
+    has the field; trajectories without it get zero rows (as their to_agentbuffer writes)."""
+    present = [part for part in parts if part is not None]
+    if not present:
+        return None
+    row_shape = np.shape(present[0])[1:]
+    arrays = []
+    for index, (part, length) in enumerate(zip(parts, lengths)):
+        if part is None:
+            array = np.zeros((length, *row_shape), np.asarray(present[0]).dtype)
+        else:
+            array = np.asarray(part)
+        if array.ndim == 0 or array.shape[0] != length:
+            raise InvalidArgumentError(
+                f"trajectories[{index}].{name}: expected {length} rows (the length of its "
+                f"rewards), got shape {array.shape}"
+            )
+        arrays.append(array)
+    try:
+        return np.concatenate(arrays)
+    except ValueError as err:
+        raise InvalidArgumentError(
+            f"{name}: trajectories disagree on the row shape: {err}"
+        ) from None
+
+
+@attrs.define(frozen=True, eq=False)
+class TrajectoryBatch:
+    """Trajectories processed together (a single trajectory is a batch of one).
+
+    ``buffer`` holds their steps one trajectory after another with the fields of
+    :meth:`ColumnarTrajectory.to_agentbuffer`, except ``DONE``, which is True only where an
+    episode *terminated* (a truncated episode's last step is not terminal: the critic
+    bootstraps from its next observation). Trajectory ``i`` is rows
+    ``offsets[i]:offsets[i + 1]``.
+    """
+
+    trajectories: list[Any]
+    """The trajectories as given (either form)."""
+    buffer: AgentBuffer
+    """Every step, trajectory after trajectory."""
+    offsets: np.ndarray
+    """(N + 1,) int64: row where each trajectory starts, then the total row count."""
+    next_obs: list[np.ndarray]
+    """Per observation, (N, *obs_shape): the observation after each trajectory."""
+    terminated: np.ndarray
+    """(N,) bool: the trajectory ends in a terminal state (no bootstrap)."""
+    truncated: np.ndarray
+    """(N,) bool: the trajectory ends because its episode reached its maximum length."""
+    agent_ids: list[str]
+    """Agent id of each trajectory."""
+
+    def __len__(self) -> int:
+        """Number of trajectories."""
+        return len(self.agent_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) steps of each trajectory."""
+        return np.diff(self.offsets)
+
+    @property
+    def done_reached(self) -> np.ndarray:
+        """(N,) bool: the trajectory ends its episode (terminated or truncated)."""
+        return self.terminated | self.truncated
+
+    def slice(self, index: int) -> AgentBuffer:
+        """The rows of trajectory ``index`` (views, no copy)."""
+        return self.buffer.make_mini_batch(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def sums(self, per_step: np.ndarray) -> np.ndarray:
+        """(N,) sum of ``per_step`` (one value per row) over each trajectory."""
+        return np.add.reduceat(np.asarray(per_step), self.offsets[:-1])
+
+    def means(self, per_step: np.ndarray) -> np.ndarray:
+        """(N,) mean of ``per_step`` over each trajectory."""
+        return self.sums(per_step) / self.lengths
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Sequence[Any]) -> TrajectoryBatch:
+        """One batch of ``trajectories``: :class:`ColumnarTrajectory` objects are used as they
+        are, ML-Agents-style :class:`Trajectory` objects are stacked first (their group data
+        is dropped: PPO and SAC do not read it)."""
+        if not trajectories:
+            raise InvalidArgumentError("trajectories: a batch needs at least one trajectory")
+        columnar = [
+            t if isinstance(t, ColumnarTrajectory) else ColumnarTrajectory.from_trajectory(t)
+            for t in trajectories
+        ]
+        lengths = [len(t) for t in columnar]
+        for index, length in enumerate(lengths):
+            if length == 0:
+                raise InvalidArgumentError(
+                    f"trajectories[{index}]: a trajectory needs at least one step"
+                )
+        offsets = np.zeros(len(columnar) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ends = offsets[1:] - 1
+        num_obs = len(columnar[0].obs)
+        for index, t in enumerate(columnar):
+            if len(t.obs) != num_obs or len(t.next_obs) != num_obs:
+                raise InvalidArgumentError(
+                    f"trajectories[{index}]: {len(t.obs)} observations and {len(t.next_obs)} "
+                    f"next observations, the first trajectory has {num_obs}"
+                )
+
+        def field(name: str) -> Any:
+            return _concatenated([getattr(t, name) for t in columnar], lengths, name)
+
+        terminated = np.array([t.terminated for t in columnar], dtype=bool)
+        truncated = np.array([t.truncated for t in columnar], dtype=bool)
+        # DONE marks terminal states only (see the class docstring).
+        dones = np.zeros(int(offsets[-1]), dtype=bool)
+        dones[ends] = terminated
+
+        combined = ColumnarTrajectory(
+            obs=[
+                _concatenated([t.obs[k] for t in columnar], lengths, f"obs[{k}]")
+                for k in range(num_obs)
+            ],
+            next_obs=list(columnar[-1].next_obs),
+            rewards=field("rewards"),
+            dones=dones,
+            continuous_actions=field("continuous_actions"),
+            discrete_actions=field("discrete_actions"),
+            continuous_log_probs=field("continuous_log_probs"),
+            discrete_log_probs=field("discrete_log_probs"),
+            action_masks=field("action_masks"),
+            prev_actions=field("prev_actions"),
+            memories=field("memories"),
+            group_rewards=field("group_rewards"),
+        )
+        try:
+            next_obs = [
+                np.stack([np.asarray(t.next_obs[k]) for t in columnar]) for k in range(num_obs)
+            ]
+        except ValueError as err:
+            raise InvalidArgumentError(
+                f"next_obs: trajectories disagree on the observation shape: {err}"
+            ) from None
+        buffer = _fill_agentbuffer(combined, ends, next_obs, combined.dones, copy=False)
+        return cls(
+            trajectories=list(trajectories),
+            buffer=buffer,
+            offsets=offsets,
+            next_obs=next_obs,
+            terminated=terminated,
+            truncated=truncated,
+            agent_ids=[t.agent_id for t in columnar],
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers import (
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
 from mlagents_fast.trainers.trajectory import ObsUtil
 
-__all__ = ["TorchOptimizer"]
+__all__ = ["BatchValueEstimates", "TorchOptimizer"]
 
 
 class TorchOptimizer(Optimizer):
@@ -102,6 +102,74 @@ class TorchOptimizer(Optimizer):
         }
         return all_value_tensors, all_next_memories, memory
 
+    def get_batch_value_estimates(
+        self,
+        batch: Any,
+        offsets: np.ndarray,
+        next_obs: list[np.ndarray],
+        agent_ids: list[str],
+        episode_ended: np.ndarray,
+    ) -> BatchValueEstimates:
+        """Critic values of trajectories laid one after another in ``batch``.
+
+        :param batch: an AgentBuffer with the observations of every step.
+        :param offsets: (N + 1,) row where each trajectory starts, then the row count.
+        :param next_obs: per observation, (N, *obs_shape): the observation after each
+            trajectory (its value bootstraps the trajectory).
+        :param agent_ids: the agent of each trajectory: a recurrent critic continues from
+            the memory that agent's previous trajectory ended with.
+        :param episode_ended: (N,) bool: the trajectory ends its agent's episode (terminated
+            or truncated), so that agent's next trajectory starts from a fresh memory.
+
+        Without memory: one critic pass over every step and one over the next observations.
+        With memory: each trajectory in turn, sequence by sequence, carrying its agent's
+        memory. The next values are not zeroed for terminal ends: that is the caller's call.
+        """
+        n_obs = len(next_obs)
+        obs = [ModelUtils.list_to_tensor(field) for field in ObsUtil.from_buffer(batch, n_obs)]
+        next_tensors = [ModelUtils.list_to_tensor(rows) for rows in next_obs]
+        with torch.no_grad():
+            if not self.policy.use_recurrent:
+                values, _ = self.critic.critic_pass(obs, None, sequence_length=obs[0].shape[0])
+                next_values, _ = self.critic.critic_pass(next_tensors, None, sequence_length=1)
+                return BatchValueEstimates(
+                    {name: _flat(v) for name, v in values.items()},
+                    {name: _flat(v) for name, v in next_values.items()},
+                    None,
+                )
+            value_parts: dict[str, list[np.ndarray]] = defaultdict(list)
+            next_parts: dict[str, list[np.ndarray]] = defaultdict(list)
+            memory_parts: list[np.ndarray] = []
+            for index, agent_id in enumerate(agent_ids):
+                start, end = int(offsets[index]), int(offsets[index + 1])
+                memory = self.critic_memory_dict.get(agent_id)
+                if memory is None:
+                    memory = torch.zeros((1, 1, self.critic.memory_size))
+                values, step_memories, memory = self._evaluate_by_sequence(
+                    [tensor[start:end] for tensor in obs], memory
+                )
+                next_values, _ = self.critic.critic_pass(
+                    [tensor[index : index + 1] for tensor in next_tensors],
+                    memory,
+                    sequence_length=1,
+                )
+                if episode_ended[index]:
+                    self.critic_memory_dict.pop(agent_id, None)
+                else:
+                    self.critic_memory_dict[agent_id] = memory
+                for name, v in values.items():
+                    value_parts[name].append(_flat(v))
+                for name, v in next_values.items():
+                    next_parts[name].append(_flat(v))
+                memory_parts.append(
+                    np.asarray(step_memories.get_batch(), dtype=np.float32).reshape(end - start, -1)
+                )
+        return BatchValueEstimates(
+            {name: np.concatenate(parts) for name, parts in value_parts.items()},
+            {name: np.concatenate(parts) for name, parts in next_parts.items()},
+            np.concatenate(memory_parts),
+        )
+
     def get_trajectory_value_estimates(
         self,
         batch: Any,
@@ -109,47 +177,51 @@ class TorchOptimizer(Optimizer):
         done: bool,
         agent_id: str = "",
     ) -> tuple[dict[str, np.ndarray], dict[str, float], Any | None]:
-        """Critic values for a trajectory.
+        """Critic values for one trajectory (ML-Agents' API; trainers use
+        :meth:`get_batch_value_estimates`).
 
         :param batch: the trajectory as an AgentBuffer.
         :param next_obs: the observations after its last step (one array per sensor, no batch dim).
         :param done: whether the trajectory ended its episode (then the bootstrap value is 0 for
-            signals that do not ignore done).
+            signals that do not ignore done, and the agent's critic memory starts over).
         :param agent_id: the agent, to carry the critic's LSTM memory across trajectories.
         :returns: values per stream (trajectory_len,), the bootstrap value per stream, and with
             LSTM the critic memories per experience (an AgentBufferField), else None.
         """
-        n_obs = len(self.policy.behavior_spec.observation_specs)
-        if agent_id in self.critic_memory_dict:
-            memory = self.critic_memory_dict[agent_id]
-        else:
-            memory = (
-                torch.zeros((1, 1, self.critic.memory_size)) if self.policy.use_recurrent else None
-            )
-        current_obs = [ModelUtils.list_to_tensor(obs) for obs in ObsUtil.from_buffer(batch, n_obs)]
-        next_obs_tensors = [ModelUtils.list_to_tensor(obs).unsqueeze(0) for obs in next_obs]
-        all_next_memories = None
-        with torch.no_grad():
-            if self.policy.use_recurrent:
-                value_estimates, all_next_memories, next_memory = self._evaluate_by_sequence(
-                    current_obs, memory
-                )
-            else:
-                value_estimates, next_memory = self.critic.critic_pass(
-                    current_obs, memory, sequence_length=current_obs[0].shape[0]
-                )
-            self.critic_memory_dict[agent_id] = next_memory
-            next_value_estimate, _ = self.critic.critic_pass(
-                next_obs_tensors, next_memory, sequence_length=1
-            )
-        values_np = {name: ModelUtils.to_numpy(v) for name, v in value_estimates.items()}
+        steps = batch.num_experiences
+        estimates = self.get_batch_value_estimates(
+            batch,
+            np.array([0, steps], dtype=np.int64),
+            [np.asarray(obs)[np.newaxis] for obs in next_obs],
+            [agent_id],
+            np.array([done]),
+        )
         # One bootstrap value per stream, as a plain float (the documented return type).
         next_values: dict[str, float] = {
-            name: float(v.reshape(-1)[0]) for name, v in next_value_estimate.items()
+            name: float(v[0]) for name, v in estimates.next_values.items()
         }
         if done:
             for name in next_values:
                 if not self.reward_signals[name].ignore_done:
                     next_values[name] = 0.0
-            self.critic_memory_dict.pop(agent_id, None)
-        return values_np, next_values, all_next_memories
+        memories = None
+        if estimates.memories is not None:
+            memories = AgentBufferField()
+            memories.extend(estimates.memories)
+        return estimates.values, next_values, memories
+
+
+class BatchValueEstimates(NamedTuple):
+    """What :meth:`TorchOptimizer.get_batch_value_estimates` returns."""
+
+    values: dict[str, np.ndarray]
+    """Per reward stream, (L,) float32: the value of every step."""
+    next_values: dict[str, np.ndarray]
+    """Per reward stream, (N,) float32: the value of the observation after each trajectory."""
+    memories: np.ndarray | None
+    """(L, M) float32 critic memory each step's sequence starts from (recurrent critics
+    only; the update feeds it to the critic), else None."""
+
+
+def _flat(values: torch.Tensor) -> np.ndarray:
+    return ModelUtils.to_numpy(values).astype(np.float32, copy=False).reshape(-1)

@@ -1,7 +1,9 @@
 """The SAC trainer (the counterpart of ``mlagents.trainers.sac.trainer``).
 
 Soft Actor-Critic: Haarnoja et al. 2018, https://arxiv.org/abs/1801.01290 (and 1812.05905 for
-entropy tuning). Trajectories go into the replay buffer; updates follow :class:`OffPolicyTrainer`.
+entropy tuning). Trajectories go into the replay buffer in batches (a single trajectory is a
+batch of one), with ``DONE`` set only where an episode terminated (a truncated episode's last
+transition bootstraps); updates follow :class:`OffPolicyTrainer`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey
 from mlagents_fast.trainers.settings import SACSettings  # re-exported here as in ML-Agents
 from mlagents_fast.trainers.trainer.off_policy_trainer import OffPolicyTrainer
+from mlagents_fast.trainers.trajectory import TrajectoryBatch
 
 __all__ = ["TRAINER_NAME", "SACSettings", "SACTrainer"]
 
@@ -26,42 +29,38 @@ TRAINER_NAME = "sac"
 class SACTrainer(OffPolicyTrainer):
     """Soft Actor-Critic with twin Q networks and entropy tuning."""
 
-    def _process_trajectory(self, trajectory: Any) -> None:
-        super()._process_trajectory(trajectory)
-        agent_id = trajectory.agent_id
-        buffer = trajectory.to_agentbuffer()
+    def _process_batch(self, batch: TrajectoryBatch) -> None:
+        """Normalization, reward and value reports, critic memories (recurrent), then the
+        steps into the replay buffer and the episode rewards of each trajectory, in order."""
+        buffer = batch.buffer
+        self._warn_if_group_reward(buffer)
         if self.is_training:
             self.policy.actor.update_normalization(buffer)
             self.optimizer.critic.update_normalization(buffer)
 
-        self.collected_rewards["environment"][agent_id] += float(
-            np.sum(buffer[BufferKey.ENVIRONMENT_REWARDS].get_batch())
-        )
-        for name, reward_signal in self.optimizer.reward_signals.items():
-            rewards = reward_signal.evaluate(buffer) * reward_signal.strength
-            self.collected_rewards[name][agent_id] += float(np.sum(rewards))
-
-        value_estimates, _, value_memories = self.optimizer.get_trajectory_value_estimates(
-            buffer, trajectory.next_obs, trajectory.done_reached
-        )
-        if value_memories is not None:
-            buffer[BufferKey.CRITIC_MEMORY].set(value_memories)
-        for name, values in value_estimates.items():
-            self._stats_reporter.add_stat(
-                f"Policy/{self.optimizer.reward_signals[name].name.capitalize()} Value",
-                float(np.mean(values)),
+        # Rewards are evaluated again at update time; here they are only reported.
+        rewards = {
+            "environment": np.asarray(
+                buffer[BufferKey.ENVIRONMENT_REWARDS].get_batch(), dtype=np.float32
             )
-        # An episode cut by max step did not terminate: its last transition bootstraps.
-        if trajectory.interrupted:
-            dones = np.array(buffer[BufferKey.DONE].get_batch(), dtype=bool)
-            dones[-1] = False
-            buffer[BufferKey.DONE].set(dones)
+        }
+        for name, reward_signal in self.optimizer.reward_signals.items():
+            rewards[name] = np.asarray(
+                reward_signal.evaluate(buffer) * reward_signal.strength, dtype=np.float32
+            )
 
-        buffer.resequence_and_append(
-            self.update_buffer, batch_size=None, training_length=self.policy.sequence_length
+        estimates = self.optimizer.get_batch_value_estimates(
+            buffer, batch.offsets, batch.next_obs, batch.agent_ids, batch.done_reached
         )
-        if trajectory.done_reached:
-            self._update_end_episode_stats(agent_id, self.optimizer)
+        if estimates.memories is not None:
+            buffer[BufferKey.CRITIC_MEMORY].set(estimates.memories)
+        for name, values in estimates.values.items():
+            stat_name = f"Policy/{self.optimizer.reward_signals[name].name.capitalize()} Value"
+            for mean in batch.means(values).tolist():
+                self._stats_reporter.add_stat(stat_name, mean)
+
+        self._append_batch_to_update_buffer(batch)
+        self._credit_rewards(batch, rewards)
 
     def create_optimizer(self) -> Any:
         from mlagents_fast.trainers.sac.optimizer_torch import TorchSACOptimizer

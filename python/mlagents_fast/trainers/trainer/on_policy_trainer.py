@@ -47,23 +47,24 @@ class OnPolicyTrainer(RLTrainer):
         self.policy: Any = None
         self.optimizer: Any = None
 
-    # A non-threaded trainer lets trajectories queue up (while the environment keeps stepping
-    # with the same policy, so the data stays on-policy) and processes them as one batch.
+    # A non-threaded trainer with a batch path lets trajectories queue up (while the
+    # environment keeps stepping with the same policy, so the data stays on-policy) and
+    # processes them as one batch.
     MAX_QUEUED_TRAJECTORIES = 64
 
     def _should_process(self, trajectory_queue: Any) -> bool:
-        if self.threaded or not self.should_still_train:
+        if not self._processes_in_batches or self.threaded or not self.should_still_train:
             return True
         if trajectory_queue.qsize() >= self.MAX_QUEUED_TRAJECTORIES:
             return True
-        # Process as soon as the queued steps would make an update ready, or cross a summary
-        # or checkpoint step (so those happen on time).
+        # Process as soon as the queued steps would make an update ready, or make a summary
+        # or checkpoint due (so those happen on time), or reach max_steps.
         step_after = self.get_step + trajectory_queue.queued_length
         return (
             self.update_buffer.num_experiences + trajectory_queue.queued_length
             > self.hyperparameters.buffer_size
-            or step_after >= self._next_summary_step
-            or step_after >= self._next_save_step
+            or self._summary_due(step_after)
+            or self._checkpoint_due(step_after)
             or step_after > self.get_max_steps
         )
 

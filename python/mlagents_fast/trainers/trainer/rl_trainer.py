@@ -13,70 +13,40 @@ import attrs
 import numpy as np
 
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue
-from mlagents_fast.trainers.buffer import AgentBuffer
+from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
 from mlagents_fast.trainers.stats import StatsPropertyType
 from mlagents_fast.trainers.timers import hierarchical_timer, timed
 from mlagents_fast.trainers.trainer.trainer import Trainer
+from mlagents_fast.trainers.trajectory import TrajectoryBatch
 
-__all__ = ["RLTrainer", "concatenate_trajectories"]
+__all__ = ["RLTrainer", "next_interval_step"]
 
 logger = logging.getLogger(__name__)
 
 
-def concatenate_trajectories(trajectories: list[Any]) -> tuple[AgentBuffer, np.ndarray]:
-    """One AgentBuffer holding the columnar trajectories one after another, and their lengths.
-
-    Each field is built with one concatenation; the next-observation (and next-action) rows at
-    the end of every trajectory come from that trajectory's own ``next_obs`` (zeros for the
-    next action), exactly as if each trajectory had been converted on its own.
-    """
-    from mlagents_fast.trainers.buffer import BufferKey, ObservationKeyPrefix
-    from mlagents_fast.trainers.trajectory import ColumnarTrajectory
-
-    lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
-
-    def cat(name: str) -> Any:
-        parts = [getattr(t, name) for t in trajectories]
-        if any(part is None for part in parts):
-            return None
-        return np.concatenate(parts)
-
-    num_obs = len(trajectories[0].obs)
-    combined = ColumnarTrajectory(
-        obs=[np.concatenate([t.obs[k] for t in trajectories]) for k in range(num_obs)],
-        next_obs=list(trajectories[-1].next_obs),
-        rewards=cat("rewards"),
-        dones=cat("dones"),
-        continuous_actions=cat("continuous_actions"),
-        discrete_actions=cat("discrete_actions"),
-        continuous_log_probs=cat("continuous_log_probs"),
-        discrete_log_probs=cat("discrete_log_probs"),
-        action_masks=cat("action_masks"),
-        prev_actions=cat("prev_actions"),
-        memories=cat("memories"),
-        group_rewards=cat("group_rewards"),
-        interrupted=trajectories[-1].interrupted,
-        agent_id=trajectories[-1].agent_id,
-        behavior_id=trajectories[-1].behavior_id,
-    )
-    buffer = combined.to_agentbuffer()
-    ends = np.cumsum(lengths)[:-1] - 1  # the last trajectory's end is already right
-    if len(ends):
-        for k in range(num_obs):
-            field = buffer[(ObservationKeyPrefix.NEXT_OBSERVATION, k)]
-            rows = np.array(field.get_batch())
-            rows[ends] = np.stack([np.asarray(t.next_obs[k]) for t in trajectories[:-1]])
-            field.set(rows)
-        for key in (BufferKey.NEXT_CONT_ACTION, BufferKey.NEXT_DISC_ACTION):
-            field = buffer[key]
-            rows = np.array(field.get_batch())
-            rows[ends] = 0
-            field.set(rows)
-    return buffer, lengths
+def next_interval_step(step: int, interval: int) -> int:
+    """The first multiple of ``interval`` after ``step``: where a summary or checkpoint
+    written every ``interval`` steps falls due next."""
+    return step + (interval - step % interval)
 
 
 class RLTrainer(Trainer):
-    """Collects trajectories into an update buffer, updates on a schedule, checkpoints, reports."""
+    """Collects trajectories into an update buffer, updates on a schedule, checkpoints, reports.
+
+    Trajectories reach a trainer in one of two ways:
+
+    - ML-Agents' way: the trainer overrides :meth:`_process_trajectory`, calls this class's
+      version first (it counts the steps, writes summaries and checkpoints when due) and then
+      reads the trajectory (``trajectory.steps``, ``trajectory.to_agentbuffer()``, ...).
+    - In batches (PPO, SAC): the trainer implements :meth:`_process_batch`, its one
+      trajectory path. Trajectories queued together arrive as one
+      :class:`~mlagents_fast.trainers.trajectory.TrajectoryBatch`; a single trajectory is a
+      batch of one. A batch is split where a summary or checkpoint falls due, so those see
+      exactly what they would see if trajectories came one at a time.
+
+    Either way trajectories may be :class:`~mlagents_fast.trainers.trajectory.ColumnarTrajectory`
+    (what the agent processor publishes) or ML-Agents-style ``Trajectory`` objects.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -94,6 +64,7 @@ class RLTrainer(Trainer):
         )
         # Called after every checkpoint (the controller saves training_status.json there).
         self.checkpoint_callback: Callable[[], None] | None = None
+        self._has_warned_group_rewards = False
 
     def end_episode(self) -> None:
         """The environment was reset: drop every agent's running episode reward."""
@@ -214,45 +185,150 @@ class RLTrainer(Trainer):
             policy.increment_step(n_steps)
 
     def _get_next_interval_step(self, interval: int) -> int:
-        return self._step + (interval - self._step % interval)
+        return next_interval_step(self._step, interval)
 
     def _write_summary(self, step: int) -> None:
         self.stats_reporter.add_stat("Is Training", float(self.should_still_train))
         self.stats_reporter.write_stats(int(step))
 
-    def _process_trajectory(self, trajectory: Any) -> None:
-        """Count the trajectory's steps; write a summary / checkpoint when an interval is crossed.
+    def _summary_due(self, step_after_process: int) -> bool:
+        """Whether reaching ``step_after_process`` crosses the next summary step."""
+        if self._next_summary_step == 0:  # not set yet
+            self._next_summary_step = self._get_next_interval_step(self.summary_freq)
+        return step_after_process >= self._next_summary_step
 
-        Subclasses call this first, then put the trajectory into the update buffer.
-        """
-        step_after = self.get_step + len(trajectory)
+    def _checkpoint_due(self, step_after_process: int) -> bool:
+        """Whether reaching ``step_after_process`` crosses the next checkpoint step."""
+        if self._next_save_step == 0:  # not set yet
+            self._next_save_step = self._get_next_interval_step(
+                self.trainer_settings.checkpoint_interval
+            )
+        return step_after_process >= self._next_save_step
+
+    def _maybe_write_summary(self, step_after_process: int) -> None:
+        """Write the summary when this step count crosses its step (not for the very first
+        trajectory: ML-Agents writes nothing at step 0)."""
+        if self._summary_due(step_after_process) and self.get_step != 0:
+            self._write_summary(self._next_summary_step)
+
+    def _maybe_save_model(self, step_after_process: int) -> None:
+        """Checkpoint when this step count crosses the checkpoint step (not at step 0)."""
+        if self._checkpoint_due(step_after_process) and self.get_step != 0:
+            self._checkpoint()
+
+    # -- trajectories -------------------------------------------------------------------
+
+    def _count_trajectory(self, trajectory: Any) -> None:
+        """Count the trajectory's steps (``len(trajectory.steps)``, either form), writing a
+        summary / checkpoint first when the count crosses one, as ML-Agents does."""
+        steps = len(trajectory.steps)
+        step_after = self.get_step + steps
         self._maybe_write_summary(step_after)
         self._maybe_save_model(step_after)
-        self._increment_step(len(trajectory), trajectory.behavior_id)
+        self._increment_step(steps, trajectory.behavior_id)
+
+    def _process_trajectory(self, trajectory: Any) -> None:
+        """Take one trajectory.
+
+        For a trainer written the ML-Agents way this counts the steps (and writes a summary /
+        checkpoint when due); the subclass calls it first, then puts the trajectory into the
+        update buffer. For a trainer with a batch path it is that path with a batch of one.
+        """
+        if self._processes_in_batches:
+            self._process_in_batches([trajectory])
+        else:
+            self._count_trajectory(trajectory)
+
+    def _process_batch(self, batch: TrajectoryBatch) -> None:
+        """The one trajectory path of a trainer that processes trajectories in batches (its
+        steps are already counted). Trainers written the ML-Agents way leave it alone."""
+        raise NotImplementedError
+
+    @property
+    def _processes_in_batches(self) -> bool:
+        """Whether the trainer has a batch path (it implements :meth:`_process_batch`)."""
+        return type(self)._process_batch is not RLTrainer._process_batch
+
+    def _process_trajectories(self, trajectories: list[Any]) -> None:
+        """Take the trajectories read from one queue, in order: in batches when the trainer
+        has a batch path (and no subclass took over :meth:`_process_trajectory`), else one
+        at a time through :meth:`_process_trajectory`, as ML-Agents does."""
+        if (
+            self._processes_in_batches
+            and type(self)._process_trajectory is RLTrainer._process_trajectory
+        ):
+            self._process_in_batches(trajectories)
+        else:
+            for trajectory in trajectories:
+                self._process_trajectory(trajectory)
+
+    def _process_in_batches(self, trajectories: list[Any]) -> None:
+        """Count each trajectory and hand them to :meth:`_process_batch` together, except that
+        the trajectories before one whose count makes a summary or checkpoint due are
+        processed first, so the summary reports (and the checkpoint saves) what it would if
+        trajectories came one at a time."""
+        pending: list[Any] = []
+        for trajectory in trajectories:
+            step_after = self.get_step + len(trajectory.steps)
+            if pending and (self._summary_due(step_after) or self._checkpoint_due(step_after)):
+                self._process_batch(TrajectoryBatch.from_trajectories(pending))
+                pending = []
+            self._count_trajectory(trajectory)
+            pending.append(trajectory)
+        if pending:
+            self._process_batch(TrajectoryBatch.from_trajectories(pending))
 
     def _should_process(self, trajectory_queue: AgentManagerQueue[Any]) -> bool:
         """Whether to take the queued trajectories now (subclasses may wait for a batch)."""
         return True
 
-    def _process_trajectories(self, trajectories: list[Any]) -> None:
-        """Process a batch of trajectories taken from one queue, in order. Subclasses may
-        process the batch at once (one critic pass, one GAE call)."""
-        for trajectory in trajectories:
-            self._process_trajectory(trajectory)
+    # -- helpers of the trajectory paths --------------------------------------------------
 
-    def _maybe_write_summary(self, step_after_process: int) -> None:
-        if self._next_summary_step == 0:  # no summary at step 0
-            self._next_summary_step = self._get_next_interval_step(self.summary_freq)
-        if step_after_process >= self._next_summary_step and self.get_step != 0:
-            self._write_summary(self._next_summary_step)
+    def _sequence_length(self) -> int:
+        memory = self.trainer_settings.network_settings.memory
+        return int(memory.sequence_length) if memory is not None else 1
 
-    def _maybe_save_model(self, step_after_process: int) -> None:
-        if self._next_save_step == 0:  # no checkpoint at step 0
-            self._next_save_step = self._get_next_interval_step(
-                self.trainer_settings.checkpoint_interval
+    def _append_to_update_buffer(self, agentbuffer_trajectory: AgentBuffer) -> None:
+        """Append a trajectory's rows to the update buffer, padded to whole sequences for a
+        recurrent network; nothing once training stopped (so inference does not pile up)."""
+        if self.should_still_train:
+            agentbuffer_trajectory.resequence_and_append(
+                self.update_buffer, training_length=self._sequence_length()
             )
-        if step_after_process >= self._next_save_step and self.get_step != 0:
-            self._checkpoint()
+
+    def _append_batch_to_update_buffer(self, batch: TrajectoryBatch) -> None:
+        """Append a batch's rows; a recurrent network pads each trajectory to whole
+        sequences on its own (a sequence never spans two trajectories)."""
+        if self._sequence_length() == 1:
+            self._append_to_update_buffer(batch.buffer)
+        else:
+            for index in range(len(batch)):
+                self._append_to_update_buffer(batch.slice(index))
+
+    def _credit_rewards(self, batch: TrajectoryBatch, rewards: dict[str, np.ndarray]) -> None:
+        """Add each trajectory's reward per signal (``rewards``: name -> one value per row,
+        "environment" included) to its agent's episode totals, in trajectory order, and
+        report the episodes that ended (an agent may end one and start the next in a batch)."""
+        totals = {name: batch.sums(per_step).tolist() for name, per_step in rewards.items()}
+        ended = batch.done_reached.tolist()
+        for index, agent_id in enumerate(batch.agent_ids):
+            for name, signal_totals in totals.items():
+                self.collected_rewards[name][agent_id] += signal_totals[index]
+            if ended[index]:
+                self._update_end_episode_stats(agent_id, self.optimizer)
+
+    def _warn_if_group_reward(self, buffer: AgentBuffer) -> None:
+        """Warn once when agents receive group rewards this trainer does not learn from."""
+        if self._has_warned_group_rewards or BufferKey.GROUP_REWARD not in buffer:
+            return
+        if np.any(np.asarray(buffer[BufferKey.GROUP_REWARD].get_batch())):
+            logger.warning(
+                "An agent received a group reward, but %s is not a multi-agent trainer and "
+                "ignores it; use the POCA trainer (trainer_type: poca) to learn from group "
+                "rewards.",
+                type(self).__name__,
+            )
+            self._has_warned_group_rewards = True
 
     def advance(self) -> None:
         """Process every queued trajectory, then update and publish the policy if ready."""
