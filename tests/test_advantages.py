@@ -12,7 +12,6 @@ from mlagents_fast.exceptions import InvalidArgumentError
 from mlagents_fast.trainers.trainer.trainer_utils import (
     AdvantagesAndReturns,
     compute_gae_ragged,
-    compute_gae_time_major,
     discount_rewards,
     get_gae,
     lambda_return,
@@ -47,20 +46,6 @@ def reference_lambda_return(rewards, values, gamma, lambd, value_next):
         else:
             out[t] = rewards[t] + gamma * (lambd * out[t + 1] + (1 - lambd) * values[t + 1])
     return out
-
-
-def reference_time_major(rewards, values, next_values, terminated, truncated, gamma, lambd):
-    steps, envs = rewards.shape
-    advantages = np.zeros((steps, envs), dtype=np.float64)
-    for n in range(envs):
-        following = 0.0
-        for t in range(steps - 1, -1, -1):
-            bootstrap = 0.0 if terminated[t, n] else float(next_values[t, n])
-            delta = float(rewards[t, n]) + gamma * bootstrap - float(values[t, n])
-            carried = 0.0 if (terminated[t, n] or truncated[t, n]) else following
-            following = delta + gamma * lambd * carried
-            advantages[t, n] = following
-    return advantages
 
 
 def assert_close(actual, expected, dtype):
@@ -132,65 +117,6 @@ def test_ragged_matches_reference(gamma, lambd, dtype, seed, lengths):
     np.testing.assert_array_equal(result.returns, result.advantages + values)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    gamma=factors,
-    lambd=factors,
-    steps=lengths,
-    envs=st.integers(1, 9),
-    dtype=dtypes,
-    seed=seeds,
-    terminated_rate=st.floats(0.0, 0.5),
-    truncated_rate=st.floats(0.0, 0.5),
-)
-def test_time_major_matches_reference_with_random_masks(
-    gamma, lambd, steps, envs, dtype, seed, terminated_rate, truncated_rate
-):
-    rng = np.random.default_rng(seed)
-    rewards = rng.normal(size=(steps, envs)).astype(dtype)
-    values = rng.normal(size=(steps, envs)).astype(dtype)
-    next_values = rng.normal(size=(steps, envs)).astype(dtype)
-    terminated = rng.random((steps, envs)) < terminated_rate
-    truncated = rng.random((steps, envs)) < truncated_rate
-
-    result = compute_gae_time_major(
-        rewards, values, next_values, terminated, truncated, gamma, lambd
-    )
-    assert result.advantages.shape == (steps, envs) and result.advantages.dtype == dtype
-    expected = reference_time_major(
-        rewards, values, next_values, terminated, truncated, gamma, lambd
-    )
-    assert_close(result.advantages, expected, dtype)
-    np.testing.assert_array_equal(result.returns, result.advantages + values)
-    # uint8 masks mean the same as bool masks.
-    as_bytes = compute_gae_time_major(
-        rewards,
-        values,
-        next_values,
-        terminated.astype(np.uint8),
-        truncated.astype(np.uint8),
-        gamma,
-        lambd,
-    )
-    np.testing.assert_array_equal(as_bytes.advantages, result.advantages)
-
-
-def test_time_major_without_episode_ends_equals_per_column_get_gae():
-    rng = np.random.default_rng(1)
-    steps, envs = 50, 4
-    values_ext = rng.normal(size=(steps + 1, envs))
-    rewards = rng.normal(size=(steps, envs))
-    never = np.zeros((steps, envs), dtype=bool)
-    result = compute_gae_time_major(
-        rewards, values_ext[:-1], values_ext[1:], never, never, 0.97, 0.9
-    )
-    for n in range(envs):
-        column = get_gae(
-            np.ascontiguousarray(rewards[:, n]), values_ext[:-1, n], values_ext[-1, n], 0.97, 0.9
-        )
-        np.testing.assert_allclose(result.advantages[:, n], column, rtol=1e-12, atol=1e-12)
-
-
 # ---------------------------------------------------------------------------
 # Hand-computed cases.
 
@@ -205,7 +131,7 @@ def test_constant_value_one_terminal_reward():
     advantages = get_gae(rewards, values, np.float32(0.0), gamma, 1.0)
     np.testing.assert_allclose(advantages, expected_returns - 0.5, rtol=1e-6)
 
-    # The same episode, twice side by side, in both batched layouts.
+    # The same episode, twice side by side, in one ragged batch.
     ragged = compute_gae_ragged(
         np.tile(rewards, 2),
         np.tile(values, 2),
@@ -215,23 +141,6 @@ def test_constant_value_one_terminal_reward():
         1.0,
     )
     np.testing.assert_allclose(ragged.returns, np.tile(expected_returns, 2), rtol=1e-6)
-    column = rewards[:, None].repeat(2, axis=1)
-    terminated = np.zeros((4, 2), dtype=bool)
-    terminated[-1] = True
-    next_values = np.full((4, 2), np.nan, dtype=np.float32)  # terminal: never read
-    next_values[:-1] = 0.5
-    time_major = compute_gae_time_major(
-        column,
-        np.full((4, 2), 0.5, np.float32),
-        next_values,
-        terminated,
-        np.zeros((4, 2), bool),
-        gamma,
-        1.0,
-    )
-    np.testing.assert_allclose(
-        time_major.returns, expected_returns[:, None].repeat(2, 1), rtol=1e-6
-    )
 
     # lambda = 0.5: delta = [-0.05, -0.05, -0.05, 0.5]; A[t] = delta[t] + 0.45 A[t+1].
     a3 = 0.5
@@ -246,24 +155,25 @@ def test_constant_value_one_terminal_reward():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_infinite_horizon_value_holds_only_if_truncation_bootstraps(dtype):
     # Reward 1 on every step forever: the true value is 1 / (1 - gamma) = 10 everywhere.
-    # A time limit cuts episodes every 7 steps; with correct bootstrapping the estimated
-    # returns equal the true value and every advantage is 0.
-    gamma, steps, envs = 0.9, 30, 3
+    # A time limit cuts episodes every 7 steps; bootstrapping each truncated trajectory with
+    # the value of its next observation keeps every return at the true value.
+    gamma, cuts, length = 0.9, 4, 7
     true_value = 1.0 / (1.0 - gamma)
-    rewards = np.ones((steps, envs), dtype=dtype)
-    values = np.full((steps, envs), true_value, dtype=dtype)
-    truncated = (np.arange(steps)[:, None] % 7 == 6).repeat(envs, axis=1)
-    never = np.zeros_like(truncated)
-    result = compute_gae_time_major(rewards, values, values, never, truncated, gamma, 0.95)
+    rewards = np.ones(cuts * length, dtype=dtype)
+    values = np.full(cuts * length, true_value, dtype=dtype)
+    offsets = np.arange(cuts + 1, dtype=np.int64) * length
+    bootstrap = np.full(cuts, true_value, dtype=dtype)
+    result = compute_gae_ragged(rewards, values, offsets, bootstrap, gamma, 0.95)
     np.testing.assert_allclose(result.returns, true_value, rtol=1e-5)
     np.testing.assert_allclose(result.advantages, 0.0, atol=1e-5)
 
-    # Treating the time limit as termination drops the future: the return at the cut is 1.
-    wrong = compute_gae_time_major(rewards, values, values, truncated, never, gamma, 0.95)
-    np.testing.assert_allclose(wrong.returns[6], 1.0, rtol=1e-5)
+    # Treating the time limit as termination (bootstrap 0) drops the future: the return at
+    # each cut is 1.
+    wrong = compute_gae_ragged(rewards, values, offsets, np.zeros(cuts, dtype), gamma, 0.95)
+    np.testing.assert_allclose(wrong.returns[length - 1 :: length], 1.0, rtol=1e-5)
 
     # The drop-in gets the same with value_next = true value on a cut trajectory.
-    alone = get_gae(rewards[:7, 0], values[:7, 0], dtype(true_value), gamma, 0.95)
+    alone = get_gae(rewards[:length], values[:length], dtype(true_value), gamma, 0.95)
     np.testing.assert_allclose(alone, 0.0, atol=1e-5)
 
 
@@ -323,10 +233,10 @@ def test_drop_ins_accept_non_contiguous_and_column_values():
 
 
 def test_outputs_are_fresh_writable_contiguous_arrays():
-    rewards = np.ones((8, 4), np.float32)
-    never = np.zeros((8, 4), bool)
-    result = compute_gae_time_major(rewards, rewards, rewards, never, never)
-    for array in (*result, get_gae(rewards[:, 0].copy(), rewards[:, 1].copy(), np.float32(0))):
+    rewards = np.ones(8, np.float32)
+    offsets = np.array([0, 3, 8], np.int64)
+    result = compute_gae_ragged(rewards, rewards, offsets, rewards[:2])
+    for array in (*result, get_gae(rewards, rewards, np.float32(0))):
         assert array.flags.c_contiguous and array.flags.writeable
         assert not np.shares_memory(array, rewards)
 
@@ -370,35 +280,6 @@ def test_ragged_rejects_bad_input(change, argument, message):
         compute_gae_ragged(**arguments)
 
 
-def time_major_inputs(dtype=np.float64):
-    array = np.ones((5, 3), dtype)
-    never = np.zeros((5, 3), bool)
-    return {
-        "rewards": array,
-        "values": array,
-        "next_values": array,
-        "terminated": never,
-        "truncated": never,
-    }
-
-
-@pytest.mark.parametrize(
-    "change, argument, message",
-    [
-        ({"rewards": np.ones(15)}, "rewards", r"expected shape \(\*, \*\)"),
-        ({"values": np.ones((5, 3), np.float32)}, "values", "the dtype of rewards"),
-        ({"next_values": np.ones((5, 4))}, "next_values", r"expected shape \(5, 3\)"),
-        ({"values": np.ones((3, 5)).T}, "values", "C-contiguous"),
-        ({"terminated": np.zeros((5, 3), np.float32)}, "terminated", "bool"),
-        ({"truncated": np.zeros((4, 3), bool)}, "truncated", r"expected shape \(5, 3\)"),
-    ],
-)
-def test_time_major_rejects_bad_input(change, argument, message):
-    arguments = {**time_major_inputs(), **change}
-    with pytest.raises(InvalidArgumentError, match=rf"^{argument}: .*{message}"):
-        compute_gae_time_major(**arguments)
-
-
 def test_drop_ins_reject_bad_input():
     ones = np.ones(4, np.float32)
     with pytest.raises(InvalidArgumentError, match="^value_estimates: expected 4 values"):
@@ -422,9 +303,6 @@ def test_empty_inputs_give_empty_outputs():
     assert get_gae(empty, empty, np.float32(0)).shape == (0,)
     ragged = compute_gae_ragged(empty, empty, np.array([0]), empty)
     assert ragged.advantages.shape == (0,)
-    nothing = np.zeros((0, 3), np.float32)
-    result = compute_gae_time_major(nothing, nothing, nothing, nothing > 0, nothing > 0)
-    assert result.advantages.shape == (0, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -463,15 +341,6 @@ def test_out_arrays_receive_the_same_results(dtype):
     np.testing.assert_array_equal(out[0], fresh.advantages)
     np.testing.assert_array_equal(out[1], fresh.returns)
 
-    arrays = time_major_inputs(dtype)
-    arrays["rewards"] = rng.normal(size=(5, 3)).astype(dtype)
-    fresh = compute_gae_time_major(**arrays)
-    out = (np.full((5, 3), np.nan, dtype), np.full((5, 3), np.nan, dtype))
-    result = compute_gae_time_major(**arrays, out=out)
-    assert result.advantages is out[0] and result.returns is out[1]
-    np.testing.assert_array_equal(out[0], fresh.advantages)
-    np.testing.assert_array_equal(out[1], fresh.returns)
-
 
 def test_bad_out_arrays_are_rejected_before_any_write():
     inputs = ragged_inputs()
@@ -492,7 +361,3 @@ def test_bad_out_arrays_are_rejected_before_any_write():
         with pytest.raises(InvalidArgumentError, match=message):
             compute_gae_ragged(**inputs, out=out)
         np.testing.assert_array_equal(good, before)
-    never = np.zeros((5, 3), bool)
-    array = np.ones((5, 3))
-    with pytest.raises(InvalidArgumentError, match=r"^out\[0\]: cannot write"):
-        compute_gae_time_major(array, array, array, never, never, out=(array, np.zeros((5, 3))))

@@ -42,17 +42,6 @@ def gae_ragged(
     advantages_out: _FloatArray | None = None,
     returns_out: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray]: ...
-def gae_time_major(
-    rewards: _FloatArray,
-    values: _FloatArray,
-    next_values: _FloatArray,
-    terminated: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
-    truncated: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
-    gamma: float,
-    lambd: float,
-    advantages_out: _FloatArray | None = None,
-    returns_out: _FloatArray | None = None,
-) -> tuple[_FloatArray, _FloatArray]: ...
 def disable_parallelism() -> None:
     """Runs every kernel on the calling thread from now on (called in a child after fork)."""
 

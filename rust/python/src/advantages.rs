@@ -3,7 +3,7 @@
 //! interpreter released. Results are handed to numpy without a copy.
 //! The Python-facing drop-ins live in `mlagents_fast.trainers.trainer.trainer_utils`.
 
-use mlagents_fast_core::advantages::{self as core, Real, TimeMajorBatch};
+use mlagents_fast_core::advantages::{self as core, Real};
 use mlagents_fast_core::CoreResult;
 use numpy::{
     Element, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
@@ -75,43 +75,6 @@ fn vector<'py, F: Real + Element>(
     let array = matching_array::<F>(obj, argument)?;
     check_shape(argument, array.shape(), &[len])?;
     Ok(array)
-}
-
-/// A boolean mask, read as bytes (`bool` or `uint8`, non-zero means set).
-enum Mask<'py> {
-    Bool(PyReadonlyArrayDyn<'py, bool>),
-    Byte(PyReadonlyArrayDyn<'py, u8>),
-}
-
-impl Mask<'_> {
-    fn extract<'py>(obj: &Bound<'py, PyAny>, argument: &str) -> PyResult<Mask<'py>> {
-        if obj.cast::<PyArrayDyn<bool>>().is_ok() {
-            return Ok(Mask::Bool(readonly_array::<bool>(obj, argument, "bool")?));
-        }
-        readonly_array::<u8>(obj, argument, "bool (or uint8)").map(Mask::Byte)
-    }
-
-    fn shape(&self) -> &[usize] {
-        match self {
-            Mask::Bool(array) => array.shape(),
-            Mask::Byte(array) => array.shape(),
-        }
-    }
-
-    /// The mask's bytes. A numpy bool array may hold bytes other than 0 and 1
-    /// (made with `.view(bool)`), which a Rust `bool` must never, so bool data
-    /// is read as raw bytes instead of through `&[bool]`.
-    fn bytes(&self) -> &[u8] {
-        match self {
-            // SAFETY: `readonly_array` checked C-contiguity; the readonly
-            // borrow keeps the buffer alive and unaliased by writers for `self`'s
-            // lifetime; numpy bools are one byte each.
-            Mask::Bool(array) => unsafe {
-                std::slice::from_raw_parts(array.data() as *const u8, array.len())
-            },
-            Mask::Byte(array) => array.as_slice().unwrap_or(&[]),
-        }
-    }
 }
 
 fn check_factors(gamma: f64, lambd: f64) -> PyResult<()> {
@@ -392,93 +355,6 @@ fn gae_ragged<'py>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gae_time_major_typed<'py, F: Real + Element>(
-    py: Python<'py>,
-    rewards: &Bound<'py, PyAny>,
-    values: &Bound<'py, PyAny>,
-    next_values: &Bound<'py, PyAny>,
-    terminated: &Bound<'py, PyAny>,
-    truncated: &Bound<'py, PyAny>,
-    gamma: f64,
-    lambd: f64,
-    out: OutPair<'_, 'py>,
-) -> PyResult<ArrayPair<'py>> {
-    let rewards = matching_array::<F>(rewards, "rewards")?;
-    check_shape("rewards", rewards.shape(), &[None, None])?;
-    let (steps, envs) = (rewards.shape()[0], rewards.shape()[1]);
-    let shape = [Some(steps), Some(envs)];
-    let values = matching_array::<F>(values, "values")?;
-    check_shape("values", values.shape(), &shape)?;
-    let next_values = matching_array::<F>(next_values, "next_values")?;
-    check_shape("next_values", next_values.shape(), &shape)?;
-    let terminated = Mask::extract(terminated, "terminated")?;
-    check_shape("terminated", terminated.shape(), &shape)?;
-    let truncated = Mask::extract(truncated, "truncated")?;
-    check_shape("truncated", truncated.shape(), &shape)?;
-    let batch = TimeMajorBatch {
-        steps,
-        envs,
-        rewards: slice_of(&rewards, "rewards")?,
-        values: slice_of(&values, "values")?,
-        next_values: slice_of(&next_values, "next_values")?,
-        terminated: terminated.bytes(),
-        truncated: truncated.bytes(),
-    };
-    let batch = &batch;
-    run_into(
-        py,
-        &[steps, envs],
-        out,
-        || core::gae_time_major(batch, gamma, lambd),
-        |advantages, returns| core::gae_time_major_into(batch, gamma, lambd, advantages, returns),
-    )
-}
-
-/// Batched GAE over `[T, N]` time-major arrays; see `compute_gae_time_major` in Python.
-#[pyfunction]
-#[pyo3(signature = (rewards, values, next_values, terminated, truncated, gamma, lambd, advantages_out=None, returns_out=None))]
-#[allow(clippy::too_many_arguments)]
-fn gae_time_major<'py>(
-    py: Python<'py>,
-    rewards: &Bound<'py, PyAny>,
-    values: &Bound<'py, PyAny>,
-    next_values: &Bound<'py, PyAny>,
-    terminated: &Bound<'py, PyAny>,
-    truncated: &Bound<'py, PyAny>,
-    gamma: f64,
-    lambd: f64,
-    advantages_out: Option<Bound<'py, PyAny>>,
-    returns_out: Option<Bound<'py, PyAny>>,
-) -> PyResult<ArrayPair<'py>> {
-    check_factors(gamma, lambd)?;
-    let out = out_pair(&advantages_out, &returns_out)?;
-    match precision_of(rewards, "rewards")? {
-        Precision::F32 => gae_time_major_typed::<f32>(
-            py,
-            rewards,
-            values,
-            next_values,
-            terminated,
-            truncated,
-            gamma,
-            lambd,
-            out,
-        ),
-        Precision::F64 => gae_time_major_typed::<f64>(
-            py,
-            rewards,
-            values,
-            next_values,
-            terminated,
-            truncated,
-            gamma,
-            lambd,
-            out,
-        ),
-    }
-}
-
 /// Turns off the rayon pool in this process: called in a child after fork,
 /// where the parent's pool threads do not exist.
 #[pyfunction]
@@ -491,7 +367,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_gae, m)?)?;
     m.add_function(wrap_pyfunction!(lambda_return, m)?)?;
     m.add_function(wrap_pyfunction!(gae_ragged, m)?)?;
-    m.add_function(wrap_pyfunction!(gae_time_major, m)?)?;
     m.add_function(wrap_pyfunction!(disable_parallelism, m)?)?;
     Ok(())
 }

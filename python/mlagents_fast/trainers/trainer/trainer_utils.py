@@ -10,14 +10,13 @@ dtype numpy would give ML-Agents' code: float32 in, float32 out; float64 as soon
 takes part (``get_gae`` with a Python-float ``value_next`` promotes, as ``np.append`` does).
 Integer rewards give exact float64 values (ML-Agents would truncate every stored step).
 
-Batched forms, one call for a whole batch, returning :class:`AdvantagesAndReturns`:
+The batched form, one call for a whole batch of trajectories concatenated along one axis
+(split by ``offsets``, each with its own bootstrap value), is :func:`compute_gae_ragged`,
+returning :class:`AdvantagesAndReturns`. It is what the PPO trainer calls: trajectories are
+per-agent segments of different lengths and start times, laid out one after another.
 
-- :func:`compute_gae_ragged`: trajectories concatenated along one axis, split by ``offsets``;
-- :func:`compute_gae_time_major`: ``[T, N]`` arrays from ``N`` environments stepped together,
-  with separate ``terminated`` and ``truncated`` masks.
-
-The batched forms do no hidden conversion: they take C-contiguous float32 or float64 arrays,
-all of one dtype, and raise :class:`~mlagents_fast.exceptions.InvalidArgumentError` (a
+The batched form does no hidden conversion: it takes C-contiguous float32 or float64 arrays,
+all of one dtype, and raises :class:`~mlagents_fast.exceptions.InvalidArgumentError` (a
 ``ValueError``) naming the argument before any work. All kernels release the interpreter.
 """
 
@@ -34,7 +33,6 @@ from mlagents_fast.exceptions import InvalidArgumentError
 __all__ = [
     "AdvantagesAndReturns",
     "compute_gae_ragged",
-    "compute_gae_time_major",
     "discount_rewards",
     "get_gae",
     "lambda_return",
@@ -252,61 +250,5 @@ def compute_gae_ragged(
     """
     advantages, returns = _native.gae_ragged(
         rewards, values, offsets, value_next, float(gamma), float(lambd), *_out_arrays(out)
-    )
-    return AdvantagesAndReturns(advantages, returns)
-
-
-def compute_gae_time_major(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    next_values: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    gamma: float = 0.99,
-    lambd: float = 0.95,
-    *,
-    out: tuple[np.ndarray, np.ndarray] | None = None,
-) -> AdvantagesAndReturns:
-    """GAE for ``N`` environments stepped together for ``T`` steps, in one call.
-
-    Shape contract: every array is ``[T, N]`` and C-contiguous (time-major: row ``t`` holds
-    step ``t`` of every environment). Step ``t`` goes from the state valued ``values[t]`` to
-    the state valued ``next_values[t]``. With ``done = terminated | truncated``::
-
-        delta[t] = rewards[t] + gamma * (0 if terminated[t] else next_values[t]) - values[t]
-        A[t]     = delta[t] + gamma * lambd * (0 if done[t] else A[t + 1]),   A[T] = 0
-        returns  = A + values
-
-    - ``terminated[t]``: the next state is terminal; its value is 0 (``next_values[t]`` is
-      ignored, even if NaN).
-    - ``truncated[t]``: the episode was cut after step ``t`` (time limit): the next state is
-      not terminal, so ``next_values[t]`` (the value of the final observation, before reset)
-      bootstraps, but the recursion stops at the episode boundary.
-    - The last row bootstraps with ``next_values[T-1]`` unless terminated there.
-
-    With values ``V`` of ``T + 1`` rows, pass ``values=V[:-1], next_values=V[1:]`` (both views
-    are contiguous) and fix up truncated steps in ``next_values`` where final observations differ.
-
-    :param rewards: ``[T, N]`` float32 or float64.
-    :param values: ``[T, N]`` value of the state at each step, same dtype.
-    :param next_values: ``[T, N]`` value of the state after each step, same dtype.
-    :param terminated: ``[T, N]`` bool (or uint8): episode ended in a terminal state.
-    :param truncated: ``[T, N]`` bool (or uint8): episode cut by a time limit.
-    :param gamma: discount factor.
-    :param lambd: GAE weighing factor.
-    :param out: optional ``(advantages, returns)`` arrays to write into (``[T, N]``, the dtype
-        of ``rewards``, C-contiguous, writeable, sharing no memory with the inputs).
-    :return: advantages and returns, each ``[T, N]`` of ``rewards``' dtype (the ``out``
-        arrays when given).
-    """
-    advantages, returns = _native.gae_time_major(
-        rewards,
-        values,
-        next_values,
-        terminated,
-        truncated,
-        float(gamma),
-        float(lambd),
-        *_out_arrays(out),
     )
     return AdvantagesAndReturns(advantages, returns)
