@@ -26,6 +26,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+from collections.abc import Sized
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -524,7 +525,7 @@ def _steps_in(item: Any) -> int:
     """Steps of a trajectory of either form (``len(steps)``: ML-Agents' ``Trajectory`` is a
     NamedTuple, so its own len() counts fields), 0 for anything else."""
     steps = getattr(item, "steps", None)
-    return len(steps) if steps is not None else 0
+    return len(steps) if isinstance(steps, Sized) else 0
 
 
 class AgentManager(AgentProcessor):
