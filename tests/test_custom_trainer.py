@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from custom_trainer import TRAINER_NAME, ReinforceTrainer
-from mlagents_fast.trainers import settings as settings_module
 from mlagents_fast.trainers.run import train
-from mlagents_fast.trainers.settings import RunOptions
+from mlagents_fast.trainers.settings import RunOptions, trainer_types
 from mlagents_fast.trainers.trainer import trainer_factory
 
 BEHAVIOR = "GoalSeeker1D"
@@ -35,8 +34,7 @@ def reinforce_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     # Load plugins afresh, and forget this one afterwards.
     monkeypatch.setattr(trainer_factory, "_plugins_loaded", False)
-    monkeypatch.setattr(trainer_factory, "_trainer_types", dict(trainer_factory._trainer_types))
-    known_settings = dict(settings_module.all_trainer_settings)
+    monkeypatch.setattr(trainer_types, "_types", dict(trainer_types._types))
     seen = SimpleNamespace(trainers=[], summaries=[])
     init, write_summary = ReinforceTrainer.__init__, ReinforceTrainer._write_summary
 
@@ -51,9 +49,8 @@ def reinforce_plugin(tmp_path, monkeypatch):
     monkeypatch.setattr(ReinforceTrainer, "__init__", recording_init)
     monkeypatch.setattr(ReinforceTrainer, "_write_summary", recording_write_summary)
     trainer_factory.register_trainer_plugins()
-    yield seen
-    settings_module.all_trainer_settings.clear()
-    settings_module.all_trainer_settings.update(known_settings)
+    assert trainer_types.trainer_classes()[TRAINER_NAME] is ReinforceTrainer
+    return seen
 
 
 def options(max_steps, summary_freq, checkpoint_interval):
