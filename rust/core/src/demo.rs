@@ -953,7 +953,13 @@ mod tests {
             pair.len_field(2, &action.buf);
             pair.buf
         };
-        let err = decode_records(&fractional, &[0..fractional.len()], &spec, usize::MAX);
+        let whole_record = 0..fractional.len();
+        let err = decode_records(
+            &fractional,
+            std::slice::from_ref(&whole_record),
+            &spec,
+            usize::MAX,
+        );
         assert!(err.is_err());
     }
 }
