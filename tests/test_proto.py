@@ -1,6 +1,6 @@
 """The Rust wire codec against golden messages built with protobuf classes generated from protos/.
 
-The reference for PNG decoding is a plain PIL + numpy re-statement of PROTOCOL.md B.4
+The reference for PNG decoding is a plain PIL + numpy re-statement of docs/protocol.md section 6
 (``reference_process_pixels``), independent of the Rust code.
 """
 
@@ -88,7 +88,7 @@ def decode_behavior(data, specs=None):
 
 
 def test_protocol_b5_example():
-    """PROTOCOL.md B.5: cont 1 + branch (3); agent 7; obs [0.5,-0.5]; mask [F,T,F]."""
+    """docs/protocol.md section 5: cont 1 + branch (3); agent 7; obs [0.5,-0.5]; mask [F,T,F]."""
     first = unity_message(
         {"Ex?team=0": [agent(7, [vector_obs([0.5, -0.5])], mask=[False, True, False])]},
         brains=[brain("Ex?team=0", continuous=1, branches=(3,))],
@@ -231,7 +231,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 
 def reference_process_pixels(image_bytes: bytes, expected_channels: int, mapping) -> np.ndarray:
-    """PROTOCOL.md B.4 PNG rule, restated with PIL + numpy."""
+    """docs/protocol.md section 6 PNG rule, restated with PIL + numpy."""
     starts = []
     position = image_bytes.find(PNG_HEADER)
     while position != -1:

@@ -1,4 +1,4 @@
-"""Side channels: bytes equal PROTOCOL.md B.6 examples; framing and dispatch like mlagents_envs."""
+"""Side channels: bytes equal docs/protocol.md section 8 examples; dispatch like mlagents_envs."""
 
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def test_analytics_channel_payload(monkeypatch):
     assert channel.channel_id == uuid.uuid5(
         uuid.NAMESPACE_URL, "com.unity.ml-agents/TrainingAnalyticsSideChannel"
     )
-    # PROTOCOL.md saw 116 bytes with a 6-character Python version string.
+    # ML-Agents' handshake carried 116 bytes with a 6-character Python version string.
     monkeypatch.setattr(analytics.platform, "python_version", lambda: "3.8.10")
     channel.environment_initialized()
     payload = bytes(channel.message_queue[0])

@@ -1,4 +1,4 @@
-"""``mlagents-fast-env``: run a BaseEnv as the Unity side of the link (PROTOCOL.md B.2-B.6).
+"""``mlagents-fast-env``: run a BaseEnv as the Unity side of the link (docs/protocol.md, sections 2-8).
 
 It behaves like a Unity player built with ML-Agents: a gRPC client that connects to
 ``localhost:<--mlagents-port>``, performs the handshake, answers every reset and step with

@@ -1,4 +1,4 @@
-"""Find and launch a Unity executable (``mlagents_envs.env_utils``, PROTOCOL.md B.8)."""
+"""Find and launch a Unity executable (``mlagents_envs.env_utils``, docs/protocol.md section 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``UnityEnvironment``: a Unity build or the Editor as a BaseEnv (PROTOCOL.md B.2-B.9).
+"""``UnityEnvironment``: a Unity build or the Editor as a BaseEnv (docs/protocol.md).
 
 Same constructor, methods and behavior as ``mlagents_envs.environment.UnityEnvironment``
 1.1.0. What differs is inside: messages travel as raw bytes, are decoded in Rust straight into
@@ -38,11 +38,7 @@ from mlagents_fast.envs.exception import (
     UnityEnvironmentException,
 )
 from mlagents_fast.envs.rpc_communicator import RpcCommunicator
-from mlagents_fast.envs.rpc_utils import (
-    behavior_spec_from_decoded,
-    decode_output,
-    steps_from_decoded,
-)
+from mlagents_fast.envs.rpc_utils import apply_decoded_output, decode_output
 from mlagents_fast.envs.side_channel import (
     DefaultTrainingAnalyticsSideChannel,
     SideChannel,
@@ -91,7 +87,7 @@ class UnityEnvironment(BaseEnv):
       listens on all interfaces, which ``"[::]"`` or ``"0.0.0.0"`` restores).
     """
 
-    # Communication protocol version (PROTOCOL.md B.1).
+    # Communication protocol version (docs/protocol.md section 1).
     API_VERSION = "1.5.0"
     DEFAULT_EDITOR_PORT = 5004
     BASE_ENVIRONMENT_PORT = 5005
@@ -286,19 +282,7 @@ class UnityEnvironment(BaseEnv):
 
     def _apply_decoded(self, decoded: dict) -> None:
         """Store new behavior specs, dispatch side channels, store every behavior's steps."""
-        found = {}
-        for behavior in decoded["behaviors"]:
-            name, new_spec = behavior[0], behavior[1]
-            if new_spec is not None:
-                self._env_specs[name] = behavior_spec_from_decoded(new_spec)
-                logger.info("Connected new brain: %s", name)
-            found[name] = behavior
-        self._side_channel_manager.process_side_channel_message(decoded["side_channel"])
-        for name, spec in self._env_specs.items():
-            if name in found:
-                self._env_state[name] = steps_from_decoded(found[name])
-            else:
-                self._env_state[name] = (DecisionSteps.empty(spec), TerminalSteps.empty(spec))
+        self._env_state = apply_decoded_output(decoded, self._env_specs, self._side_channel_manager)
 
     def _exchange(self, message: bytes) -> None:
         if self._communicator is None:

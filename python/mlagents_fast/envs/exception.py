@@ -2,6 +2,14 @@
 
 Every class also derives from :class:`mlagents_fast.exceptions.MlagentsFastError`, so one
 ``except MlagentsFastError`` catches errors from the trainers and the environments alike.
+
+Bytes received from Unity that break the protocol (malformed messages, sizes above the
+decoder limits, observations that do not match their spec, NaN rewards, unreadable
+side-channel messages) raise a subclass of :class:`UnityProtocolException`, whatever the
+bytes: the decoder never crashes the process. Each subclass also keeps the base classes of
+the error ML-Agents raises in the same situation (``UnityCommunicationException``,
+``UnityEnvironmentException``, ``ValueError``, ``RuntimeError``), so code written against
+ML-Agents catches them as before.
 """
 
 from __future__ import annotations
@@ -15,9 +23,12 @@ __all__ = [
     "UnityEnvironmentException",
     "UnityException",
     "UnityMessageDecodeException",
+    "UnityMessageLimitException",
     "UnityNonFiniteValueException",
     "UnityObservationException",
+    "UnityProtocolException",
     "UnitySideChannelException",
+    "UnitySideChannelMessageException",
     "UnityTimeOutException",
     "UnityWorkerInUseException",
 ]
@@ -39,15 +50,28 @@ class UnityCommunicatorStoppedException(UnityException):
     """The environment closed the link (it sent a non-200 status or exited)."""
 
 
-class UnityMessageDecodeException(UnityCommunicationException, MessageDecodeError):
+class UnityProtocolException(UnityException, MessageDecodeError):
+    """Bytes received from Unity break the protocol; the message names what is wrong.
+
+    The base of every error the decoder raises on received bytes (it is also a ValueError).
+    """
+
+
+class UnityMessageDecodeException(UnityCommunicationException, UnityProtocolException):
     """Bytes received from the other side are not a valid communicator message."""
 
 
-class UnityNonFiniteValueException(UnityException, RuntimeError):
+class UnityMessageLimitException(UnityMessageDecodeException):
+    """A message declares a size above the decoder limits (huge shapes, PNG images, branch
+    counts or decoded sizes). The message names the limit; ``MLAGENTS_FAST_DECODE_LIMITS``
+    raises it (docs/protocol.md, "Decoder limits")."""
+
+
+class UnityNonFiniteValueException(UnityProtocolException, RuntimeError):
     """A reward or vector observation is NaN or infinite (ML-Agents raises RuntimeError)."""
 
 
-class UnityObservationException(UnityException):
+class UnityObservationException(UnityProtocolException):
     """An observation received from the environment does not match its declared shape."""
 
 
@@ -61,6 +85,16 @@ class UnityTimeOutException(UnityException):
 
 class UnitySideChannelException(UnityException):
     """A side channel was used wrongly (for example width set without height)."""
+
+
+class UnitySideChannelMessageException(
+    UnityCommunicationException, UnityEnvironmentException, UnityProtocolException
+):
+    """A side-channel record or message received from Unity cannot be read (truncated
+    record, bad length, non-ASCII string, unknown enum value, a message on a channel that
+    only sends). The message names the channel. ML-Agents raises UnityEnvironmentException
+    for bad records and UnityCommunicationException for messages on send-only channels:
+    this class is both."""
 
 
 class UnityWorkerInUseException(UnityException):

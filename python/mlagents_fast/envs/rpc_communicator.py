@@ -1,4 +1,4 @@
-"""The trainer side of the gRPC link (PROTOCOL.md B.2-B.3): a server Unity calls into.
+"""The trainer side of the gRPC link (docs/protocol.md sections 2-3): a server Unity calls into.
 
 Unity is the gRPC client: it calls ``Exchange`` with each of its messages and waits for the
 reply, which is whatever the trainer sends next. The gRPC handler thread therefore parks each

@@ -3,11 +3,19 @@
 The Rust decoder (``_native.decode_unity_output``) already produced flat numpy batches;
 this module only wraps them in the ``base_env`` classes, as ``mlagents_envs.rpc_utils`` does
 from protobuf objects.
+
+Received bytes are never trusted: the decoder checks every size against the bytes present
+and the decoder limits (:func:`get_decode_limits`, docs/protocol.md "Decoder limits") before
+allocating, and every failure on any input is a ``UnityProtocolException`` subclass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import os
+from collections.abc import Mapping, MutableMapping
+from functools import reduce
+from operator import or_
 from typing import Any
 
 import numpy as np
@@ -22,19 +30,91 @@ from mlagents_fast.envs.base_env import (
     ObservationType,
     TerminalSteps,
 )
-from mlagents_fast.envs.exception import UnityObservationException
+from mlagents_fast.envs.exception import UnityMessageDecodeException, UnityObservationException
+from mlagents_fast.envs.side_channel.side_channel_manager import SideChannelManager
+from mlagents_fast.exceptions import InvalidArgumentError
 
 __all__ = [
+    "DECODE_LIMITS_ENV",
+    "DecodeLimits",
     "DecodedOutput",
+    "apply_decoded_output",
     "behavior_spec_from_decoded",
     "behavior_spec_from_proto",
     "decode_output",
+    "get_decode_limits",
     "known_specs_argument",
+    "set_decode_limits",
     "steps_from_decoded",
     "steps_from_proto",
 ]
 
+logger = logging.getLogger(__name__)
+
 DecodedOutput = dict[str, Any]
+
+DecodeLimits = _native.DecodeLimits
+"""Bounds on what one message from Unity may make the decoder allocate (keyword-only
+arguments ``max_agents``, ``max_observations``, ``max_observation_elements``,
+``max_png_pixels``, ``max_discrete_branches``, ``max_action_size``, ``max_message_bytes``)."""
+
+DECODE_LIMITS_ENV = "MLAGENTS_FAST_DECODE_LIMITS"
+"""Environment variable that raises decoder limits for a scene that needs more, for example
+``MLAGENTS_FAST_DECODE_LIMITS="max_png_pixels=100000000,max_message_bytes=8589934592"``.
+Environment worker processes inherit it."""
+
+_decode_limits: Any = None
+
+
+def _limits_from_environment() -> Any:
+    text = os.environ.get(DECODE_LIMITS_ENV, "").strip()
+    overrides: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            overrides[name.strip()] = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{DECODE_LIMITS_ENV}: {item!r} is not NAME=INTEGER (for example "
+                "max_png_pixels=100000000)"
+            ) from None
+    return _make_limits(overrides, DECODE_LIMITS_ENV)
+
+
+def _make_limits(overrides: Mapping[str, int], source: str) -> Any:
+    known = DecodeLimits().as_dict()
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise InvalidArgumentError(
+            f"{source}: unknown decoder limit(s) {', '.join(unknown)}; "
+            f"the limits are {', '.join(known)}"
+        )
+    try:
+        return DecodeLimits(**overrides)
+    except (OverflowError, TypeError) as err:
+        raise InvalidArgumentError(f"{source}: {err}") from None
+
+
+def get_decode_limits() -> Any:
+    """The decoder limits of this process: the defaults, raised by ``DECODE_LIMITS_ENV``
+    (read on first use) or by :func:`set_decode_limits`."""
+    global _decode_limits
+    if _decode_limits is None:
+        _decode_limits = _limits_from_environment()
+    return _decode_limits
+
+
+def set_decode_limits(**limits: int) -> Any:
+    """Set the decoder limits of this process: the given ones, the others from
+    ``DECODE_LIMITS_ENV`` or the defaults. Returns the new limits.
+
+    Environment workers started in other processes read ``DECODE_LIMITS_ENV`` instead: set
+    the variable to change their limits.
+    """
+    global _decode_limits
+    merged = {**_limits_from_environment().as_dict(), **limits}
+    _decode_limits = _make_limits(merged, "set_decode_limits")
+    return _decode_limits
 
 
 def known_specs_argument(
@@ -52,28 +132,65 @@ def known_specs_argument(
 
 
 def decode_output(data: bytes, specs: Mapping[str, BehaviorSpec]) -> DecodedOutput:
-    """Decode a message from Unity given the behaviors announced so far."""
-    return _native.decode_unity_output(data, known_specs_argument(specs))
+    """Decode a message from Unity given the behaviors announced so far.
+
+    Any input raises a ``UnityProtocolException`` subclass or returns: never a crash.
+    """
+    return _native.decode_unity_output(data, known_specs_argument(specs), get_decode_limits())
 
 
-def behavior_spec_from_decoded(new_spec: tuple) -> BehaviorSpec:
+_DIMENSION_FLAGS = reduce(or_, (int(flag) for flag in DimensionProperty), 0)
+_OBSERVATION_TYPES = {int(member.value): member for member in ObservationType}
+
+
+def _observation_spec(
+    behavior_name: str,
+    index: int,
+    shape: tuple,
+    dimension_properties: tuple,
+    observation_type: int,
+    name: str,
+) -> ObservationSpec:
+    what = f"observation {index} ({name!r}) of behavior {behavior_name!r}"
+    if dimension_properties and len(dimension_properties) != len(shape):
+        raise UnityMessageDecodeException(
+            f"{what} has shape {tuple(shape)} but {len(dimension_properties)} dimension "
+            "properties: Unity sends one per dimension"
+        )
+    for value in dimension_properties:
+        if value < 0 or value & ~_DIMENSION_FLAGS:
+            raise UnityMessageDecodeException(
+                f"{what} has dimension property {value}, which is not a combination of "
+                f"the DimensionProperty flags ({', '.join(f'{f.name}={int(f)}' for f in DimensionProperty)})"
+            )
+    if observation_type not in _OBSERVATION_TYPES:
+        raise UnityMessageDecodeException(
+            f"{what} has observation type {observation_type}, not one of "
+            f"{', '.join(f'{t.name}={v}' for v, t in _OBSERVATION_TYPES.items())}"
+        )
+    return ObservationSpec(
+        shape=tuple(shape),
+        dimension_property=(
+            tuple(DimensionProperty(d) for d in dimension_properties)
+            if dimension_properties
+            else (DimensionProperty.UNSPECIFIED,) * len(shape)
+        ),
+        observation_type=_OBSERVATION_TYPES[observation_type],
+        name=name,
+    )
+
+
+def behavior_spec_from_decoded(new_spec: tuple, behavior_name: str = "") -> BehaviorSpec:
     """A BehaviorSpec from the ``new_spec`` tuple of a decoded behavior.
 
-    An observation without dimension properties gets UNSPECIFIED on every axis.
+    An observation without dimension properties gets UNSPECIFIED on every axis. Unknown
+    observation types or dimension properties raise UnityMessageDecodeException naming
+    ``behavior_name``.
     """
     observations, continuous_size, discrete_branches = new_spec
     observation_specs = [
-        ObservationSpec(
-            shape=tuple(shape),
-            dimension_property=(
-                tuple(DimensionProperty(d) for d in dimension_properties)
-                if dimension_properties
-                else (DimensionProperty.UNSPECIFIED,) * len(shape)
-            ),
-            observation_type=ObservationType(observation_type),
-            name=name,
-        )
-        for shape, dimension_properties, observation_type, name in observations
+        _observation_spec(behavior_name, index, *observation)
+        for index, observation in enumerate(observations)
     ]
     return BehaviorSpec(observation_specs, ActionSpec(continuous_size, tuple(discrete_branches)))
 
@@ -94,6 +211,33 @@ def steps_from_decoded(behavior: tuple) -> tuple[DecisionSteps, TerminalSteps]:
     obs, reward, agent_id, group_id, group_reward, interrupted = terminal
     terminal_steps = TerminalSteps(obs, reward, interrupted, agent_id, group_id, group_reward)
     return decision_steps, terminal_steps
+
+
+def apply_decoded_output(
+    decoded: DecodedOutput,
+    specs: MutableMapping[str, BehaviorSpec],
+    side_channel_manager: SideChannelManager,
+) -> dict[str, tuple[DecisionSteps, TerminalSteps]]:
+    """What ``UnityEnvironment`` does with a decoded message: add the behaviors it announces
+    to ``specs``, hand its side-channel bytes to the channels, and return the steps of every
+    known behavior (empty for behaviors without agents in this message).
+    """
+    found = {}
+    for behavior in decoded["behaviors"]:
+        name, new_spec = behavior[0], behavior[1]
+        if new_spec is not None:
+            specs[name] = behavior_spec_from_decoded(new_spec, name)
+            logger.info("Connected new brain: %s", name)
+        found[name] = behavior
+    side_channel_manager.process_side_channel_message(decoded["side_channel"])
+    return {
+        name: (
+            steps_from_decoded(found[name])
+            if name in found
+            else (DecisionSteps.empty(spec), TerminalSteps.empty(spec))
+        )
+        for name, spec in specs.items()
+    }
 
 
 # --- ML-Agents' protobuf-object API -------------------------------------------------------

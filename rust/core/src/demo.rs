@@ -26,10 +26,11 @@ use std::ops::Range;
 
 use crate::proto::output::{
     build_batch, check_agent_batch, new_spec_from, parse_agent_info, parse_brain_parameters,
-    write_agent_info, write_brain_parameters, AgentBatch, BrainParameters, NewSpec, RawAgentInfo,
+    write_agent_info, write_brain_parameters, AgentBatch, BrainParameters, DecodeContext, NewSpec,
+    RawAgentInfo,
 };
 use crate::proto::wire::{Reader, Writer};
-use crate::proto::ProtoError;
+use crate::proto::{DecodeLimits, ProtoError};
 
 /// Bytes reserved for the delimited meta record (C# `DemonstrationWriter.MetaDataBytes`).
 pub const META_DATA_BYTES: usize = 32;
@@ -199,11 +200,12 @@ pub fn read_layout(
         )));
     }
     let brain_range = delimited(data, BRAIN_OFFSET, &|| "the brain parameters".to_string())?;
-    let brain = parse_brain_parameters(&data[brain_range.clone()]).map_err(|err| {
-        DemoError::Invalid(format!(
-            "the brain parameters at byte {BRAIN_OFFSET} are invalid: {err}"
-        ))
-    })?;
+    let brain = parse_brain_parameters(&data[brain_range.clone()], &DecodeLimits::DEFAULT)
+        .map_err(|err| {
+            DemoError::Invalid(format!(
+                "the brain parameters at byte {BRAIN_OFFSET} are invalid: {err}"
+            ))
+        })?;
     let expected_total = expected_before.saturating_add(i64::from(meta.number_steps));
     let mut records = Vec::new();
     let mut pos = brain_range.end;
@@ -246,8 +248,11 @@ pub fn record_spec(brain: &BrainParameters, record: &[u8]) -> Result<NewSpec, De
         message: err.to_string(),
     };
     let (info_bytes, _) = split_pair(record).map_err(as_record_error)?;
-    let info = parse_agent_info(info_bytes).map_err(as_record_error)?;
-    new_spec_from(brain, &info).map_err(as_record_error)
+    let info = parse_agent_info(info_bytes, &DecodeLimits::DEFAULT, &brain.brain_name)
+        .map_err(as_record_error)?;
+    new_spec_from(brain, &info, &DecodeLimits::DEFAULT)
+        .map(|(spec, _)| spec)
+        .map_err(as_record_error)
 }
 
 /// What records are decoded into: observation shapes and the action spec.
@@ -513,7 +518,8 @@ pub fn decode_records(
         let record_error = |message: String| DemoError::Record { index, message };
         let (info_bytes, action_bytes) =
             split_pair(bytes).map_err(|err| record_error(err.to_string()))?;
-        let info = parse_agent_info(info_bytes).map_err(|err| record_error(err.to_string()))?;
+        let info = parse_agent_info(info_bytes, &DecodeLimits::DEFAULT, "demonstration")
+            .map_err(|err| record_error(err.to_string()))?;
         row.read(action_bytes)
             .map_err(|err| record_error(err.to_string()))?;
         push_actions(&row, spec, &mut steps).map_err(record_error)?;
@@ -559,7 +565,13 @@ pub fn decode_records(
     }
 
     let refs: Vec<&RawAgentInfo<'_>> = infos.iter().collect();
-    let batch = build_batch(&refs, &spec.observation_shapes)
+    // check_decoded_size bounded the decoded size already: no second budget here.
+    let unbudgeted = DecodeLimits {
+        max_message_bytes: usize::MAX,
+        ..DecodeLimits::DEFAULT
+    };
+    let mut ctx = DecodeContext::new(&unbudgeted, record_bytes);
+    let batch = build_batch(&refs, &spec.observation_shapes, &mut ctx)
         .map_err(|err| DemoError::Invalid(err.to_string()))?;
     steps.observations = batch.observations;
     steps.reward = batch.reward;

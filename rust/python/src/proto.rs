@@ -1,14 +1,17 @@
 //! Bindings of the Unity wire format (`mlagents_fast_core::proto`). Messages
 //! are decoded and encoded with the interpreter released; decoded batches
 //! reach numpy without a copy. Errors become the `mlagents_fast.envs.exception`
-//! classes ML-Agents raises in the same situation.
+//! classes ML-Agents raises in the same situation, all subclasses of
+//! `UnityProtocolException`. The decoders never panic on any input; should one
+//! ever do, the panic is caught here and raised as a protocol error too, never
+//! as pyo3's `PanicException` (a BaseException that `except Exception` misses).
 
 use mlagents_fast_core::proto::input::{self, BehaviorActions, InitInput, RlInput};
 use mlagents_fast_core::proto::output::{
     self, AgentBatch, BehaviorSteps, BrainParameters, InitOutput, KnownSpec, ObservationBatch,
     StepBatch,
 };
-use mlagents_fast_core::proto::{Capabilities, ProtoError};
+use mlagents_fast_core::proto::{Capabilities, DecodeLimits, ProtoError};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -21,6 +24,11 @@ use crate::validate::{check_shape, readonly_array};
 static DECODE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static OBSERVATION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static NON_FINITE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static LIMIT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Appended to limit errors: how a user with a scene that really needs more raises a limit.
+const RAISE_LIMIT_HINT: &str = "If your scene really sends this much, raise the limit with the \
+     MLAGENTS_FAST_DECODE_LIMITS environment variable (see docs/protocol.md, \"Decoder limits\").";
 
 fn envs_exception(
     py: Python<'_>,
@@ -52,6 +60,101 @@ fn proto_error(py: Python<'_>, err: ProtoError) -> PyErr {
         ProtoError::NonFinite(m) => {
             envs_exception(py, &NON_FINITE_ERROR, "UnityNonFiniteValueException", m)
         }
+        ProtoError::Limit(_) => envs_exception(
+            py,
+            &LIMIT_ERROR,
+            "UnityMessageLimitException",
+            format!("{err}. {RAISE_LIMIT_HINT}"),
+        ),
+    }
+}
+
+/// Runs `body`, turning a panic into a protocol error naming `what` (last line of
+/// defence: the decoders return errors for every input they are given).
+fn panic_guard<'py, T>(
+    py: Python<'py>,
+    what: &str,
+    body: impl FnOnce() -> PyResult<T>,
+) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Err(proto_error(
+            py,
+            ProtoError::Decode(format!("{what} failed on this message ({reason})")),
+        ))
+    })
+}
+
+/// DecodeLimits(*, max_agents=..., max_observations=..., max_observation_elements=...,
+/// max_png_pixels=..., max_discrete_branches=..., max_action_size=..., max_message_bytes=...)
+/// --
+///
+/// Upper bounds the decoder checks every size of a message from Unity against,
+/// before allocating (docs/protocol.md, "Decoder limits"). Each must be at least 1.
+#[pyclass(module = "mlagents_fast._native", name = "DecodeLimits", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyDecodeLimits {
+    limits: DecodeLimits,
+}
+
+#[pymethods]
+impl PyDecodeLimits {
+    #[new]
+    #[pyo3(signature = (
+        *,
+        max_agents = DecodeLimits::DEFAULT.max_agents,
+        max_observations = DecodeLimits::DEFAULT.max_observations,
+        max_observation_elements = DecodeLimits::DEFAULT.max_observation_elements,
+        max_png_pixels = DecodeLimits::DEFAULT.max_png_pixels,
+        max_discrete_branches = DecodeLimits::DEFAULT.max_discrete_branches,
+        max_action_size = DecodeLimits::DEFAULT.max_action_size,
+        max_message_bytes = DecodeLimits::DEFAULT.max_message_bytes,
+    ))]
+    fn new(
+        max_agents: usize,
+        max_observations: usize,
+        max_observation_elements: usize,
+        max_png_pixels: usize,
+        max_discrete_branches: usize,
+        max_action_size: usize,
+        max_message_bytes: usize,
+    ) -> PyResult<Self> {
+        let limits = DecodeLimits {
+            max_agents,
+            max_observations,
+            max_observation_elements,
+            max_png_pixels,
+            max_discrete_branches,
+            max_action_size,
+            max_message_bytes,
+        };
+        if let Some((name, _)) = limits.named().into_iter().find(|&(_, value)| value == 0) {
+            return Err(invalid_argument(name, "must be at least 1"));
+        }
+        Ok(PyDecodeLimits { limits })
+    }
+
+    /// The limits as a dict, in declaration order.
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in self.limits.named() {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        let fields: Vec<String> = self
+            .limits
+            .named()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        format!("DecodeLimits({})", fields.join(", "))
     }
 }
 
@@ -60,8 +163,14 @@ pub(crate) fn to_numpy<'py, T: numpy::Element>(
     values: Vec<T>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let array = ArrayD::from_shape_vec(IxDyn(shape), values)
-        .map_err(|e| invalid_argument("decoded batch", format!("shape {shape:?}: {e}")))?;
+    // The decoder sized `values` from `shape`; a mismatch would be a decoder bug, reported
+    // as a protocol error like every other failure on received bytes.
+    let array = ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| {
+        proto_error(
+            py,
+            ProtoError::Decode(format!("decoded batch of shape {shape:?}: {e}")),
+        )
+    })?;
     Ok(array.into_pyarray(py).into_any())
 }
 
@@ -161,12 +270,13 @@ fn init_output_to_py<'py>(py: Python<'py>, init: &InitOutput) -> PyResult<Bound<
     Ok(dict)
 }
 
-/// decode_unity_output(data, known_specs)
+/// decode_unity_output(data, known_specs, limits=None)
 /// --
 ///
 /// Decodes a UnityMessageProto sent by Unity. `known_specs` lists
 /// `(behavior_name, observation_shapes, discrete_branches)` of the behaviors
-/// announced earlier. Returns a dict with `status`, `has_output`,
+/// announced earlier; `limits` is a DecodeLimits (None: the defaults). Every
+/// failure raises a subclass of UnityProtocolException. Returns a dict with `status`, `has_output`,
 /// `side_channel` (bytes), `init_output` (dict or None) and `behaviors`: a
 /// list of `(name, new_spec, decision, terminal, action_mask, discrete_branches)`
 /// where decision/terminal are `(obs, reward, agent_id, group_id, group_reward,
@@ -174,11 +284,14 @@ fn init_output_to_py<'py>(py: Python<'py>, init: &InitOutput) -> PyResult<Bound<
 /// discrete_branches)` with observations `(shape, dimension_properties,
 /// observation_type, name)`.
 #[pyfunction]
+#[pyo3(signature = (data, known_specs, limits = None))]
 fn decode_unity_output<'py>(
     py: Python<'py>,
     data: &[u8],
     known_specs: Vec<(String, Vec<Vec<usize>>, Vec<usize>)>,
+    limits: Option<Bound<'py, PyDecodeLimits>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let limits = limits.map_or(DecodeLimits::DEFAULT, |l| l.get().limits);
     let known: Vec<KnownSpec> = known_specs
         .into_iter()
         .map(|(name, observation_shapes, discrete_branches)| KnownSpec {
@@ -187,9 +300,18 @@ fn decode_unity_output<'py>(
             discrete_branches,
         })
         .collect();
-    let decoded = py
-        .detach(|| output::decode_unity_message(data, &known))
-        .map_err(|e| proto_error(py, e))?;
+    panic_guard(py, "decoding a message from Unity", || {
+        let decoded = py
+            .detach(|| output::decode_unity_message_limited(data, &known, &limits))
+            .map_err(|e| proto_error(py, e))?;
+        decoded_output_to_py(py, decoded)
+    })
+}
+
+fn decoded_output_to_py(
+    py: Python<'_>,
+    decoded: output::DecodedOutput,
+) -> PyResult<Bound<'_, PyDict>> {
     let result = PyDict::new(py);
     result.set_item("status", decoded.status)?;
     result.set_item("has_output", decoded.has_output)?;
@@ -298,9 +420,18 @@ fn encode_close(py: Python<'_>) -> Bound<'_, PyBytes> {
 /// -> `(continuous float32 (n, c), discrete int32 (n, d))`).
 #[pyfunction]
 fn decode_unity_input<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let decoded = py
-        .detach(|| input::decode_unity_input(data))
-        .map_err(|e| proto_error(py, e))?;
+    panic_guard(py, "decoding a message from the trainer", || {
+        let decoded = py
+            .detach(|| input::decode_unity_input(data))
+            .map_err(|e| proto_error(py, e))?;
+        decoded_input_to_py(py, decoded)
+    })
+}
+
+fn decoded_input_to_py(
+    py: Python<'_>,
+    decoded: input::DecodedInput,
+) -> PyResult<Bound<'_, PyDict>> {
     let result = PyDict::new(py);
     result.set_item("status", decoded.status)?;
     match decoded.init_input {
@@ -578,6 +709,7 @@ fn encode_unity_output<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDecodeLimits>()?;
     m.add_function(wrap_pyfunction!(decode_unity_output, m)?)?;
     m.add_function(wrap_pyfunction!(encode_init_input, m)?)?;
     m.add_function(wrap_pyfunction!(encode_rl_input, m)?)?;

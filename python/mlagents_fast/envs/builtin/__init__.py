@@ -83,7 +83,7 @@ _RECORD_HEADER_SIZE = 20
 
 
 def _split_records(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
-    """Split side-channel bytes (PROTOCOL.md B.6) into (channel id, payload) records."""
+    """Split side-channel bytes (docs/protocol.md section 8) into (channel id, payload) records."""
     records = []
     offset = 0
     while offset < len(data):

@@ -1,4 +1,4 @@
-"""Side channels (the counterpart of ``mlagents_envs.side_channel``): framing in PROTOCOL.md B.6."""
+"""Side channels (the counterpart of ``mlagents_envs.side_channel``): framing in docs/protocol.md section 8."""
 
 from mlagents_fast.envs.side_channel.default_training_analytics_side_channel import (
     DefaultTrainingAnalyticsSideChannel,

@@ -1,4 +1,4 @@
-"""The analytics channel UnityEnvironment adds by default (PROTOCOL.md B.6).
+"""The analytics channel UnityEnvironment adds by default (docs/protocol.md section 8).
 
 It sends one ``google.protobuf.Any`` wrapping ``TrainingEnvironmentInitialized`` with the first
 reset. The two messages are tiny and sent once, so they are encoded here by hand instead of
@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import uuid
 
-from mlagents_fast.envs.exception import UnityCommunicationException
+from mlagents_fast.envs.exception import UnitySideChannelMessageException
 from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
 from mlagents_fast.envs.side_channel.outgoing_message import OutgoingMessage
 from mlagents_fast.envs.side_channel.side_channel import SideChannel
@@ -79,7 +79,7 @@ class DefaultTrainingAnalyticsSideChannel(SideChannel):
         super().__init__(DefaultTrainingAnalyticsSideChannel.CHANNEL_ID)
 
     def on_message_received(self, msg: IncomingMessage) -> None:
-        raise UnityCommunicationException(
+        raise UnitySideChannelMessageException(
             "The DefaultTrainingAnalyticsSideChannel received a message from Unity, "
             "this should not have happened."
         )

@@ -7,8 +7,8 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from mlagents_fast.envs.exception import (
-    UnityCommunicationException,
     UnitySideChannelException,
+    UnitySideChannelMessageException,
 )
 from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
 from mlagents_fast.envs.side_channel.outgoing_message import OutgoingMessage
@@ -48,7 +48,7 @@ class EngineConfigurationChannel(SideChannel):
         super().__init__(self.CHANNEL_ID)
 
     def on_message_received(self, msg: IncomingMessage) -> None:
-        raise UnityCommunicationException(
+        raise UnitySideChannelMessageException(
             "The EngineConfigurationChannel received a message from Unity, "
             "this should not have happened."
         )

@@ -1,11 +1,11 @@
-"""Sends environment parameters (floats and samplers) to the environment (PROTOCOL.md B.6)."""
+"""Sends environment parameters (floats and samplers) to the environment (docs/protocol.md section 8)."""
 
 from __future__ import annotations
 
 import uuid
 from enum import IntEnum
 
-from mlagents_fast.envs.exception import UnityCommunicationException
+from mlagents_fast.envs.exception import UnitySideChannelMessageException
 from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
 from mlagents_fast.envs.side_channel.outgoing_message import OutgoingMessage
 from mlagents_fast.envs.side_channel.side_channel import SideChannel
@@ -31,7 +31,7 @@ class EnvironmentParametersChannel(SideChannel):
         super().__init__(self.CHANNEL_ID)
 
     def on_message_received(self, msg: IncomingMessage) -> None:
-        raise UnityCommunicationException(
+        raise UnitySideChannelMessageException(
             "The EnvironmentParametersChannel received a message from Unity, "
             "this should not have happened."
         )

@@ -1,4 +1,4 @@
-"""A message to send on a side channel (little-endian primitives, see PROTOCOL.md B.6)."""
+"""A message to send on a side channel (little-endian primitives, see docs/protocol.md section 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Splits incoming side-channel bytes per channel and frames outgoing ones (PROTOCOL.md B.6)."""
+"""Splits incoming side-channel bytes per channel and frames outgoing ones (docs/protocol.md section 8)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import struct
 import uuid
 from collections.abc import Sequence
 
-from mlagents_fast.envs.exception import UnityEnvironmentException
+from mlagents_fast.envs.exception import (
+    UnityEnvironmentException,
+    UnitySideChannelMessageException,
+)
 from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
 from mlagents_fast.envs.side_channel.side_channel import SideChannel
 
@@ -28,14 +31,16 @@ class SideChannelManager:
     def process_side_channel_message(self, data: bytes) -> None:
         """Dispatch every record of ``data`` to its channel's ``on_message_received``.
 
-        Records for unknown channel ids are logged and skipped; a truncated record raises
-        UnityEnvironmentException.
+        Records for unknown channel ids are logged and skipped. A truncated record, or a
+        message its channel cannot read (``struct.error``/``UnicodeDecodeError`` in the
+        channel's own parsing included), raises UnitySideChannelMessageException naming the
+        channel (a UnityEnvironmentException, as ML-Agents raises for bad records).
         """
         offset = 0
         data = bytes(data)
         while offset < len(data):
             if len(data) - offset < _RECORD_HEADER_SIZE:
-                raise UnityEnvironmentException(
+                raise UnitySideChannelMessageException(
                     "There was a problem reading a message in a SideChannel: "
                     f"{len(data) - offset} bytes left at offset {offset}, fewer than the "
                     f"{_RECORD_HEADER_SIZE}-byte record header. Please make sure the version of "
@@ -45,7 +50,7 @@ class SideChannelManager:
             (message_len,) = struct.unpack_from("<i", data, offset + 16)
             offset += _RECORD_HEADER_SIZE
             if message_len < 0 or offset + message_len > len(data):
-                raise UnityEnvironmentException(
+                raise UnitySideChannelMessageException(
                     f"The message received by the side channel {channel_id} was unexpectedly "
                     f"short: it declares {message_len} bytes but {len(data) - offset} remain. "
                     "Make sure your Unity Environment is sending side channel data properly."
@@ -56,7 +61,13 @@ class SideChannelManager:
             if channel is None:
                 logger.warning("Unknown side channel data received. Channel type: %s.", channel_id)
                 continue
-            channel.on_message_received(IncomingMessage(message_data))
+            try:
+                channel.on_message_received(IncomingMessage(message_data))
+            except (UnitySideChannelMessageException, struct.error, UnicodeDecodeError) as err:
+                raise UnitySideChannelMessageException(
+                    f"side channel {type(channel).__name__} ({channel_id}) could not read a "
+                    f"message of {message_len} bytes from Unity: {err}"
+                ) from err
 
     def generate_side_channel_messages(self) -> bytearray:
         """Frame and drain every channel's queue, channels in registration order."""

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from enum import Enum
 
+from mlagents_fast.envs.exception import UnitySideChannelMessageException
 from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
 from mlagents_fast.envs.side_channel.side_channel import SideChannel
 
@@ -42,7 +43,14 @@ class StatsSideChannel(SideChannel):
     def on_message_received(self, msg: IncomingMessage) -> None:
         key = msg.read_string()
         value = msg.read_float32()
-        aggregation = StatsAggregationMethod(msg.read_int32())
+        method = msg.read_int32()
+        try:
+            aggregation = StatsAggregationMethod(method)
+        except ValueError:
+            raise UnitySideChannelMessageException(
+                f"stat {key!r} has aggregation method {method}, not one of "
+                + ", ".join(f"{m.name}={m.value}" for m in StatsAggregationMethod)
+            ) from None
         self.stats[key].append((value, aggregation))
 
     def get_and_reset_stats(self) -> EnvironmentStats:

@@ -1,4 +1,4 @@
-//! Trainer -> Unity: `UnityMessageProto{header, unity_input}` (PROTOCOL.md B.3).
+//! Trainer -> Unity: `UnityMessageProto{header, unity_input}` (docs/protocol.md, "Handshake").
 //!
 //! The trainer encodes the initialization input, step/reset inputs with the
 //! actions of every behavior, and the status-400 close message; the
@@ -203,6 +203,7 @@ fn decode_actions(name: String, bytes: &[u8]) -> Result<BehaviorActions, ProtoEr
 fn decode_rl_input(bytes: &[u8]) -> Result<RlInput, ProtoError> {
     const CTX: &str = "UnityRLInputProto";
     let mut rl = RlInput::default();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut reader = Reader::new(bytes, CTX);
     while let Some((field, value)) = reader.next_field()? {
         match field {
@@ -217,9 +218,16 @@ fn decode_rl_input(bytes: &[u8]) -> Result<RlInput, ProtoError> {
                         _ => {}
                     }
                 }
+                // Map semantics: a later entry for a name replaces the earlier one (by hash,
+                // so many entries cost linear time).
                 let actions = decode_actions(name, list)?;
-                rl.actions.retain(|existing| existing.name != actions.name);
-                rl.actions.push(actions);
+                match index.get(&actions.name) {
+                    Some(&at) => rl.actions[at] = actions,
+                    None => {
+                        index.insert(actions.name.clone(), rl.actions.len());
+                        rl.actions.push(actions);
+                    }
+                }
             }
             4 => rl.command = value.as_int32(CTX, field)?,
             5 => rl.side_channel = value.as_bytes(CTX, field)?.to_vec(),

@@ -1,6 +1,6 @@
 //! The Unity communicator wire format (communicator API 1.5.0, see
-//! `shared/PROTOCOL.md` B.4-B.5), decoded straight into flat per-behavior
-//! arrays and encoded from them, without an intermediate message tree.
+//! `docs/protocol.md`), decoded straight into flat per-behavior arrays and
+//! encoded from them, without an intermediate message tree.
 //!
 //! - [`wire`]: protobuf varint / length-delimited reader and writer.
 //! - [`output`]: Unity -> trainer messages (`UnityOutputProto`) decoded into
@@ -9,13 +9,21 @@
 //! - [`input`]: trainer -> Unity messages (`UnityInputProto`): initialization,
 //!   actions and commands, encoded by the trainer and decoded by the host.
 //! - [`png_obs`]: PNG observations (single, concatenated, channel mapping).
+//! - [`limits`]: the bounds every size in a message is checked against before
+//!   anything is allocated.
+//!
+//! No input makes these functions panic, abort or allocate more than the
+//! limits allow: every failure is a [`ProtoError`].
 
 pub mod input;
+pub mod limits;
 pub mod output;
 pub mod png_obs;
 pub mod wire;
 
 use crate::CoreError;
+
+pub use limits::DecodeLimits;
 
 /// Why a message could not be turned into arrays. The binding maps each kind
 /// to the exception ML-Agents raises in the same situation.
@@ -28,6 +36,8 @@ pub enum ProtoError {
     Observation(String),
     /// A reward or vector observation is NaN or infinite (`RuntimeError` in ML-Agents).
     NonFinite(String),
+    /// A declared size is above a [`DecodeLimits`] bound (the message names the limit).
+    Limit(String),
 }
 
 impl std::fmt::Display for ProtoError {
@@ -35,6 +45,7 @@ impl std::fmt::Display for ProtoError {
         match self {
             ProtoError::Decode(m) => write!(f, "malformed message: {m}"),
             ProtoError::Observation(m) | ProtoError::NonFinite(m) => f.write_str(m),
+            ProtoError::Limit(m) => write!(f, "message too large: {m}"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Unity -> trainer: `UnityMessageProto{header, unity_output}` (PROTOCOL.md B.3-B.5).
+//! Unity -> trainer: `UnityMessageProto{header, unity_output}` (docs/protocol.md,
+//! "Handshake" and "From messages to steps").
 //!
 //! [`decode_unity_message`] parses the envelope once, borrowing every payload
 //! from the input bytes, and builds per-behavior batches directly: agent ids,
@@ -7,11 +8,18 @@
 //! `mlagents_envs.rpc_utils.steps_from_proto` does. PNG observations are
 //! decoded in parallel across agents.
 //!
+//! Every declared size (agents, shapes, branches, PNG images) is checked against
+//! the bytes present and the [`DecodeLimits`] before anything sized by it is
+//! allocated; the decoded arrays of one message are charged to one [`Budget`].
+//!
 //! [`encode_unity_output`] is the other side, used by the Unity-side host.
+
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 
 use super::fields::{HEADER_STATUS, MESSAGE_HEADER, MESSAGE_OUTPUT};
+use super::limits::{try_zeroed, Budget, DecodeLimits};
 use super::png_obs::decode_png_observation;
 use super::wire::{FieldValue, Reader, Writer};
 use super::{decode_header_status, Capabilities, ProtoError};
@@ -132,10 +140,23 @@ impl<'a> Repeated<'a> {
             *self = Repeated::Packed(bytes);
             return Ok(());
         }
-        let mut owned = self.to_vec()?;
+        // Taken, not cloned: a field repeated unpacked n times costs O(n), not O(n^2).
+        let mut owned = match std::mem::take(self) {
+            Repeated::Owned(values) => values,
+            other => other.to_vec()?,
+        };
         value.push_int32s(&mut owned, ctx, field)?;
         *self = Repeated::Owned(owned);
         Ok(())
+    }
+
+    /// The number of values, without decoding them (each varint ends on a byte < 0x80).
+    fn len(&self) -> usize {
+        match self {
+            Repeated::Empty => 0,
+            Repeated::Packed(bytes) => bytes.iter().filter(|&&b| b < 0x80).count(),
+            Repeated::Owned(values) => values.len(),
+        }
     }
 
     fn to_vec(&self) -> Result<Vec<i32>, ProtoError> {
@@ -247,7 +268,11 @@ fn parse_observation(bytes: &[u8]) -> Result<RawObservation<'_>, ProtoError> {
     Ok(obs)
 }
 
-pub(crate) fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoError> {
+pub(crate) fn parse_agent_info<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    behavior: &str,
+) -> Result<RawAgentInfo<'a>, ProtoError> {
     const CTX: &str = "AgentInfoProto";
     let mut info = RawAgentInfo {
         reward: 0.0,
@@ -273,6 +298,12 @@ pub(crate) fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoEr
                 if info.first_observation.is_none() {
                     info.first_observation = Some(obs);
                 } else {
+                    DecodeLimits::check(
+                        Some(info.more_observations.len() + 2),
+                        limits.max_observations,
+                        "max_observations",
+                        || format!("the observation count of an agent of behavior {behavior:?}"),
+                    )?;
                     info.more_observations.push(obs);
                 }
             }
@@ -284,7 +315,11 @@ pub(crate) fn parse_agent_info(bytes: &[u8]) -> Result<RawAgentInfo<'_>, ProtoEr
     Ok(info)
 }
 
-fn parse_agent_info_list(bytes: &[u8]) -> Result<Vec<RawAgentInfo<'_>>, ProtoError> {
+fn parse_agent_info_list<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    behavior: &str,
+) -> Result<Vec<RawAgentInfo<'a>>, ProtoError> {
     const CTX: &str = "ListAgentInfoProto";
     // Collect the agents' byte ranges first: sizing the vector once avoids moving the
     // (large) parsed records on every growth.
@@ -295,9 +330,15 @@ fn parse_agent_info_list(bytes: &[u8]) -> Result<Vec<RawAgentInfo<'_>>, ProtoErr
             agent_bytes.push(value.as_bytes(CTX, field)?);
         }
     }
+    DecodeLimits::check(
+        Some(agent_bytes.len()),
+        limits.max_agents,
+        "max_agents",
+        || format!("the agent count of behavior {behavior:?}"),
+    )?;
     let mut agents = Vec::with_capacity(agent_bytes.len());
     for bytes in agent_bytes {
-        agents.push(parse_agent_info(bytes)?);
+        agents.push(parse_agent_info(bytes, limits, behavior)?);
     }
     Ok(agents)
 }
@@ -338,7 +379,10 @@ fn parse_action_spec(bytes: &[u8]) -> Result<(i32, i32, Vec<i32>, Vec<String>), 
     Ok((continuous, num_discrete, branches, descriptions))
 }
 
-pub(crate) fn parse_brain_parameters(bytes: &[u8]) -> Result<BrainParameters, ProtoError> {
+pub(crate) fn parse_brain_parameters(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<BrainParameters, ProtoError> {
     const CTX: &str = "BrainParametersProto";
     let mut brain = BrainParameters::default();
     let mut deprecated_sizes = Vec::new();
@@ -373,17 +417,27 @@ pub(crate) fn parse_brain_parameters(bytes: &[u8]) -> Result<BrainParameters, Pr
         brain.discrete_branches = branches;
         brain.action_descriptions = descriptions;
     }
-    if brain.continuous_size < 0 || brain.discrete_branches.iter().any(|&b| b <= 0) {
-        return Err(ProtoError::Decode(format!(
-            "BrainParametersProto for {:?}: invalid action spec (continuous {}, branches {:?})",
-            brain.brain_name, brain.continuous_size, brain.discrete_branches
-        )));
-    }
+    let branches: Vec<i64> = brain
+        .discrete_branches
+        .iter()
+        .map(|&b| i64::from(b))
+        .collect();
+    limits.action_spec(i64::from(brain.continuous_size), &branches, || {
+        format!("BrainParametersProto for {:?}", brain.brain_name)
+    })?;
     Ok(brain)
 }
 
-/// Parses `UnityRLInitializationOutputProto`.
+/// Parses `UnityRLInitializationOutputProto` with the default [`DecodeLimits`].
 pub fn parse_init_output(bytes: &[u8]) -> Result<InitOutput, ProtoError> {
+    parse_init_output_limited(bytes, &DecodeLimits::default())
+}
+
+/// Parses `UnityRLInitializationOutputProto`, action specs checked against `limits`.
+pub fn parse_init_output_limited(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<InitOutput, ProtoError> {
     const CTX: &str = "UnityRLInitializationOutputProto";
     let mut init = InitOutput::default();
     let mut reader = Reader::new(bytes, CTX);
@@ -394,25 +448,13 @@ pub fn parse_init_output(bytes: &[u8]) -> Result<InitOutput, ProtoError> {
             3 => init.log_path = value.as_string(CTX, field)?,
             5 => init
                 .brain_parameters
-                .push(parse_brain_parameters(value.as_bytes(CTX, field)?)?),
+                .push(parse_brain_parameters(value.as_bytes(CTX, field)?, limits)?),
             7 => init.package_version = value.as_string(CTX, field)?,
             8 => init.capabilities = Capabilities::decode(value.as_bytes(CTX, field)?)?,
             _ => {}
         }
     }
     Ok(init)
-}
-
-fn to_shape(shape: &[i32], agent_id: i32) -> Result<Vec<usize>, ProtoError> {
-    shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| {
-            ProtoError::Observation(format!(
-                "agent {agent_id} declares an observation with negative shape {shape:?}"
-            ))
-        })
 }
 
 fn check_finite(values: &[f32], source: &str) -> Result<(), ProtoError> {
@@ -442,15 +484,15 @@ fn observation_at<'r, 'a>(
     })
 }
 
-/// Fills one float observation `out` (prod(shape) floats) from `float_data`.
+/// Appends the floats of `obs.float_data` to `out`, checking there are `expected` of them.
 fn copy_float_observation(
     obs: &RawObservation<'_>,
     obs_index: usize,
     agent_id: i32,
     shape: &[usize],
+    expected: usize,
     out: &mut Vec<f32>,
 ) -> Result<(), ProtoError> {
-    let expected: usize = shape.iter().product();
     let before = out.len();
     if let Some(float_data) = obs.float_data {
         let mut reader = Reader::new(float_data, "ObservationProto.FloatData");
@@ -472,35 +514,106 @@ fn copy_float_observation(
     Ok(())
 }
 
+/// What decoding one message needs besides its bytes: the limits, the budget they
+/// leave, and the input size (no float batch can hold more values than it has bytes / 4).
+pub(crate) struct DecodeContext<'l> {
+    limits: &'l DecodeLimits,
+    budget: Budget,
+    input_floats: usize,
+}
+
+impl<'l> DecodeContext<'l> {
+    /// A context for decoding `input_len` bytes under `limits`.
+    pub(crate) fn new(limits: &'l DecodeLimits, input_len: usize) -> Self {
+        DecodeContext {
+            limits,
+            budget: Budget::new(limits),
+            input_floats: input_len / 4,
+        }
+    }
+}
+
+/// `count * per_item`, or a limit error naming `what` if it overflows.
+fn checked_count(count: usize, per_item: usize, what: &str) -> Result<usize, ProtoError> {
+    count.checked_mul(per_item).ok_or_else(|| {
+        ProtoError::Limit(format!(
+            "{what}: {count} x {per_item} values overflows 64 bits"
+        ))
+    })
+}
+
+/// The number of elements of a validated shape.
+fn shape_elements(shape: &[usize]) -> Result<usize, ProtoError> {
+    shape.iter().try_fold(1usize, |product, &d| {
+        checked_count(product, d, "observation shape")
+    })
+}
+
 /// Observation `obs_index` of every agent in `agents`, as one `(n, *shape)` array.
 fn batch_observation(
     agents: &[&RawAgentInfo<'_>],
     obs_index: usize,
     shape: &[usize],
+    ctx: &mut DecodeContext<'_>,
 ) -> Result<Vec<f32>, ProtoError> {
-    let per_agent: usize = shape.iter().product();
+    let per_agent = shape_elements(shape)?;
+    let total = checked_count(agents.len(), per_agent, "observation batch")?;
+    ctx.budget.charge(total, 4, || {
+        format!(
+            "{} agents x observation {obs_index} of shape {shape:?}",
+            agents.len()
+        )
+    })?;
     if shape.len() != 3 {
-        let mut out = Vec::with_capacity(per_agent * agents.len());
+        // Every float must be in the message: never reserve more than it could hold.
+        let mut out = Vec::with_capacity(total.min(ctx.input_floats));
         for agent in agents {
             let obs = observation_at(agent, obs_index)?;
-            copy_float_observation(obs, obs_index, agent.id, shape, &mut out)?;
+            copy_float_observation(obs, obs_index, agent.id, shape, per_agent, &mut out)?;
         }
         check_finite(&out, "observations")?;
         return Ok(out);
     }
-    // Visual observations: the declared shape must match, then floats or PNG.
-    let mut out = vec![0f32; per_agent * agents.len()];
+    // Visual observations: the declared shape must match, then floats or PNG. PNG
+    // decoding is charged too: at most (mapping length, or channels + 3 padding)
+    // planes of height x width bytes per agent.
+    let plane = checked_count(shape[1], shape[2], "PNG observation")?;
+    for agent in agents {
+        if let Some(obs) = agent.observation(obs_index) {
+            if obs.compression_type != COMPRESSION_NONE {
+                let planes = match obs.channel_mapping.len() {
+                    0 => shape[0].saturating_add(3),
+                    mapped => mapped,
+                };
+                let samples = checked_count(planes, plane, "PNG observation")?;
+                ctx.budget.charge(samples, 1, || {
+                    format!(
+                        "the PNG samples of observation {obs_index} of agent {}",
+                        agent.id
+                    )
+                })?;
+            }
+        }
+    }
+    let mut out = try_zeroed::<f32>(total, "a visual observation batch")?;
+    let limits = ctx.limits;
     let decode_one = |agent: &RawAgentInfo<'_>, slot: &mut [f32]| -> Result<(), ProtoError> {
         let obs = observation_at(agent, obs_index)?;
         let declared = obs.shape.to_vec()?;
-        if to_shape(&declared, agent.id)? != shape {
+        let matches = declared.len() == shape.len()
+            && declared
+                .iter()
+                .zip(shape)
+                .all(|(&d, &s)| usize::try_from(d).is_ok_and(|d| d == s));
+        if !matches {
             return Err(ProtoError::Observation(format!(
                 "Observation did not have the expected shape - got {declared:?} but expected {shape:?}"
             )));
         }
         if obs.compression_type == COMPRESSION_NONE {
-            let mut floats = Vec::with_capacity(per_agent);
-            copy_float_observation(obs, obs_index, agent.id, shape, &mut floats)?;
+            let float_bytes = obs.float_data.map_or(0, <[u8]>::len);
+            let mut floats = Vec::with_capacity(per_agent.min(float_bytes / 4));
+            copy_float_observation(obs, obs_index, agent.id, shape, per_agent, &mut floats)?;
             slot.copy_from_slice(&floats);
             Ok(())
         } else {
@@ -509,6 +622,7 @@ fn batch_observation(
                 shape,
                 &obs.channel_mapping.to_vec()?,
                 slot,
+                limits,
             )
         }
     };
@@ -533,21 +647,28 @@ fn batch_observation(
     Ok(out)
 }
 
+/// Bytes of the per-agent values of a batch: id, reward, group id, group reward, interrupted.
+const PER_AGENT_BYTES: usize = 4 + 4 + 4 + 4 + 1;
+
 pub(crate) fn build_batch(
     agents: &[&RawAgentInfo<'_>],
     shapes: &[Vec<usize>],
+    ctx: &mut DecodeContext<'_>,
 ) -> Result<StepBatch, ProtoError> {
+    ctx.budget.charge(agents.len(), PER_AGENT_BYTES, || {
+        format!("{} agents", agents.len())
+    })?;
+    let mut observations = Vec::with_capacity(shapes.len());
+    for (obs_index, shape) in shapes.iter().enumerate() {
+        observations.push(batch_observation(agents, obs_index, shape, ctx)?);
+    }
     let batch = StepBatch {
         agent_id: agents.iter().map(|a| a.id).collect(),
         reward: agents.iter().map(|a| a.reward).collect(),
         group_id: agents.iter().map(|a| a.group_id).collect(),
         group_reward: agents.iter().map(|a| a.group_reward).collect(),
         interrupted: agents.iter().map(|a| a.max_step_reached).collect(),
-        observations: shapes
-            .iter()
-            .enumerate()
-            .map(|(obs_index, shape)| batch_observation(agents, obs_index, shape))
-            .collect::<Result<_, _>>()?,
+        observations,
     };
     check_finite(&batch.reward, "rewards")?;
     check_finite(&batch.group_reward, "group_rewards")?;
@@ -560,17 +681,26 @@ fn build_behavior(
     shapes: Vec<Vec<usize>>,
     discrete_branches: Vec<usize>,
     new_spec: Option<NewSpec>,
+    ctx: &mut DecodeContext<'_>,
 ) -> Result<BehaviorSteps, ProtoError> {
     let decision_agents: Vec<&RawAgentInfo<'_>> = agents.iter().filter(|a| !a.done).collect();
     let terminal_agents: Vec<&RawAgentInfo<'_>> = agents.iter().filter(|a| a.done).collect();
-    let decision = build_batch(&decision_agents, &shapes)?;
-    let terminal = build_batch(&terminal_agents, &shapes)?;
+    let decision = build_batch(&decision_agents, &shapes, ctx)?;
+    let terminal = build_batch(&terminal_agents, &shapes, ctx)?;
+    // Branch sizes were checked against max_action_size: the sum cannot overflow.
     let mask_width: usize = discrete_branches.iter().sum();
     // A mask is used only if its length is the sum of the branch sizes; others mask nothing.
     let mut action_mask = None;
     if !discrete_branches.is_empty() && !decision_agents.is_empty() {
-        let mut mask = vec![false; decision_agents.len() * mask_width];
-        let mut agent_mask = Vec::with_capacity(mask_width);
+        let mask_len = checked_count(decision_agents.len(), mask_width, "action mask")?;
+        ctx.budget.charge(mask_len, 1, || {
+            format!(
+                "an action mask of {} agents x {mask_width} actions",
+                decision_agents.len()
+            )
+        })?;
+        let mut mask = try_zeroed::<bool>(mask_len, "an action mask")?;
+        let mut agent_mask = Vec::with_capacity(mask_width.min(64));
         // chunks_exact_mut(0) would panic; zero-width branches have nothing to mask.
         for (row, agent) in mask
             .chunks_exact_mut(mask_width.max(1))
@@ -594,39 +724,73 @@ fn build_behavior(
     })
 }
 
+/// The spec of a behavior announced in this message, and its validated observation shapes.
 pub(crate) fn new_spec_from(
     brain: &BrainParameters,
     first_agent: &RawAgentInfo<'_>,
-) -> Result<NewSpec, ProtoError> {
-    let observations = first_agent
-        .observations()
-        .map(|obs| {
-            let shape = obs.shape.to_vec()?;
-            to_shape(&shape, first_agent.id)?;
-            Ok(ObservationInfo {
-                shape,
-                dimension_properties: obs.dimension_properties.to_vec()?,
-                observation_type: obs.observation_type,
-                name: String::from_utf8_lossy(obs.name).into_owned(),
-            })
-        })
-        .collect::<Result<Vec<_>, ProtoError>>()?;
-    Ok(NewSpec {
+    limits: &DecodeLimits,
+) -> Result<(NewSpec, Vec<Vec<usize>>), ProtoError> {
+    let mut observations = Vec::with_capacity(first_agent.observation_count());
+    let mut shapes = Vec::with_capacity(first_agent.observation_count());
+    for (index, obs) in first_agent.observations().enumerate() {
+        let shape = obs.shape.to_vec()?;
+        shapes.push(limits.observation_shape(&shape, || {
+            format!(
+                "observation {index} of agent {} of behavior {:?}",
+                first_agent.id, brain.brain_name
+            )
+        })?);
+        observations.push(ObservationInfo {
+            shape,
+            dimension_properties: obs.dimension_properties.to_vec()?,
+            observation_type: obs.observation_type,
+            name: String::from_utf8_lossy(obs.name).into_owned(),
+        });
+    }
+    // parse_brain_parameters checked the sizes: none is negative.
+    let to_usize = |v: i32| usize::try_from(v).unwrap_or(0);
+    let spec = NewSpec {
         observations,
-        continuous_size: brain.continuous_size as usize,
+        continuous_size: to_usize(brain.continuous_size),
         discrete_branches: brain
             .discrete_branches
             .iter()
-            .map(|&b| b as usize)
+            .map(|&b| to_usize(b))
             .collect(),
-    })
+    };
+    Ok((spec, shapes))
+}
+
+/// Checks a spec the caller already knows (it came from an earlier message, but
+/// the caller may be anything): shapes and branches within `limits`.
+fn check_known_spec(spec: &KnownSpec, limits: &DecodeLimits) -> Result<(), ProtoError> {
+    for (index, shape) in spec.observation_shapes.iter().enumerate() {
+        limits.check_dims(shape, || {
+            format!("known observation {index} of behavior {:?}", spec.name)
+        })?;
+    }
+    let branches: Vec<i64> = spec
+        .discrete_branches
+        .iter()
+        .map(|&b| i64::try_from(b).unwrap_or(i64::MAX))
+        .collect();
+    limits.action_spec(0, &branches, || format!("known behavior {:?}", spec.name))
+}
+
+/// [`decode_unity_message_limited`] with the default [`DecodeLimits`].
+pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedOutput, ProtoError> {
+    decode_unity_message_limited(data, known, &DecodeLimits::default())
 }
 
 /// Decodes a message from Unity. `known` lists the behaviors announced earlier;
 /// brain parameters in this message (for behaviors with at least one agent in
 /// it) announce new ones or replace known ones, as ML-Agents does. Agents of
-/// behaviors never announced are ignored.
-pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedOutput, ProtoError> {
+/// behaviors never announced are ignored. Sizes are checked against `limits`.
+pub fn decode_unity_message_limited(
+    data: &[u8],
+    known: &[KnownSpec],
+    limits: &DecodeLimits,
+) -> Result<DecodedOutput, ProtoError> {
     const CTX: &str = "UnityMessageProto";
     let mut decoded = DecodedOutput::default();
     let mut output_bytes: Option<&[u8]> = None;
@@ -649,8 +813,9 @@ pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedO
         match field {
             1 => rl_output = value.as_bytes("UnityOutputProto", field)?,
             2 => {
-                decoded.init_output = Some(parse_init_output(
+                decoded.init_output = Some(parse_init_output_limited(
                     value.as_bytes("UnityOutputProto", field)?,
+                    limits,
                 )?)
             }
             _ => {}
@@ -658,7 +823,9 @@ pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedO
     }
 
     // agentInfos map entries, the last entry for a key winning (protobuf map semantics).
+    // Looked up by hash: a message with many entries costs linear time.
     let mut entries: Vec<(String, &[u8])> = Vec::new();
+    let mut entry_index: HashMap<String, usize> = HashMap::new();
     let mut reader = Reader::new(rl_output, "UnityRLOutputProto");
     while let Some((field, value)) = reader.next_field()? {
         match field {
@@ -667,9 +834,12 @@ pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedO
                     value.as_bytes("UnityRLOutputProto", field)?,
                     "AgentInfosEntry",
                 )?;
-                match entries.iter_mut().find(|(existing, _)| *existing == name) {
-                    Some(entry) => entry.1 = list,
-                    None => entries.push((name, list)),
+                match entry_index.get(&name) {
+                    Some(&index) => entries[index].1 = list,
+                    None => {
+                        entry_index.insert(name.clone(), entries.len());
+                        entries.push((name, list));
+                    }
                 }
             }
             3 => decoded.side_channel = value.as_bytes("UnityRLOutputProto", field)?.to_vec(),
@@ -677,34 +847,39 @@ pub fn decode_unity_message(data: &[u8], known: &[KnownSpec]) -> Result<DecodedO
         }
     }
 
-    let brains: &[BrainParameters] = decoded
+    // The last brain announced for a name wins.
+    let brains: HashMap<&str, &BrainParameters> = decoded
         .init_output
         .as_ref()
-        .map_or(&[], |init| init.brain_parameters.as_slice());
+        .map_or(&[][..], |init| init.brain_parameters.as_slice())
+        .iter()
+        .map(|brain| (brain.brain_name.as_str(), brain))
+        .collect();
+    let known: HashMap<&str, &KnownSpec> = known.iter().map(|k| (k.name.as_str(), k)).collect();
+    let mut ctx = DecodeContext::new(limits, data.len());
     let mut behaviors = Vec::with_capacity(entries.len());
     for (name, list_bytes) in entries {
-        let agents = parse_agent_info_list(list_bytes)?;
-        let announced = brains.iter().rev().find(|b| b.brain_name == name);
-        let (shapes, branches, new_spec) = match (announced, agents.first()) {
+        let agents = parse_agent_info_list(list_bytes, limits, &name)?;
+        let (shapes, branches, new_spec) = match (brains.get(name.as_str()), agents.first()) {
             (Some(brain), Some(first)) => {
-                let spec = new_spec_from(brain, first)?;
-                let shapes = spec
-                    .observations
-                    .iter()
-                    .map(|o| o.shape.iter().map(|&d| d as usize).collect())
-                    .collect();
+                let (spec, shapes) = new_spec_from(brain, first, limits)?;
                 (shapes, spec.discrete_branches.clone(), Some(spec))
             }
-            _ => match known.iter().find(|k| k.name == name) {
-                Some(spec) => (
-                    spec.observation_shapes.clone(),
-                    spec.discrete_branches.clone(),
-                    None,
-                ),
+            _ => match known.get(name.as_str()) {
+                Some(spec) => {
+                    check_known_spec(spec, limits)?;
+                    (
+                        spec.observation_shapes.clone(),
+                        spec.discrete_branches.clone(),
+                        None,
+                    )
+                }
                 None => continue,
             },
         };
-        behaviors.push(build_behavior(name, &agents, shapes, branches, new_spec)?);
+        behaviors.push(build_behavior(
+            name, &agents, shapes, branches, new_spec, &mut ctx,
+        )?);
     }
     decoded.behaviors = behaviors;
     Ok(decoded)
@@ -819,8 +994,10 @@ pub(crate) fn check_agent_batch(batch: &AgentBatch<'_>) -> Result<(), ProtoError
         && batch.group_reward.len() == n
         && (batch.action_mask.is_empty() || batch.action_mask.len() == n * batch.mask_width);
     let obs_ok = batch.observations.iter().all(|obs| {
-        let per_agent: i64 = obs.shape.iter().map(|&d| i64::from(d.max(0))).product();
-        obs.data.len() as i64 == per_agent * n as i64
+        let elements = obs.shape.iter().try_fold(n, |acc, &d| {
+            usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+        });
+        elements == Some(obs.data.len())
     });
     if !lengths_ok || !obs_ok {
         return Err(ProtoError::Decode(format!(
@@ -1011,6 +1188,186 @@ mod tests {
         assert!(!decoded.has_output);
         let decoded = decode_unity_message(&[0x0a, 0x03, 0x08, 0x90, 0x03], &[]).unwrap();
         assert_eq!(decoded.status, 400);
+    }
+
+    // --- hostile messages: every declared size is checked before allocating -------------
+
+    /// A message announcing behavior "H" (continuous 1 + `branches`) whose agents each
+    /// carry the given raw ObservationProto bytes.
+    fn hostile_message(branches: &[i32], agents: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let mut message = Writer::new();
+        message.message(MESSAGE_HEADER, |h| h.int32(HEADER_STATUS, 200));
+        message.message(MESSAGE_OUTPUT, |out| {
+            out.message(1, |rl| {
+                rl.message(2, |entry| {
+                    entry.string(1, "H");
+                    entry.message(2, |list| {
+                        for (id, observations) in agents.iter().enumerate() {
+                            list.message(1, |info| {
+                                info.int32(10, id as i32);
+                                for obs in observations {
+                                    info.len_field(13, obs);
+                                }
+                            });
+                        }
+                    });
+                });
+            });
+            out.message(2, |init| {
+                init.message(5, |brain| {
+                    brain.string(7, "H");
+                    brain.message(9, |spec| {
+                        spec.int32(1, 1);
+                        spec.int32(2, branches.len() as i32);
+                        spec.packed_int32s(3, branches);
+                    });
+                });
+            });
+        });
+        message.buf
+    }
+
+    fn raw_observation(shape: &[i32], floats: &[f32], png: Option<&[u8]>) -> Vec<u8> {
+        let mut obs = Writer::new();
+        obs.packed_int32s(1, shape);
+        match png {
+            Some(bytes) => {
+                obs.int32(2, 1);
+                obs.len_field(3, bytes);
+            }
+            None => obs.message(4, |f| f.packed_floats(1, floats)),
+        }
+        obs.buf
+    }
+
+    fn limit_error(bytes: &[u8], limits: &DecodeLimits) -> String {
+        match decode_unity_message_limited(bytes, &[], limits) {
+            Err(ProtoError::Limit(message)) => message,
+            other => panic!("expected a limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_zero_and_overflowing_shapes_are_limit_errors() {
+        let limits = DecodeLimits::DEFAULT;
+        for shape in [
+            &[1 << 20, 1 << 20][..],
+            &[0, i32::MAX, i32::MAX],
+            &[i32::MAX, i32::MAX],
+            &[3, 100_000, 100_000],
+        ] {
+            let bytes = hostile_message(&[], &[vec![raw_observation(shape, &[0.0], None)]]);
+            assert!(bytes.len() < 100);
+            let message = limit_error(&bytes, &limits);
+            assert!(message.contains("max_observation_elements"), "{message}");
+        }
+        let deep = hostile_message(&[], &[vec![raw_observation(&[1; 20], &[0.0], None)]]);
+        assert!(limit_error(&deep, &limits).contains("rank 20"));
+        // A zero dimension next to small ones is a legal empty observation.
+        let empty = hostile_message(&[], &[vec![raw_observation(&[0, 4], &[], None)]]);
+        let decoded = decode_unity_message(&empty, &[]).unwrap();
+        assert_eq!(decoded.behaviors[0].observation_shapes, vec![vec![0, 4]]);
+    }
+
+    #[test]
+    fn huge_branches_and_known_specs_are_limit_errors() {
+        let obs = vec![raw_observation(&[1], &[0.5], None)];
+        let bytes = hostile_message(&[i32::MAX; 8], &[obs]);
+        assert!(limit_error(&bytes, &DecodeLimits::DEFAULT).contains("max_action_size"));
+        // A caller's known spec is checked too.
+        let batch = vector_batch(&[1], &[0.0], &[false], &[1.0, 2.0], &[]);
+        let bytes = encode_unity_output(200, true, None, &[batch], b"").unwrap();
+        for (shape, branches) in [(vec![usize::MAX, 2], vec![]), (vec![2], vec![usize::MAX])] {
+            let known = KnownSpec {
+                name: "Ball?team=0".into(),
+                observation_shapes: vec![shape],
+                discrete_branches: branches,
+            };
+            let err = decode_unity_message(&bytes, &[known]).unwrap_err();
+            assert!(matches!(err, ProtoError::Limit(_)), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn png_header_is_checked_before_decoding() {
+        let png = crate::proto::png_obs::tests_support::png_with_header(100_000, 100_000);
+        let bytes = hostile_message(&[], &[vec![raw_observation(&[3, 8, 8], &[], Some(&png))]]);
+        let err = decode_unity_message(&bytes, &[]).unwrap_err();
+        assert!(
+            matches!(&err, ProtoError::Limit(m) if m.contains("max_png_pixels")),
+            "{err:?}"
+        );
+        // Within the pixel limit but not the declared size: a shape error, nothing decoded.
+        let png = crate::proto::png_obs::tests_support::png_with_header(4000, 4000);
+        let bytes = hostile_message(&[], &[vec![raw_observation(&[3, 8, 8], &[], Some(&png))]]);
+        let err = decode_unity_message(&bytes, &[]).unwrap_err();
+        assert!(
+            matches!(&err, ProtoError::Observation(m) if m.contains("(3, 4000, 4000)")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn message_budget_bounds_the_decoded_size() {
+        let agents: Vec<Vec<Vec<u8>>> = (0..10)
+            .map(|_| vec![raw_observation(&[100], &[0.25; 100], None)])
+            .collect();
+        let bytes = hostile_message(&[2], &agents);
+        let roomy = DecodeLimits {
+            max_message_bytes: 10 * (400 + 17) + 10 * 2,
+            ..DecodeLimits::DEFAULT
+        };
+        assert!(decode_unity_message_limited(&bytes, &[], &roomy).is_ok());
+        let tight = DecodeLimits {
+            max_message_bytes: roomy.max_message_bytes - 1,
+            ..DecodeLimits::DEFAULT
+        };
+        assert!(limit_error(&bytes, &tight).contains("max_message_bytes"));
+        let few_agents = DecodeLimits {
+            max_agents: 9,
+            ..DecodeLimits::DEFAULT
+        };
+        assert!(limit_error(&bytes, &few_agents).contains("max_agents"));
+        let one_obs = hostile_message(&[], &[vec![raw_observation(&[1], &[0.0], None); 3]]);
+        let few_observations = DecodeLimits {
+            max_observations: 2,
+            ..DecodeLimits::DEFAULT
+        };
+        assert!(limit_error(&one_obs, &few_observations).contains("max_observations"));
+    }
+
+    #[test]
+    fn many_unpacked_values_and_map_entries_decode_in_linear_time() {
+        // 200k unpacked shape values and 20k map entries: quadratic code would take minutes.
+        let mut obs = Writer::new();
+        for _ in 0..200_000 {
+            obs.int32(1, 1);
+        }
+        let mut message = Writer::new();
+        message.message(MESSAGE_OUTPUT, |out| {
+            out.message(1, |rl| {
+                for i in 0..20_000 {
+                    rl.message(2, |entry| entry.string(1, &format!("B{i}")));
+                }
+                rl.message(2, |entry| {
+                    entry.string(1, "H");
+                    entry.message(2, |list| {
+                        list.message(1, |info| info.len_field(13, &obs.buf))
+                    });
+                });
+            });
+        });
+        let start = std::time::Instant::now();
+        let err = decode_unity_message(
+            &message.buf,
+            &[KnownSpec {
+                name: "H".into(),
+                observation_shapes: vec![vec![1]],
+                discrete_branches: vec![],
+            }],
+        );
+        assert!(matches!(err, Err(ProtoError::Observation(_))));
+        assert!(start.elapsed().as_secs() < 5);
     }
 }
 

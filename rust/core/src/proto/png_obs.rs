@@ -1,4 +1,4 @@
-//! PNG-compressed visual observations (PROTOCOL.md B.4, "Decoding").
+//! PNG-compressed visual observations (docs/protocol.md, "PNG observations").
 //!
 //! `compressed_data` holds one PNG or several concatenated PNGs. Pixels become
 //! `value / 255` floats in CHW order, concatenated over channels. Then either a
@@ -6,18 +6,18 @@
 //! k, -1 = dropped) or the channel-count rule (1 expected channel = grayscale
 //! mean of the first image; otherwise extra channels dropped) gives the final
 //! channels, as `mlagents_envs.rpc_utils.process_pixels` does.
+//!
+//! Images are decoded one at a time straight into the output planes. Each
+//! image's header is read first: its width and height must be the expected
+//! ones and within `max_png_pixels` before a single pixel is decoded, and
+//! decoding stops as soon as the mapping (or the expected channel count plus
+//! padding) is exhausted, so a message cannot make the decoder work on more
+//! pixels than it asked for.
 
+use super::limits::{try_zeroed, DecodeLimits};
 use super::ProtoError;
 
 pub const PNG_SIGNATURE: [u8; 8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
-/// One decoded image: `channels` planes of `height * width` floats in [0, 1].
-struct Planes {
-    channels: usize,
-    height: usize,
-    width: usize,
-    data: Vec<f32>,
-}
 
 fn observation_error(message: impl Into<String>) -> ProtoError {
     ProtoError::Observation(message.into())
@@ -25,16 +25,20 @@ fn observation_error(message: impl Into<String>) -> ProtoError {
 
 /// The end offset of the PNG that starts at `start` (just past its IEND chunk).
 fn png_end(data: &[u8], start: usize) -> Result<usize, ProtoError> {
-    let mut pos = start + PNG_SIGNATURE.len();
+    let mut pos = start.saturating_add(PNG_SIGNATURE.len());
     loop {
-        let header = data.get(pos..pos + 8).ok_or_else(|| {
-            observation_error(format!(
-                "PNG observation is truncated: no IEND chunk after byte {start}"
-            ))
-        })?;
+        let header = pos
+            .checked_add(8)
+            .and_then(|end| data.get(pos..end))
+            .ok_or_else(|| {
+                observation_error(format!(
+                    "PNG observation is truncated: no IEND chunk after byte {start}"
+                ))
+            })?;
         let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let chunk_end = pos
-            .checked_add(12 + length)
+        let chunk_end = length
+            .checked_add(12)
+            .and_then(|size| pos.checked_add(size))
             .filter(|&end| end <= data.len())
             .ok_or_else(|| {
                 observation_error(format!(
@@ -61,36 +65,36 @@ fn byte_to_unit() -> &'static [f32; 256] {
     TABLE.get_or_init(|| std::array::from_fn(|i| i as f32 / 255.0))
 }
 
-fn decode_one_png(bytes: &[u8]) -> Result<Planes, ProtoError> {
-    let to_error =
-        |err: png::DecodingError| observation_error(format!("invalid PNG observation: {err}"));
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(to_error)?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| observation_error("PNG observation is too large to decode"))?;
-    let mut buffer = vec![0u8; size];
-    let info = reader.next_frame(&mut buffer).map_err(to_error)?;
-    let channels = info.color_type.samples();
-    let (height, width) = (info.height as usize, info.width as usize);
-    let pixels = &buffer[..info.buffer_size()];
-    let plane = height * width;
-    let mut data = vec![0f32; channels * plane];
-    // HWC bytes -> CHW floats, one output plane at a time (sequential writes), through a
-    // table instead of a division per value.
-    let scale = byte_to_unit();
-    for (channel, out_plane) in data.chunks_exact_mut(plane.max(1)).enumerate() {
-        for (value, pixel) in out_plane.iter_mut().zip(pixels.chunks_exact(channels)) {
-            *value = scale[usize::from(pixel[channel])];
+/// Width, height and channel count (after expansion to 8-bit samples) from the
+/// IHDR chunk, which must come first in a PNG: read before anything is decoded.
+fn read_header(png: &[u8]) -> Result<(usize, usize, usize), ProtoError> {
+    let ihdr = png
+        .get(8..29)
+        .filter(|chunk| &chunk[4..8] == b"IHDR")
+        .ok_or_else(|| observation_error("invalid PNG observation: no IHDR chunk first"))?;
+    let be = |at: usize| u32::from_be_bytes([ihdr[at], ihdr[at + 1], ihdr[at + 2], ihdr[at + 3]]);
+    let (width, height) = (be(8) as usize, be(12) as usize);
+    // Color types: gray, RGB, palette (expanded to RGB, or RGBA with tRNS), gray+alpha, RGBA.
+    let channels = match ihdr[17] {
+        0 => 1,
+        2 | 3 => 3,
+        4 => 2,
+        6 => 4,
+        other => {
+            return Err(observation_error(format!(
+                "invalid PNG observation: color type {other}"
+            )))
         }
-    }
-    Ok(Planes {
-        channels,
-        height,
-        width,
-        data,
-    })
+    };
+    Ok((width, height, channels))
+}
+
+/// Where each decoded channel goes: the plane it fills (None: dropped) and whether
+/// it is averaged with others.
+enum Target {
+    Dropped,
+    Store(usize),
+    Accumulate(usize),
 }
 
 /// Decodes `compressed` into `out` (`expected_shape` = `[C, H, W]`, `out.len() == C*H*W`).
@@ -99,54 +103,46 @@ pub fn decode_png_observation(
     expected_shape: &[usize],
     channel_mapping: &[i32],
     out: &mut [f32],
+    limits: &DecodeLimits,
 ) -> Result<(), ProtoError> {
+    let &[expected_channels, height, width] = expected_shape else {
+        return Err(observation_error(format!(
+            "a PNG observation needs a shape of rank 3, got {expected_shape:?}"
+        )));
+    };
+    let plane = height
+        .checked_mul(width)
+        .filter(|&plane| plane.checked_mul(expected_channels) == Some(out.len()))
+        .ok_or_else(|| {
+            observation_error(format!(
+                "PNG observation of shape {expected_shape:?} cannot fill {} values",
+                out.len()
+            ))
+        })?;
     if !compressed.starts_with(&PNG_SIGNATURE) {
         return Err(observation_error(
             "PNG observation does not start with the PNG signature",
         ));
     }
-    let mut images = Vec::new();
-    let mut start = 0;
-    loop {
-        let end = png_end(compressed, start)?;
-        images.push(decode_one_png(&compressed[start..end])?);
-        match find_signature(compressed, end) {
-            Some(next) => start = next,
-            None => break,
-        }
-    }
-    let (height, width) = (images[0].height, images[0].width);
-    if images
-        .iter()
-        .any(|img| img.height != height || img.width != width)
-    {
-        return Err(observation_error(
-            "concatenated PNG observations have different image sizes",
-        ));
-    }
-    let plane = height * width;
-    let expected_channels = expected_shape[0];
-    let shape_error = |channels: usize| {
+    let shape_error = |channels: usize, h: usize, w: usize| {
         observation_error(format!(
             "Decompressed observation did not have the expected shape - decompressed had \
-             ({channels}, {height}, {width}) but expected {expected_shape:?}"
+             ({channels}, {h}, {w}) but expected {expected_shape:?}"
         ))
     };
-    // All decoded planes in order, concatenated over images.
-    let planes: Vec<&[f32]> = images
-        .iter()
-        .flat_map(|img| img.data.chunks_exact(plane))
-        .collect();
+    let mapping_error = |channels: String| {
+        observation_error(format!(
+            "Compressed observation and its mapping had different number of channels - \
+             observation had {channels} channels but its mapping had {} channels",
+            channel_mapping.len()
+        ))
+    };
 
+    // Check the mapping before decoding: the indices must be contiguous from 0 and
+    // give the expected channel count. Planes mapped alone are stored, the others summed
+    // (in mapping order, as ML-Agents does) and divided by their count at the end.
+    let mut counts = Vec::new();
     if !channel_mapping.is_empty() {
-        if channel_mapping.len() != planes.len() {
-            return Err(observation_error(format!(
-                "Compressed observation and its mapping had different number of channels - \
-                 observation had {} channels but its mapping had {} channels",
-                planes.len(),
-                channel_mapping.len()
-            )));
-        }
         let max_mapping = channel_mapping.iter().copied().max().unwrap_or(-1);
         let distinct: std::collections::BTreeSet<i32> = channel_mapping
             .iter()
@@ -159,59 +155,192 @@ pub fn decode_png_observation(
                  the correct format."
             )));
         }
-        let output_channels = max_mapping as usize + 1;
-        if [output_channels, height, width] != expected_shape[..] {
-            return Err(shape_error(output_channels));
+        let output_channels = distinct.len();
+        if output_channels != expected_channels {
+            return Err(shape_error(output_channels, height, width));
         }
-        for (channel, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-            let sources: Vec<&[f32]> = channel_mapping
-                .iter()
-                .zip(&planes)
-                .filter(|(&m, _)| m >= 0 && m as usize == channel)
-                .map(|(_, p)| *p)
-                .collect();
-            let count = sources.len() as f32;
-            for (i, value) in out_plane.iter_mut().enumerate() {
-                let mut sum = 0f32;
-                for source in &sources {
-                    sum += source[i];
-                }
-                *value = sum / count;
+        counts = vec![0u32; output_channels];
+        for &m in channel_mapping.iter().filter(|&&m| m >= 0) {
+            counts[m as usize] += 1;
+        }
+        for (channel, &count) in counts.iter().enumerate() {
+            if count > 1 {
+                out[channel * plane..(channel + 1) * plane].fill(0.0);
             }
         }
-        return Ok(());
     }
+    let target = |k: usize| -> Target {
+        if channel_mapping.is_empty() {
+            return if k < expected_channels {
+                Target::Store(k)
+            } else {
+                Target::Dropped
+            };
+        }
+        match usize::try_from(channel_mapping[k]) {
+            Ok(m) if counts[m] == 1 => Target::Store(m),
+            Ok(m) => Target::Accumulate(m),
+            Err(_) => Target::Dropped,
+        }
+    };
 
-    if expected_channels == 1 {
-        // Grayscale: the mean of the first image's channels.
-        let first = &images[0];
-        if [1, height, width] != expected_shape[..] {
-            return Err(shape_error(1));
+    let scale = byte_to_unit();
+    let mut pixels = Vec::new();
+    let mut decoded_channels = 0usize;
+    let mut start = 0;
+    loop {
+        let end = png_end(compressed, start)?;
+        let png = &compressed[start..end];
+        let (png_width, png_height, _) = read_header(png)?;
+        DecodeLimits::check(
+            png_width.checked_mul(png_height),
+            limits.max_png_pixels,
+            "max_png_pixels",
+            || format!("the pixel count of a {png_width}x{png_height} PNG observation"),
+        )?;
+        if (png_height, png_width) != (height, width) {
+            let (_, _, channels) = read_header(png)?;
+            return Err(shape_error(channels, png_height, png_width));
         }
-        let count = first.channels as f32;
-        for (i, value) in out.iter_mut().enumerate() {
-            let mut sum = 0f32;
-            for channel in 0..first.channels {
-                sum += first.data[channel * plane + i];
+        let channels = decode_into(png, &mut pixels, plane)?;
+        let grayscale = channel_mapping.is_empty() && expected_channels == 1;
+        if grayscale {
+            // The mean of the first image's channels; later images are not used.
+            let out_plane = &mut out[..plane];
+            out_plane.fill(0.0);
+            for channel in 0..channels {
+                for (value, pixel) in out_plane.iter_mut().zip(pixels.chunks_exact(channels)) {
+                    *value += scale[usize::from(pixel[channel])];
+                }
             }
-            *value = sum / count;
+            let count = channels as f32;
+            out_plane.iter_mut().for_each(|value| *value /= count);
+            return Ok(());
         }
-        return Ok(());
+        if !channel_mapping.is_empty() && decoded_channels + channels > channel_mapping.len() {
+            return Err(mapping_error(format!(
+                "more than {}",
+                channel_mapping.len()
+            )));
+        }
+        // HWC bytes -> CHW floats, one output plane at a time (sequential writes), through a
+        // table instead of a division per value.
+        for channel in 0..channels {
+            let source = pixels
+                .chunks_exact(channels)
+                .map(|p| scale[usize::from(p[channel])]);
+            match target(decoded_channels + channel) {
+                Target::Dropped => {}
+                Target::Store(m) => {
+                    for (value, sample) in out[m * plane..(m + 1) * plane].iter_mut().zip(source) {
+                        *value = sample;
+                    }
+                }
+                Target::Accumulate(m) => {
+                    for (value, sample) in out[m * plane..(m + 1) * plane].iter_mut().zip(source) {
+                        *value += sample;
+                    }
+                }
+            }
+        }
+        decoded_channels += channels;
+        // Without a mapping, images past the expected channels (padding) are not needed.
+        if channel_mapping.is_empty() && decoded_channels >= expected_channels {
+            return Ok(());
+        }
+        match find_signature(compressed, end) {
+            Some(next) => start = next,
+            None => break,
+        }
     }
-    // Extra channels are padding added to fill whole 3-channel images: drop them.
-    let channels = planes.len().min(expected_channels);
-    if [channels, height, width] != expected_shape[..] {
-        return Err(shape_error(channels));
+    if channel_mapping.is_empty() {
+        return Err(shape_error(decoded_channels, height, width));
     }
-    for (out_plane, source) in out.chunks_exact_mut(plane).zip(&planes) {
-        out_plane.copy_from_slice(source);
+    if decoded_channels != channel_mapping.len() {
+        return Err(mapping_error(decoded_channels.to_string()));
+    }
+    for (channel, &count) in counts.iter().enumerate() {
+        if count > 1 {
+            let count = count as f32;
+            for value in &mut out[channel * plane..(channel + 1) * plane] {
+                *value /= count;
+            }
+        }
     }
     Ok(())
+}
+
+/// Decodes one PNG (whose header was checked: `plane` pixels) into `pixels` as 8-bit
+/// HWC samples; returns the channel count.
+fn decode_into(png: &[u8], pixels: &mut Vec<u8>, plane: usize) -> Result<usize, ProtoError> {
+    let to_error =
+        |err: png::DecodingError| observation_error(format!("invalid PNG observation: {err}"));
+    // The decoder's own buffers (rows, ancillary chunks) stay within 64 MiB plus a few rows.
+    let width = png
+        .get(16..20)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let limits = png::Limits {
+        bytes: (64usize << 20).saturating_add((width as usize).saturating_mul(16)),
+    };
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(png), limits);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(to_error)?;
+    let size = reader
+        .output_buffer_size()
+        .filter(|&size| plane.checked_mul(4).is_some_and(|most| size <= most))
+        .ok_or_else(|| observation_error("PNG observation is too large to decode"))?;
+    // Fresh zeroed memory, reused when the next image has the same size: a large
+    // image whose data turns out to be garbage costs no more than the rows it had.
+    if pixels.len() != size {
+        *pixels = try_zeroed::<u8>(size, "a PNG image")?;
+    }
+    let info = reader.next_frame(pixels).map_err(to_error)?;
+    let channels = info.color_type.samples();
+    // The planes are read from the first plane * channels samples: the frame must hold them.
+    plane
+        .checked_mul(channels)
+        .filter(|&used| used <= info.buffer_size() && used <= pixels.len())
+        .ok_or_else(|| {
+            observation_error("invalid PNG observation: frame smaller than its header")
+        })?;
+    Ok(channels)
+}
+
+/// Test helpers shared with the message decoder's tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out
+    }
+
+    /// A PNG whose IHDR claims `width x height` RGB pixels, with almost no pixel data.
+    pub fn png_with_header(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = super::PNG_SIGNATURE.to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        // A stored (uncompressed) zlib block of 100 zero bytes.
+        let mut idat = vec![0x78, 0x01, 0x01, 100, 0, !100, 0xff];
+        idat.extend([0u8; 100]);
+        png.extend(chunk(b"IDAT", &idat));
+        png.extend(chunk(b"IEND", &[]));
+        png
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: DecodeLimits = DecodeLimits::DEFAULT;
 
     /// A PNG of `channels` (1, 3 or 4) 8-bit samples per pixel, from HWC bytes.
     pub fn encode_png(width: u32, height: u32, channels: usize, hwc: &[u8]) -> Vec<u8> {
@@ -251,7 +380,7 @@ mod tests {
         let hwc = rgb_image(4, 2, 7);
         let png = encode_png(4, 2, 3, &hwc);
         let mut out = vec![0f32; 3 * 2 * 4];
-        decode_png_observation(&png, &[3, 2, 4], &[], &mut out).unwrap();
+        decode_png_observation(&png, &[3, 2, 4], &[], &mut out, &LIMITS).unwrap();
         assert_eq!(out, hwc_to_chw(&hwc, 3));
     }
 
@@ -260,7 +389,7 @@ mod tests {
         let hwc = rgb_image(3, 3, 1);
         let png = encode_png(3, 3, 3, &hwc);
         let mut out = vec![0f32; 9];
-        decode_png_observation(&png, &[1, 3, 3], &[], &mut out).unwrap();
+        decode_png_observation(&png, &[1, 3, 3], &[], &mut out, &LIMITS).unwrap();
         let chw = hwc_to_chw(&hwc, 3);
         for i in 0..9 {
             let expected = (chw[i] + chw[9 + i] + chw[18 + i]) / 3.0;
@@ -275,7 +404,7 @@ mod tests {
         let mut data = encode_png(2, 2, 3, &first);
         data.extend(encode_png(2, 2, 3, &second));
         let mut out = vec![0f32; 5 * 4];
-        decode_png_observation(&data, &[5, 2, 2], &[], &mut out).unwrap();
+        decode_png_observation(&data, &[5, 2, 2], &[], &mut out, &LIMITS).unwrap();
         let mut expected = hwc_to_chw(&first, 3);
         expected.extend(&hwc_to_chw(&second, 3)[..8]);
         assert_eq!(out, expected);
@@ -288,15 +417,16 @@ mod tests {
         let chw = hwc_to_chw(&hwc, 3);
         let mut out = vec![0f32; 2];
         // channels 0 and 2 -> output 0, channel 1 dropped
-        decode_png_observation(&png, &[1, 1, 2], &[0, -1, 0], &mut out).unwrap();
+        decode_png_observation(&png, &[1, 1, 2], &[0, -1, 0], &mut out, &LIMITS).unwrap();
         for i in 0..2 {
             assert!((out[i] - (chw[i] + chw[4 + i]) / 2.0).abs() < 1e-6);
         }
-        let err = decode_png_observation(&png, &[1, 1, 2], &[0, 2, -1], &mut out).unwrap_err();
+        let err =
+            decode_png_observation(&png, &[1, 1, 2], &[0, 2, -1], &mut out, &LIMITS).unwrap_err();
         assert!(
             matches!(err, ProtoError::Observation(m) if m.contains("Invalid Compressed Channel Mapping"))
         );
-        let err = decode_png_observation(&png, &[1, 1, 2], &[0, 0], &mut out).unwrap_err();
+        let err = decode_png_observation(&png, &[1, 1, 2], &[0, 0], &mut out, &LIMITS).unwrap_err();
         assert!(
             matches!(err, ProtoError::Observation(m) if m.contains("different number of channels"))
         );
@@ -306,17 +436,20 @@ mod tests {
     fn wrong_shape_and_garbage_are_errors() {
         let png = encode_png(2, 2, 3, &rgb_image(2, 2, 0));
         let mut out = vec![0f32; 3 * 3 * 3];
-        let err = decode_png_observation(&png, &[3, 3, 3], &[], &mut out).unwrap_err();
+        let err = decode_png_observation(&png, &[3, 3, 3], &[], &mut out, &LIMITS).unwrap_err();
         assert!(
             matches!(err, ProtoError::Observation(m) if m.contains("did not have the expected shape"))
         );
         let mut out = vec![0f32; 12];
-        assert!(decode_png_observation(&png[..png.len() - 5], &[3, 2, 2], &[], &mut out).is_err());
-        assert!(decode_png_observation(b"not a png", &[3, 2, 2], &[], &mut out).is_err());
+        assert!(
+            decode_png_observation(&png[..png.len() - 5], &[3, 2, 2], &[], &mut out, &LIMITS)
+                .is_err()
+        );
+        assert!(decode_png_observation(b"not a png", &[3, 2, 2], &[], &mut out, &LIMITS).is_err());
         let mut corrupt = png.clone();
         let middle = corrupt.len() / 2;
         corrupt[middle] ^= 0xff;
-        assert!(decode_png_observation(&corrupt, &[3, 2, 2], &[], &mut out).is_err());
+        assert!(decode_png_observation(&corrupt, &[3, 2, 2], &[], &mut out, &LIMITS).is_err());
     }
 
     #[test]
@@ -330,7 +463,7 @@ mod tests {
         let mut best = f64::MAX;
         for _ in 0..300 {
             let start = std::time::Instant::now();
-            decode_png_observation(&png, &[3, 84, 84], &[], &mut out).unwrap();
+            decode_png_observation(&png, &[3, 84, 84], &[], &mut out, &LIMITS).unwrap();
             best = best.min(start.elapsed().as_secs_f64());
         }
         println!("{} PNG bytes: best {:.1} us", png.len(), best * 1e6);

@@ -86,19 +86,25 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
-        let end = self
+        let slice = self
             .pos
             .checked_add(n)
-            .filter(|&end| end <= self.data.len())
+            .and_then(|end| self.data.get(self.pos..end))
             .ok_or_else(|| {
                 self.error(format!(
                     "field of {n} bytes runs past the end ({} bytes left)",
-                    self.data.len() - self.pos
+                    self.data.len().saturating_sub(self.pos)
                 ))
             })?;
-        let slice = &self.data[self.pos..end];
-        self.pos = end;
+        self.pos += n;
         Ok(slice)
+    }
+
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], ProtoError> {
+        let bytes = self.take(N)?;
+        bytes
+            .try_into()
+            .map_err(|_| self.error(format!("expected {N} bytes")))
     }
 
     /// The next field, or None at the end of the message. Groups (deprecated,
@@ -114,19 +120,13 @@ impl<'a> Reader<'a> {
         }
         let value = match (key & 7) as u8 {
             WIRE_VARINT => FieldValue::Varint(self.read_varint()?),
-            WIRE_FIXED64 => {
-                let bytes = self.take(8)?;
-                FieldValue::Fixed64(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
-            }
+            WIRE_FIXED64 => FieldValue::Fixed64(u64::from_le_bytes(self.take_array()?)),
             WIRE_LEN => {
                 let len = self.read_varint()?;
                 let len = usize::try_from(len).map_err(|_| self.error("length overflows"))?;
                 FieldValue::Len(self.take(len)?)
             }
-            WIRE_FIXED32 => {
-                let bytes = self.take(4)?;
-                FieldValue::Fixed32(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
-            }
+            WIRE_FIXED32 => FieldValue::Fixed32(u32::from_le_bytes(self.take_array()?)),
             WIRE_START_GROUP | WIRE_END_GROUP => {
                 return Err(self.error(format!(
                     "field {field_number} uses deprecated group encoding"
