@@ -280,3 +280,26 @@ def test_batch_rows_follow_each_trajectory(tmp_path):
         )
     np.testing.assert_array_equal(batch.terminated, [t.terminated for t in trajectories])
     np.testing.assert_array_equal(batch.truncated, [t.truncated for t in trajectories])
+
+
+def test_group_rewards_are_warned_about_once(tmp_path, caplog):
+    env = SignEnv(num_agents=2, episode_length=3)
+    trainer = make_trainer(tmp_path, "group", env.behavior_specs["Sign"])
+    trajectories = collect(trainer, env, 12)
+    with caplog.at_level("WARNING"):
+        trainer._process_trajectories(trajectories[:2])
+    assert "group reward" not in caplog.text  # all zero
+    for trajectory in trajectories[2:]:
+        trajectory.group_rewards[:] = 0.5
+    with caplog.at_level("WARNING"):
+        trainer._process_trajectories(trajectories[2:])
+    warnings = [r for r in caplog.records if "group reward" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "PPOTrainer" in warnings[0].getMessage()
+    # ML-Agents' form: the trainer checks an AgentBuffer.
+    trainer._has_warned_group_rewards = False
+    with caplog.at_level("WARNING"):
+        trainer._warn_if_group_reward(trajectories[0].to_agentbuffer())
+        assert not trainer._has_warned_group_rewards
+        trainer._warn_if_group_reward(trajectories[2].to_agentbuffer())
+    assert trainer._has_warned_group_rewards

@@ -28,22 +28,20 @@ __all__ = [
 
 logger = logging.getLogger("mlagents_fast.trainers")
 
-_BANNER = r"""
-            ┐  ╖
-        ╓╖╬│╡  ││╬╖╖
-    ╓╖╬│││││┘  ╬│││││╬╖
- ╖╬│││││╬╜        ╙╬│││││╖╖                               ╗╗╗
- ╬╬╬╬╖││╦╖        ╖╬││╗╣╣╣╬      ╟╣╣╬    ╟╣╣╣             ╜╜╜  ╟╣╣
- ╬╬╬╬╬╬╬╬╖│╬╖╖╓╬╪│╓╣╣╣╣╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╒╣╣╖╗╣╣╣╗   ╣╣╣ ╣╣╣╣╣╣ ╟╣╣╖   ╣╣╣
- ╬╬╬╬┐  ╙╬╬╬╬│╓╣╣╣╝╜  ╫╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╟╣╣╣╙ ╙╣╣╣  ╣╣╣ ╙╟╣╣╜╙  ╫╣╣  ╟╣╣
- ╬╬╬╬┐     ╙╬╬╣╣      ╫╣╣╣╬      ╟╣╣╬    ╟╣╣╣ ╟╣╣╬   ╣╣╣  ╣╣╣  ╟╣╣     ╣╣╣┌╣╣╜
- ╬╬╬╜       ╬╬╣╣      ╙╝╣╣╬      ╙╣╣╣╗╖╓╗╣╣╣╜ ╟╣╣╬   ╣╣╣  ╣╣╣  ╟╣╣╦╓    ╣╣╣╣╣
- ╙   ╓╦╖    ╬╬╣╣   ╓╗╗╖            ╙╝╣╣╣╣╝╜   ╘╝╝╜   ╝╝╝  ╝╝╝   ╙╣╣╣    ╟╣╣╣
-   ╩╬╬╬╬╬╬╦╦╬╬╣╣╗╣╣╣╣╣╣╣╝                                             ╫╣╣╣╣
-      ╙╬╬╬╬╬╬╬╣╣╣╣╣╣╝╜
-          ╙╬╬╬╣╣╣╜
-             ╙
-"""
+_ASCII_BOX = str.maketrans("\u256d\u256e\u2570\u256f\u2500\u2502", "++++-|")
+
+
+def banner() -> str:
+    """This project's name and version in a box, printed when training starts."""
+    lines = [
+        f"mlagents-fast {__version__}",
+        "Rust-accelerated trainers for ML-Agents environments",
+    ]
+    width = max(len(line) for line in lines) + 2
+    rows = ["\u256d" + "\u2500" * width + "\u256e"]
+    rows += ["\u2502 " + line.ljust(width - 1) + "\u2502" for line in lines]
+    rows.append("\u2570" + "\u2500" * width + "\u256f")
+    return "\n".join(rows)
 
 
 def parse_command_line(argv: list[str] | None = None) -> Any:
@@ -51,6 +49,22 @@ def parse_command_line(argv: list[str] | None = None) -> Any:
     from mlagents_fast.trainers.cli_utils import parse_command_line as parse
 
     return parse(sys.argv[1:] if argv is None else argv)
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a record comes: while the progress bars are
+    drawn, that is rich's proxy, which prints the line above the bars."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stdout
 
 
 def _configure_logging(debug: bool) -> None:
@@ -63,7 +77,7 @@ def _configure_logging(debug: bool) -> None:
     root = logging.getLogger("mlagents_fast")
     root.setLevel(level)
     if not any(getattr(h, "_mlagents_fast_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter(fmt))
         handler._mlagents_fast_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -75,12 +89,21 @@ def run_cli(options: Any) -> None:
     from mlagents_fast.trainers.run import run_training
 
     _configure_logging(bool(getattr(options, "debug", False)))
-    print(_BANNER)
+    text = banner()
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.translate(_ASCII_BOX)
+    print(text)
     import torch
 
+    from mlagents_fast.envs.environment import UnityEnvironment
+
     logger.info(
-        "mlagents-fast %s (PyTorch %s, Python %s)",
+        "Version information: mlagents-fast %s, Communicator API %s, PyTorch %s, Python %s",
         __version__,
+        UnityEnvironment.API_VERSION,
         torch.__version__,
         sys.version.split()[0],
     )

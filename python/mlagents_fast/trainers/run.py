@@ -37,11 +37,13 @@ from mlagents_fast.trainers.directory_utils import (
     validate_existing_directories,
 )
 from mlagents_fast.trainers.exception import ResultsFileError
+from mlagents_fast.trainers.learning_curves import LearningCurveWriter
+from mlagents_fast.trainers.progress import ProgressWriter
 from mlagents_fast.trainers.stats import (
+    LESSON_KEY_PREFIX,
     REWARD_KEY,
     ConsoleWriter,
     GaugeWriter,
-    LearningCurveWriter,
     StatsReporter,
     StatsSummary,
     StatsWriter,
@@ -77,7 +79,7 @@ class TrainingResult:
 class _RewardHistoryWriter(StatsWriter):
     """Keeps (step, mean reward) of every summary for :class:`TrainingResult`."""
 
-    LESSON_PREFIX = "Environment/Lesson Number/"
+    LESSON_PREFIX = LESSON_KEY_PREFIX
 
     def __init__(self) -> None:
         self.history: dict[str, list[tuple[int, float]]] = {}
@@ -183,6 +185,7 @@ def run_training(
 
         StatsReporter.reset()
         reward_history = _RewardHistoryWriter()
+        progress = ProgressWriter()
         for writer in (
             TensorboardWriter(
                 write_path,
@@ -191,6 +194,7 @@ def run_training(
             ),
             GaugeWriter(),
             ConsoleWriter(),
+            progress,
             LearningCurveWriter(write_path),
             reward_history,
         ):
@@ -218,6 +222,9 @@ def run_training(
             env_parameter_manager,
             not checkpoint_settings.inference,
             run_seed,
+        )
+        progress.attach_step_source(
+            lambda: {name: trainer.get_step for name, trainer in list(controller.trainers.items())}
         )
     if checkpoint_settings.resume:
         _check_each_behavior_on_creation(trainer_factory, write_path)
