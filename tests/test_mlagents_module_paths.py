@@ -34,9 +34,6 @@ NOT_PROVIDED = {
     "mlagents.trainers.poca.trainer": "POCA trainer: issue 13 part 2 (planned)",
     "mlagents.trainers.torch_entities.components.bc": "behavioral cloning: issue 12 (in progress)",
     "mlagents.trainers.torch_entities.components.bc.module": "behavioral cloning: issue 12",
-    "mlagents.trainers.torch_entities.components.reward_providers.gail_reward_provider": (
-        "GAIL: issue 12 (in progress)"
-    ),
 }
 
 

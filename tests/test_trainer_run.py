@@ -167,7 +167,7 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path):
         ({"trainer_type": "poca"}, "trainer_type: 'poca' is not a known trainer type"),
         ({"self_play": {"window": 5}}, "self_play"),
         ({"behavioral_cloning": {"demo_path": "x.demo"}}, "behavioral_cloning"),
-        ({"reward_signals": {"gail": {"demo_path": "x.demo"}}}, "gail"),
+        ({"reward_signals": {"gail": {"demo_path": "x.demo"}}}, "gail.demo_path: .*x.demo"),
     ],
 )
 def test_unsupported_features_are_refused_with_the_key(tmp_path, overrides, message):

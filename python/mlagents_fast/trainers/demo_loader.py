@@ -48,6 +48,7 @@ __all__ = [
     "INITIAL_POS",
     "SUPPORTED_DEMONSTRATION_VERSIONS",
     "DemonstrationRecords",
+    "demo_buffer_for_training",
     "demo_to_buffer",
     "get_demo_files",
     "load_demonstration",
@@ -353,6 +354,23 @@ def demo_to_buffer(
     if expected_behavior_spec is not None:
         _check_spec(os.fspath(file_path), behavior_spec, expected_behavior_spec)
     return behavior_spec, make_demo_buffer(records, behavior_spec, sequence_length)
+
+
+def demo_buffer_for_training(
+    demo_path: str,
+    sequence_length: int,
+    behavior_spec: BehaviorSpec,
+    key_path: Sequence[str],
+) -> AgentBuffer:
+    """:func:`demo_to_buffer` for a trainer setting (GAIL, behavioral cloning): a missing,
+    unreadable or mismatched demonstration becomes a TrainerConfigError at ``key_path``, which
+    the command line reports in one line (exit status 2)."""
+    from mlagents_fast.trainers.exception import TrainerConfigError
+
+    try:
+        return demo_to_buffer(demo_path, sequence_length, behavior_spec)[1]
+    except (DemonstrationError, OSError, ValueError) as error:
+        raise TrainerConfigError(str(error), key_path=key_path) from error
 
 
 def write_delimited(f: BinaryIO, message: Any) -> None:

@@ -133,7 +133,29 @@ class OffPolicyTrainer(RLTrainer):
             self.update_buffer.truncate(
                 int(self.hyperparameters.buffer_size * BUFFER_TRUNCATE_PERCENT)
             )
+        self._update_reward_signals()
         return has_updated
+
+    def _update_reward_signals(self) -> None:
+        """Train the reward signals' own models (curiosity, RND, GAIL's discriminator) on
+        replay samples until their update count catches up with steps /
+        reward_signal_steps_per_update, separately from the policy (as ML-Agents)."""
+        trainable = [s for s in self.optimizer.reward_signals.values() if s.get_modules()]
+        sequence_length = self.policy.sequence_length
+        batch_update_stats: dict[str, list[float]] = defaultdict(list)
+        while (
+            self._step - self.hyperparameters.buffer_init_steps
+        ) / self.reward_signal_update_steps > self.reward_signal_steps_per_update:
+            if trainable and self.update_buffer.num_experiences >= sequence_length:
+                minibatch = self.update_buffer.sample_mini_batch(
+                    self.hyperparameters.batch_size, sequence_length=sequence_length
+                )
+                for signal in trainable:
+                    for stat_name, value in signal.update(minibatch).items():
+                        batch_update_stats[stat_name].append(value)
+            self.reward_signal_update_steps += 1
+        for stat_name, values in batch_update_stats.items():
+            self._stats_reporter.add_stat(stat_name, float(np.mean(values)))
 
     def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
         """Attach ``policy``, create its optimizer, load weights (and the replay buffer on resume)."""
@@ -142,3 +164,6 @@ class OffPolicyTrainer(RLTrainer):
         self.maybe_load_replay_buffer()
         # Updates already done for the steps taken before a resume.
         self.update_steps = int(max(1, self._step / self.steps_per_update))
+        self.reward_signal_update_steps = int(
+            max(1, self._step / self.reward_signal_steps_per_update)
+        )

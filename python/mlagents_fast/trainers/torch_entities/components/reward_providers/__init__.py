@@ -1,5 +1,4 @@
-"""Reward signals: extrinsic, curiosity and rnd. ``gail`` (it needs demonstration files) is
-refused by :func:`create_reward_provider` with a TrainerConfigError."""
+"""Reward signals: extrinsic, curiosity, rnd and gail."""
 
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
@@ -9,6 +8,9 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.curiosity
 )
 from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
     ExtrinsicRewardProvider,
+)
+from mlagents_fast.trainers.torch_entities.components.reward_providers.gail_reward_provider import (
+    GAILRewardProvider,
 )
 from mlagents_fast.trainers.torch_entities.components.reward_providers.reward_provider_factory import (
     create_reward_provider,
@@ -21,6 +23,7 @@ __all__ = [
     "BaseRewardProvider",
     "CuriosityRewardProvider",
     "ExtrinsicRewardProvider",
+    "GAILRewardProvider",
     "RNDRewardProvider",
     "create_reward_provider",
 ]

@@ -15,6 +15,9 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.curiosity
 from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
     ExtrinsicRewardProvider,
 )
+from mlagents_fast.trainers.torch_entities.components.reward_providers.gail_reward_provider import (
+    GAILRewardProvider,
+)
 from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_reward_provider import (
     RNDRewardProvider,
 )
@@ -25,6 +28,7 @@ NAME_TO_CLASS: dict[Any, type[BaseRewardProvider]] = {
     RewardSignalType.EXTRINSIC: ExtrinsicRewardProvider,
     RewardSignalType.CURIOSITY: CuriosityRewardProvider,
     RewardSignalType.RND: RNDRewardProvider,
+    RewardSignalType.GAIL: GAILRewardProvider,
 }
 
 
