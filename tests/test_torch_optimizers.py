@@ -244,10 +244,10 @@ def test_trajectory_value_estimates_with_lstm_memories():
     assert "a" in optimizer.critic_memory_dict  # carried to the agent's next trajectory
 
 
-def test_unsupported_reward_signal_is_a_config_error():
+def test_unknown_reward_signal_is_a_config_error():
     spec = behavior_spec([vector_spec(4)], continuous=1)
-    with pytest.raises(TrainerConfigError, match="gail.*not supported yet"):
-        create_reward_provider(RewardSignalType.GAIL, spec, RewardSignalSettings())
+    with pytest.raises(TrainerConfigError, match="'empowerment' is not supported"):
+        create_reward_provider("empowerment", spec, RewardSignalSettings())
 
 
 def test_extrinsic_reward_provider_scales_nothing_and_adds_group_reward():
