@@ -10,7 +10,7 @@ from mlagents_fast.trainers.buffer import BufferKey, ObservationKeyPrefix, Rewar
 from mlagents_fast.trainers.ppo.trainer import PPOTrainer
 from mlagents_fast.trainers.sac.trainer import SACTrainer
 from mlagents_fast.trainers.settings import TrainerSettings
-from mlagents_fast.trainers.stats import StatsReporter
+from mlagents_fast.trainers.stats import StatsAggregationMethod, StatsReporter
 from mlagents_fast.trainers.trainer.trainer_utils import get_gae
 from mlagents_fast.trainers.trajectory import TrajectoryBatch
 from test_trainer_agent_processor import drain
@@ -303,3 +303,15 @@ def test_group_rewards_are_warned_about_once(tmp_path, caplog):
         assert not trainer._has_warned_group_rewards
         trainer._warn_if_group_reward(trajectories[2].to_agentbuffer())
     assert trainer._has_warned_group_rewards
+
+
+def test_episode_rewards_are_histogram_stats(tmp_path):
+    # As ML-Agents: TensorBoard gets "Environment/Cumulative Reward" and its "_hist" histogram.
+    env = SignEnv(num_agents=2, episode_length=3)
+    trainer = make_trainer(tmp_path, "hist", env.behavior_specs["Sign"])
+    for agent, reward in (("a", 1.5), ("b", -0.5)):
+        trainer.collected_rewards["environment"][agent] = reward
+        trainer._update_end_episode_stats(agent, trainer.optimizer)
+    summary = trainer.stats_reporter.get_stats_summaries("Environment/Cumulative Reward")
+    assert summary.aggregation_method == StatsAggregationMethod.HISTOGRAM
+    assert list(summary.full_dist) == [1.5, -0.5] and summary.aggregated_value == 0.5

@@ -14,7 +14,7 @@ import numpy as np
 
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue
 from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
-from mlagents_fast.trainers.stats import StatsPropertyType
+from mlagents_fast.trainers.stats import StatsAggregationMethod, StatsPropertyType
 from mlagents_fast.trainers.timers import hierarchical_timer, timed
 from mlagents_fast.trainers.trainer.trainer import Trainer
 from mlagents_fast.trainers.trajectory import TrajectoryBatch
@@ -76,7 +76,12 @@ class RLTrainer(Trainer):
         for name, rewards in self.collected_rewards.items():
             episode_reward = rewards.get(agent_id, 0.0)
             if name == "environment":
-                self.stats_reporter.add_stat("Environment/Cumulative Reward", episode_reward)
+                # A histogram too (TensorBoard's "Environment/Cumulative Reward_hist"), as ML-Agents.
+                self.stats_reporter.add_stat(
+                    "Environment/Cumulative Reward",
+                    episode_reward,
+                    aggregation=StatsAggregationMethod.HISTOGRAM,
+                )
                 self.cumulative_returns_since_policy_update.append(episode_reward)
                 self.reward_buffer.appendleft(episode_reward)
             else:
