@@ -32,16 +32,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
 
 import common
-from unity_fuzz import Mutator, build_seeds, run_campaign
-
-DOCUMENTED = {
-    "ok",
-    "UnityMessageDecodeException",
-    "UnityMessageLimitException",
-    "UnityObservationException",
-    "UnityNonFiniteValueException",
-    "UnitySideChannelMessageException",
-}
+from unity_fuzz import DOCUMENTED_OUTCOMES, Mutator, build_seeds, run_campaign
 
 
 def mlagents_reference(inputs: int, seed: int, timeout_s: float) -> dict | None:
@@ -113,7 +104,7 @@ def main() -> int:
         f"slowest input {result.slowest[0] * 1e3:.1f} ms (#{result.slowest[1]})"
     )
     for kind, count in result.histogram.most_common():
-        mark = "" if kind in DOCUMENTED else "   <- not documented"
+        mark = "" if kind in DOCUMENTED_OUTCOMES else "   <- not documented"
         print(f"  {kind:<36} {count:>9,} ({100 * count / max(result.inputs, 1):.2f}%){mark}")
     for index, kind, message in result.undocumented[:10]:
         print(f"  undocumented #{index}: {kind}: {message}")

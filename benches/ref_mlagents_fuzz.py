@@ -24,13 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from mlagents_envs.base_env import (
-    ActionSpec,
-    BehaviorSpec,
-    DimensionProperty,
-    ObservationSpec,
-    ObservationType,
-)
+from mlagents_envs import base_env
 from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
 from mlagents_envs.rpc_utils import behavior_spec_from_proto, steps_from_proto
 from mlagents_envs.side_channel import SideChannel
@@ -46,44 +40,16 @@ from mlagents_envs.side_channel.float_properties_channel import (
 from mlagents_envs.side_channel.raw_bytes_channel import RawBytesChannel
 from mlagents_envs.side_channel.side_channel_manager import SideChannelManager
 from mlagents_envs.side_channel.stats_side_channel import StatsSideChannel
-from unity_fuzz import PRIMITIVES_CHANNEL_ID, RAW_CHANNEL_ID
+from unity_fuzz import RAW_CHANNEL_ID, known_specs, primitives_channel
 
 
 class Hang(Exception):
     pass
 
 
-class PrimitivesChannel(SideChannel):
-    def __init__(self):
-        super().__init__(PRIMITIVES_CHANNEL_ID)
-
-    def on_message_received(self, msg):
-        readers = (msg.read_bool, msg.read_int32, msg.read_float32, msg.read_string)
-        readers += (msg.read_float32_list,)
-        turn = 0
-        while not msg._at_end_of_buffer():
-            readers[turn % len(readers)]()
-            turn += 1
-
-
-def known_specs():
-    def spec(shape, props):
-        return ObservationSpec(
-            tuple(shape), tuple(DimensionProperty(p) for p in props), ObservationType.DEFAULT, ""
-        )
-
-    return {
-        "Vector?team=0": BehaviorSpec([spec((8,), [1])], ActionSpec(2, ())),
-        "Visual?team=0": BehaviorSpec(
-            [spec((3, 6, 5), [1, 2, 2]), spec((4,), [1])], ActionSpec(2, (3, 2))
-        ),
-        "Masked?team=1": BehaviorSpec([spec((4,), [1]), spec((2,), [1])], ActionSpec(0, (3, 2))),
-    }
-
-
 def run(data: bytes) -> None:
     output = UnityMessageProto.FromString(data).unity_output
-    specs = known_specs()
+    specs = known_specs(base_env)
     for brain in output.rl_initialization_output.brain_parameters:
         agent_infos = output.rl_output.agentInfos[brain.brain_name]
         if agent_infos.value:
@@ -95,7 +61,7 @@ def run(data: bytes) -> None:
             StatsSideChannel(),
             FloatPropertiesChannel(),
             RawBytesChannel(RAW_CHANNEL_ID),
-            PrimitivesChannel(),
+            primitives_channel(SideChannel),
         ]
     )
     manager.process_side_channel_message(output.rl_output.side_channel)

@@ -46,25 +46,13 @@ from mlagents_fast.envs.side_channel import (
     StatsSideChannel,
 )
 from mlagents_fast.exceptions import InvalidArgumentError, MlagentsFastError
-from proto_golden import agent_pb2, brain_parameters_pb2, observation_pb2, unity_message_pb2
+from proto_golden import agent_pb2, brain, observation_pb2, unity_message_pb2
 from repo_paths import REPO_ROOT
 from unity_fuzz import png_bytes, run_python_path
 
 
-def brain(name="H", continuous=1, branches=()):
-    return brain_parameters_pb2.BrainParametersProto(
-        brain_name=name,
-        is_training=True,
-        action_spec=brain_parameters_pb2.ActionSpecProto(
-            num_continuous_actions=continuous,
-            num_discrete_actions=len(branches),
-            discrete_branch_sizes=list(branches),
-        ),
-    )
-
-
 def message(observations, brains=None, agents=1, side_channel=b""):
-    brains = [brain()] if brains is None else brains
+    brains = [brain("H", 1)] if brains is None else brains
     msg = unity_message_pb2.UnityMessageProto()
     msg.header.status = 200
     infos = msg.unity_output.rl_output.agentInfos["H"].value
@@ -120,7 +108,7 @@ REPRODUCERS = {
         "max_png_pixels",
     ),
     "8 branches of 2^31-1: 17 GB mask": (
-        message([floats([1])], brains=[brain(continuous=0, branches=[2**31 - 1] * 8)]),
+        message([floats([1])], brains=[brain("H", 0, [2**31 - 1] * 8)]),
         "max_action_size",
     ),
     "rank 20": (message([floats([1] * 20)]), "rank 20"),

@@ -171,39 +171,7 @@ def _png_observation(shape, agents, channels_per_image, mapping=(), seed=0):
 
 def _protobuf_seeds() -> list[bytes]:
     """Seeds built with the protobuf classes: PNG observations and deprecated brain fields."""
-    from mlagents_fast.envs.communicator_objects import (
-        agent_pb2,
-        brain_parameters_pb2,
-        observation_pb2,
-        unity_message_pb2,
-    )
-
-    def vector(values):
-        obs = observation_pb2.ObservationProto(
-            shape=[len(values)], dimension_properties=[1], name="VectorSensor"
-        )
-        obs.float_data.data.extend(values)
-        return obs
-
-    def message(agents_by_behavior, brains=(), side_channel=b""):
-        msg = unity_message_pb2.UnityMessageProto()
-        msg.header.status = 200
-        for name, agents in agents_by_behavior.items():
-            msg.unity_output.rl_output.agentInfos[name].value.extend(agents)
-        msg.unity_output.rl_output.side_channel = side_channel
-        msg.unity_output.rl_initialization_output.brain_parameters.extend(brains)
-        return msg.SerializeToString()
-
-    def brain(name, continuous=0, branches=()):
-        return brain_parameters_pb2.BrainParametersProto(
-            brain_name=name,
-            is_training=True,
-            action_spec=brain_parameters_pb2.ActionSpecProto(
-                num_continuous_actions=continuous,
-                num_discrete_actions=len(branches),
-                discrete_branch_sizes=list(branches),
-            ),
-        )
+    from proto_golden import agent_pb2, brain, brain_parameters_pb2, unity_message, vector_obs
 
     seeds = []
     # Visual + vector, hybrid actions, masks: announced.
@@ -215,15 +183,15 @@ def _protobuf_seeds() -> list[bytes]:
             done=i == 2,
             max_step_reached=i == 2,
             action_mask=[False, True, False, True, False] if i == 0 else [],
-            observations=[cameras[i], vector([0.1 * i, -0.2, 0.3, 0.4])],
+            observations=[cameras[i], vector_obs([0.1 * i, -0.2, 0.3, 0.4])],
             group_id=1,
             group_reward=0.25,
         )
         for i in range(3)
     ]
-    seeds.append(message({"Visual?team=0": agents}, [brain("Visual?team=0", 2, (3, 2))]))
+    seeds.append(unity_message({"Visual?team=0": agents}, [brain("Visual?team=0", 2, (3, 2))]))
     # Steady state of the known visual behavior (no brain parameters).
-    seeds.append(message({"Visual?team=0": agents[:2]}, side_channel=side_channel_payloads()))
+    seeds.append(unity_message({"Visual?team=0": agents[:2]}, side_channel=side_channel_payloads()))
     # Grayscale from RGB, RGBA, concatenated PNGs with a channel mapping.
     for shape, channels, mapping in (
         ((1, 4, 4), [3], ()),
@@ -236,7 +204,7 @@ def _protobuf_seeds() -> list[bytes]:
             agent_pb2.AgentInfoProto(id=i + 1, observations=[obs[i]], action_mask=[])
             for i in range(2)
         ]
-        seeds.append(message({f"Png{shape[0]}": agents}, [brain(f"Png{shape[0]}", 1)]))
+        seeds.append(unity_message({f"Png{shape[0]}": agents}, [brain(f"Png{shape[0]}", 1)]))
     # Deprecated brain fields (pre-1.3 senders): continuous and discrete.
     old = brain_parameters_pb2.BrainParametersProto(
         brain_name="Old", vector_action_size_deprecated=[2], vector_action_space_type_deprecated=1
@@ -245,10 +213,10 @@ def _protobuf_seeds() -> list[bytes]:
         brain_name="OldDiscrete", vector_action_size_deprecated=[3, 2]
     )
     seeds.append(
-        message(
+        unity_message(
             {
-                "Old": [agent_pb2.AgentInfoProto(id=1, observations=[vector([1.0, 2.0])])],
-                "OldDiscrete": [agent_pb2.AgentInfoProto(id=2, observations=[vector([3.0])])],
+                "Old": [agent_pb2.AgentInfoProto(id=1, observations=[vector_obs([1.0, 2.0])])],
+                "OldDiscrete": [agent_pb2.AgentInfoProto(id=2, observations=[vector_obs([3.0])])],
             },
             [old, old_discrete],
         )
@@ -325,28 +293,49 @@ def build_seeds() -> list[bytes]:
 # --- target --------------------------------------------------------------------------------
 
 
-def known_specs() -> dict:
-    """Behaviors a running session already knows, for seeds without brain parameters."""
-    from mlagents_fast.envs.base_env import (
-        ActionSpec,
-        BehaviorSpec,
-        DimensionProperty,
-        ObservationSpec,
-        ObservationType,
-    )
+def known_specs(base_env=None) -> dict:
+    """Behaviors a running session already knows, for seeds without brain parameters, built
+    with ``base_env`` (ours by default; ML-Agents' for the reference run)."""
+    if base_env is None:
+        from mlagents_fast.envs import base_env
 
     def spec(shape, props):
-        return ObservationSpec(
-            tuple(shape), tuple(DimensionProperty(p) for p in props), ObservationType.DEFAULT, ""
+        return base_env.ObservationSpec(
+            tuple(shape),
+            tuple(base_env.DimensionProperty(p) for p in props),
+            base_env.ObservationType.DEFAULT,
+            "",
         )
 
     return {
-        "Vector?team=0": BehaviorSpec([spec((8,), [1])], ActionSpec(2, ())),
-        "Visual?team=0": BehaviorSpec(
-            [spec((3, 6, 5), [1, 2, 2]), spec((4,), [1])], ActionSpec(2, (3, 2))
+        "Vector?team=0": base_env.BehaviorSpec([spec((8,), [1])], base_env.ActionSpec(2, ())),
+        "Visual?team=0": base_env.BehaviorSpec(
+            [spec((3, 6, 5), [1, 2, 2]), spec((4,), [1])], base_env.ActionSpec(2, (3, 2))
         ),
-        "Masked?team=1": BehaviorSpec([spec((4,), [1]), spec((2,), [1])], ActionSpec(0, (3, 2))),
+        "Masked?team=1": base_env.BehaviorSpec(
+            [spec((4,), [1]), spec((2,), [1])], base_env.ActionSpec(0, (3, 2))
+        ),
     }
+
+
+def primitives_channel(side_channel_class):
+    """A user channel (subclass of ``side_channel_class``) that reads primitives in turn until
+    the message ends: every IncomingMessage read, on any payload."""
+
+    class PrimitivesChannel(side_channel_class):
+        def __init__(self) -> None:
+            super().__init__(PRIMITIVES_CHANNEL_ID)
+            self.received: list = []
+
+        def on_message_received(self, msg) -> None:
+            readers = (msg.read_bool, msg.read_int32, msg.read_float32, msg.read_string)
+            readers += (msg.read_float32_list,)
+            turn = 0
+            while not msg._at_end_of_buffer():
+                self.received.append(readers[turn % len(readers)]())
+                turn += 1
+
+    return PrimitivesChannel()
 
 
 def make_side_channels() -> list:
@@ -361,28 +350,13 @@ def make_side_channels() -> list:
         StatsSideChannel,
     )
 
-    class PrimitivesChannel(SideChannel):
-        """A user channel that reads primitives in turn until the message ends."""
-
-        def __init__(self) -> None:
-            super().__init__(PRIMITIVES_CHANNEL_ID)
-            self.received: list = []
-
-        def on_message_received(self, msg) -> None:
-            readers = (msg.read_bool, msg.read_int32, msg.read_float32, msg.read_string)
-            readers += (msg.read_float32_list,)
-            turn = 0
-            while not msg._at_end_of_buffer():
-                self.received.append(readers[turn % len(readers)]())
-                turn += 1
-
     return [
         EnvironmentParametersChannel(),
         EngineConfigurationChannel(),
         StatsSideChannel(),
         FloatPropertiesChannel(),
         RawBytesChannel(RAW_CHANNEL_ID),
-        PrimitivesChannel(),
+        primitives_channel(SideChannel),
         DefaultTrainingAnalyticsSideChannel(),
     ]
 
@@ -690,6 +664,19 @@ class Mutator:
 
 _SLOT = struct.Struct("<qq")  # index of the input running, its start (monotonic ns)
 SELF_TEST_ENV = "UNITY_FUZZ_SELF_TEST"
+
+
+# What run_python_path may end with: success or a documented protocol error.
+DOCUMENTED_OUTCOMES = frozenset(
+    {
+        "ok",
+        "UnityMessageDecodeException",
+        "UnityMessageLimitException",
+        "UnityObservationException",
+        "UnityNonFiniteValueException",
+        "UnitySideChannelMessageException",
+    }
+)
 
 
 @dataclass

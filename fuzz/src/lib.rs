@@ -10,7 +10,8 @@
 //! - **mutation**: generated messages and the committed corpus (`tests/fuzz_corpus/`) get
 //!   byte-level edits (bit flips, interesting varints and int32s, insertions, deletions,
 //!   splices, truncations);
-//! - **oracles** ([`run_one`]): every decoder entry point must return (no panic: caught and
+//! - **oracles** ([`run_one`]): every decoder entry point (Unity messages, trainer
+//!   messages, PNG observations, `.demo` files) must return (no panic: caught and
 //!   reported), a successful decode must have arrays of the sizes its shapes say, and the
 //!   `fuzz_decoder` binary adds an allocation cap (any single allocation above it is a
 //!   finding: the decoder allocated before checking a size) and a per-input time limit.
@@ -19,6 +20,7 @@
 //! finding is reproduced with `--seed s --start i --iterations 1`.
 
 use arbitrary::{Arbitrary, Unstructured};
+use mlagents_fast_core::demo;
 use mlagents_fast_core::proto::output::{self, KnownSpec};
 use mlagents_fast_core::proto::wire::Writer;
 use mlagents_fast_core::proto::{input, png_obs, DecodeLimits, ProtoError};
@@ -555,6 +557,7 @@ pub fn run_one(data: &[u8], known: &[KnownSpec], limits: &DecodeLimits) -> Outco
         check_decoded(decoded);
     }
     let _ = input::decode_unity_input(data);
+    run_demo_reader(data);
     if let [c, h, w, map, rest @ ..] = data {
         let shape = [usize::from(c % 7), usize::from(h % 65), usize::from(w % 65)];
         let mapping: Vec<i32> = (0..usize::from(map % 8))
@@ -566,19 +569,49 @@ pub fn run_one(data: &[u8], known: &[KnownSpec], limits: &DecodeLimits) -> Outco
     Outcome::of(&result)
 }
 
-/// The committed corpus of reproducers (`tests/fuzz_corpus/*.bin`), sorted by name.
-pub fn load_corpus() -> Vec<(String, Vec<u8>)> {
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz_corpus");
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&folder)
+/// The `.demo` reader (which decodes its records with the message decoder's functions):
+/// layout, spec from the first record, then every record.
+fn run_demo_reader(data: &[u8]) {
+    let Ok(layout) = demo::read_layout(data, 0, 0) else {
+        return;
+    };
+    let Some(first) = layout.records.first().and_then(|r| data.get(r.clone())) else {
+        return;
+    };
+    if let Ok(spec) = demo::record_spec(&layout.brain, first) {
+        let spec = demo::DemoSpec {
+            observation_shapes: spec
+                .observations
+                .iter()
+                .map(|o| o.shape.iter().map(|&d| d.max(0) as usize).collect())
+                .collect(),
+            continuous_size: spec.continuous_size,
+            discrete_branches: spec.discrete_branches,
+        };
+        let _ = demo::decode_records(data, &layout.records, &spec, 64 << 20);
+    }
+}
+
+fn files_in(folder: &str, extension: &str, max_bytes: u64) -> Vec<(String, Vec<u8>)> {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    std::fs::read_dir(&folder)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "bin"))
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == extension))
+        .filter(|entry| entry.metadata().is_ok_and(|m| m.len() <= max_bytes))
         .filter_map(|entry| {
             let bytes = std::fs::read(entry.path()).ok()?;
             Some((entry.file_name().to_string_lossy().into_owned(), bytes))
         })
-        .collect();
+        .collect()
+}
+
+/// The committed corpus of reproducers (`tests/fuzz_corpus/*.bin`) and the small Unity
+/// demonstrations of `tests/fixtures/demos` (seeds for the `.demo` reader), sorted by name.
+pub fn load_corpus() -> Vec<(String, Vec<u8>)> {
+    let mut files = files_in("../tests/fuzz_corpus", "bin", u64::MAX);
+    files.extend(files_in("../tests/fixtures/demos", "demo", 100_000));
     files.sort();
     files
 }
