@@ -309,3 +309,12 @@ def test_user_channel_parse_errors_and_send_only_channels():
     assert isinstance(caught.value.__cause__, struct.error)
     with pytest.raises(UnityCommunicationException, match="EngineConfigurationChannel"):
         manager.process_side_channel_message(record(EngineConfigurationChannel.CHANNEL_ID, b"x"))
+
+
+def test_many_records_for_unknown_channels_log_a_few_lines(caplog):
+    records = b"".join(record(uuid.UUID(int=i % 5 + 100), b"x") for i in range(5000))
+    SideChannelManager([StatsSideChannel()]).process_side_channel_message(records)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4
+    assert "(1000 messages)" in lines[0]
+    assert lines[-1] == "... and data for 2 more unknown side channels."

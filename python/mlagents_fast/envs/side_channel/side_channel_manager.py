@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from mlagents_fast.envs.exception import (
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # A record is a 16-byte channel GUID (bytes_le order), an int32 length and the payload.
 _RECORD_HEADER_SIZE = 20
+# Distinct unknown channel ids logged per message.
+_MAX_UNKNOWN_LOGGED = 3
 
 
 class SideChannelManager:
@@ -31,13 +34,33 @@ class SideChannelManager:
     def process_side_channel_message(self, data: bytes) -> None:
         """Dispatch every record of ``data`` to its channel's ``on_message_received``.
 
-        Records for unknown channel ids are logged and skipped. A truncated record, or a
+        Records for unknown channel ids are skipped and logged once per id and message (a
+        few ids at most). A truncated record, or a
         message its channel cannot read (``struct.error``/``UnicodeDecodeError`` in the
         channel's own parsing included), raises UnitySideChannelMessageException naming the
         channel (a UnityEnvironmentException, as ML-Agents raises for bad records).
         """
-        offset = 0
         data = bytes(data)
+        unknown: Counter[uuid.UUID] = Counter()
+        try:
+            self._dispatch(data, unknown)
+        finally:
+            # One line per unknown channel and message (at most a few), not one per record:
+            # a message full of records for unknown channels must not flood the log.
+            for channel_id, count in unknown.most_common(_MAX_UNKNOWN_LOGGED):
+                logger.warning(
+                    "Unknown side channel data received. Channel type: %s%s.",
+                    channel_id,
+                    f" ({count} messages)" if count > 1 else "",
+                )
+            if len(unknown) > _MAX_UNKNOWN_LOGGED:
+                logger.warning(
+                    "... and data for %d more unknown side channels.",
+                    len(unknown) - _MAX_UNKNOWN_LOGGED,
+                )
+
+    def _dispatch(self, data: bytes, unknown: Counter) -> None:
+        offset = 0
         while offset < len(data):
             if len(data) - offset < _RECORD_HEADER_SIZE:
                 raise UnitySideChannelMessageException(
@@ -59,7 +82,7 @@ class SideChannelManager:
             offset += message_len
             channel = self._side_channels_dict.get(channel_id)
             if channel is None:
-                logger.warning("Unknown side channel data received. Channel type: %s.", channel_id)
+                unknown[channel_id] += 1
                 continue
             try:
                 channel.on_message_received(IncomingMessage(message_data))
