@@ -5,6 +5,7 @@ bad input, zero-copy minibatches and save/load."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
 
 import numpy as np
@@ -448,55 +449,6 @@ def test_minibatch_views_survive_shuffle_reset_truncate_and_growth():
     np.testing.assert_array_equal(whole[:, 0], np.arange(40))
 
 
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
-
-
-def test_shuffle_reuses_storage_only_when_no_view_can_see_it():
-    np.random.seed(3)
-    buffer = indexed_buffer(500)
-    original = np.asarray(buffer[OBS])  # holds the first storage
-    buffer.shuffle(1)
-    first_shuffle = _address(buffer[OBS]._data)
-    buffer.shuffle(1)  # the first storage is still referenced: a fresh array
-    assert _address(buffer[OBS]._data) not in (first_shuffle, _address(original))
-    buffer.shuffle(1)  # nothing references the first shuffle's storage: written again
-    assert _address(buffer[OBS]._data) == first_shuffle
-    index = row_indices(buffer)
-    assert sorted(index.tolist()) == list(range(500))
-    np.testing.assert_array_equal(original[:, 0], np.arange(500))
-
-    held = buffer.make_mini_batch(0, 50)  # a view of the current storage
-    held_rows = row_indices(held).copy()
-    for _ in range(4):
-        buffer.shuffle(1)
-        np.testing.assert_array_equal(row_indices(held), held_rows)
-    assert sorted(row_indices(buffer).tolist()) == list(range(500))
-    buffer.reset_agent()
-    assert len(buffer) == 5 and buffer.num_experiences == 0
-
-
-def test_reset_update_buffer_refills_its_storage_only_when_unreferenced():
-    update = AgentBuffer()
-    indexed_buffer(30).resequence_and_append(update)
-    first = _address(update[OBS]._data)
-    update.reset_agent()
-    indexed_buffer(20).resequence_and_append(update, training_length=3)
-    assert _address(update[OBS]._data) == first  # refilled, no new allocation
-    np.testing.assert_array_equal(np.asarray(update[OBS])[:, 0], list(range(20)) + [0])
-    held = update.make_mini_batch(0, 10)
-    expected = np.asarray(held[OBS]).copy()
-    update.reset_agent()
-    np.random.seed(2)
-    shuffled = indexed_buffer(40)
-    shuffled.shuffle(1)
-    shuffled.resequence_and_append(update)
-    assert _address(update[OBS]._data) != first  # `held` still sees the old storage
-    np.testing.assert_array_equal(np.asarray(held[OBS]), expected)
-    np.testing.assert_array_equal(row_indices(update), row_indices(shuffled))
-    assert update.check_length(list(update.keys()))
-
-
 @settings(max_examples=30, deadline=None)
 @given(length=st.integers(1, 50), sequence_length=st.integers(1, 6), batch_size=st.integers(0, 40))
 def test_sample_mini_batch_draws_whole_sequences(length, sequence_length, batch_size):
@@ -609,7 +561,7 @@ def test_set_replaces_rows_even_from_itself():
         AgentBufferField(np.zeros(2, dtype=np.int64)).__setitem__(0, 1.5)
 
 
-def test_corrupt_file_loads_nothing_and_group_fields_cannot_be_saved(tmp_path):
+def test_corrupt_file_loads_nothing(tmp_path):
     buffer = indexed_buffer(4)
     path = tmp_path / "buffer.fields"
     buffer.save_to_file(path)
@@ -623,10 +575,118 @@ def test_corrupt_file_loads_nothing_and_group_fields_cannot_be_saved(tmp_path):
     with pytest.raises(CorruptFileError):
         target.load_from_file(io.BytesIO(bytes(data[:100])))
     assert list(target.keys()) == [OBS] and len(target[OBS]) == 1
-    buffer[BufferKey.GROUP_DONES].extend([[True]] * 4)
-    with pytest.raises(InvalidArgumentError, match="group_dones"):
-        buffer.save_to_file(tmp_path / "other.fields")
-    assert not (tmp_path / "other.fields").exists()
+
+
+GROUP_OBS = (ObservationKeyPrefix.GROUP_OBSERVATION, 0)
+
+
+def group_buffer() -> AgentBuffer:
+    """Three steps with 2, 0 and 1 group mates, as ML-Agents' trajectories give them."""
+    buffer = AgentBuffer()
+    buffer[BufferKey.DONE].extend([False, False, True])
+    buffer[GROUP_OBS].extend(
+        [
+            [np.array([0.5, -1], np.float32), np.array([2, 3], np.float32)],
+            [],
+            [np.array([np.nan, 7], np.float32)],
+        ]
+    )
+    buffer[BufferKey.GROUPMATE_REWARDS].extend([[0.25, -1.0], [], [3.0]])
+    buffer[BufferKey.GROUP_CONTINUOUS_ACTION].extend(
+        [[np.arange(3, dtype=np.float64)] * 2, [], [np.ones(3)]]
+    )
+    buffer[BufferKey.GROUP_DONES].extend([[], [], []])  # no member in any entry
+    return buffer
+
+
+def test_group_fields_round_trip_through_a_file(tmp_path):
+    buffer = group_buffer()
+    path = tmp_path / "group.fields"
+    buffer.save_to_file(path)
+    loaded = AgentBuffer()
+    loaded.load_from_file(path)
+    assert list(loaded.keys()) == list(buffer.keys())
+    assert loaded[BufferKey.DONE] == [False, False, True]
+    for key in list(buffer)[1:]:
+        original, back = list(buffer[key]), list(loaded[key])
+        assert len(original) == len(back), key
+        for entry, loaded_entry in zip(original, back):
+            assert len(entry) == len(loaded_entry), key
+            for member, loaded_member in zip(entry, loaded_entry):
+                expected = np.asarray(member)
+                if key == BufferKey.GROUPMATE_REWARDS:
+                    expected = expected.astype(np.float32)  # Python floats are float32 here
+                got = np.asarray(loaded_member)
+                assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), key
+    assert loaded[GROUP_OBS].contains_lists
+    np.testing.assert_array_equal(
+        loaded[GROUP_OBS].padded_to_batch(pad_value=-9)[1], [[2, 3], [-9, -9], [-9, -9]]
+    )
+    stream = io.BytesIO()
+    buffer.save_to_file(stream)
+    assert stream.getvalue() == path.read_bytes()
+
+
+def test_group_fields_that_cannot_be_encoded_name_the_field(tmp_path):
+    mixed = AgentBuffer()
+    mixed[BufferKey.GROUP_CONTINUOUS_ACTION].extend([[np.zeros(2)], [np.zeros(3)]])
+    with pytest.raises(InvalidArgumentError, match="group_continuous_action.*shapes"):
+        mixed.save_to_file(tmp_path / "a.fields")
+    not_entries = AgentBuffer()
+    not_entries[BufferKey.GROUP_DONES].append([True])
+    not_entries[BufferKey.GROUP_DONES].append("x")
+    with pytest.raises(InvalidArgumentError, match="group_dones.*row 1"):
+        not_entries.save_to_file(tmp_path / "a.fields")
+    assert not (tmp_path / "a.fields").exists()
+
+
+def test_files_written_before_group_fields_still_load():
+    """A format-1 file written by the previous release (dense fields only)."""
+    from repo_paths import FIXTURES
+
+    loaded = AgentBuffer()
+    loaded.load_from_file(os.path.join(FIXTURES, "agent_buffer_format1.fields"))
+    np.testing.assert_array_equal(
+        np.asarray(loaded[OBS]), np.arange(6, dtype=np.float32).reshape(3, 2) - 2.5
+    )
+    assert np.asarray(loaded[BufferKey.DONE]).tolist() == [False, False, True]
+    assert loaded[BufferKey.DISCRETE_ACTION].dtype == np.int32
+    assert loaded[RewardSignalUtil.returns_key("extrinsic")] == [0.5, -1.25, 3.0]
+    assert loaded[RewardSignalUtil.returns_key("extrinsic")].dtype == np.float64
+    assert loaded.num_experiences == 3
+
+
+def test_native_ragged_fields_are_checked(tmp_path):
+    from mlagents_fast import _native
+
+    path = tmp_path / "r.fields"
+    members = np.arange(6, dtype=np.float32).reshape(3, 2)
+    for offsets, message in [
+        (np.array([0, 2, 1, 3]), "decrease"),
+        (np.array([1, 3]), "first offset"),
+        (np.array([0, 2]), "values"),
+        (np.array([[0, 3]]), "1-D"),
+        (np.array([0, 3], dtype=np.int32), "int64"),
+        (np.array([-1, 3]), "negative"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            _native.save_fields(path, "agent_buffer", {"group_obs_0": (offsets, members)})
+    assert not path.exists()
+    offsets = np.array([0, 0, 3])
+    _native.save_fields(path, "agent_buffer", {"group_obs_0": (offsets, members)})
+    back_offsets, back_members = _native.load_fields(path, "agent_buffer")["group_obs_0"]
+    assert back_offsets.dtype == np.int64 and back_offsets.tolist() == [0, 0, 3]
+    np.testing.assert_array_equal(back_members, members)
+
+
+def test_replay_buffer_files_refuse_ragged_records(tmp_path):
+    from mlagents_fast import _native
+    from mlagents_fast.trainers.replay_buffer import ReplayBuffer
+
+    path = tmp_path / "replay.fields"
+    _native.save_fields(path, "replay_buffer", {"field/x": (np.array([0, 1]), np.zeros(1))})
+    with pytest.raises(CorruptFileError, match="ragged"):
+        ReplayBuffer.load(path)
 
 
 # ----------------------------------------------------------------------------- op sequences

@@ -68,6 +68,59 @@ def plain(value):
 
 def dump(buffer, encode):
     return {encode(key): [plain(row) for row in buffer[key]] for key in buffer.keys()}
+
+def list_semantics(AgentBufferField):
+    # A field used as the list it is in ML-Agents: what each step gives, JSON-ready.
+    out = {}
+    f = AgentBufferField()
+    for i in range(6):
+        f.append(np.float32(i), padding_value=1.0)
+    out["slice_eq"] = f[1:3] == [1.0, 2.0]
+    out["slice_eq_type"] = type(f[1:3] == [1.0, 2.0]).__name__
+    out["slice_ne"] = f[1:3] == [1.0, 5.0]
+    out["slice_len"] = len(f[2:])
+    out["step_slice"] = [float(x) for x in f[::-2]]
+    out["last"] = float(f[-1])
+    out["add"] = [float(x) for x in f + [9.0]]
+    out["radd"] = [float(x) for x in [9.0] + f]
+    out["contains"] = [bool(2.0 in f), bool(7.0 in f)]
+    out["batch"] = [float(x) for x in f.get_batch(training_length=4)]
+    out["batch_eq"] = f.get_batch(batch_size=1, training_length=2) == [4.0, 5.0]
+    out["overlapping"] = [float(x) for x in f.get_batch(2, 3, sequential=False)]
+    f[1] = np.float32(7)
+    f[2:4] = [np.float32(8)] * 3
+    del f[0]
+    f.insert(1, np.float32(-1))
+    out["popped"] = float(f.pop())
+    out["after_edits"] = [float(x) for x in f]
+    out["to_ndarray"] = f.to_ndarray().tolist()
+    out["padded"] = np.asarray(f.padded_to_batch()).tolist()
+    f.set([np.float32(3), np.float32(4)])
+    out["after_set"] = [float(x) for x in f]
+    out["eq_after_set"] = f == [3.0, 4.0]
+    f.extend([np.float32(5)])
+    out["after_extend"] = [float(x) for x in f]
+    f.reset_field()
+    out["after_reset"] = len(f)
+    g = AgentBufferField()
+    g.append([np.array([1.0]), np.array([2.0])])
+    g.append([])
+    g.append([np.array([3.0])])
+    out["group_contains_lists"] = g.contains_lists
+    out["group_entry_eq"] = [g[1] == [], g[2] == [np.array([3.0])]]
+    out["group_entry_len"] = len(g[0])
+    out["group_slice_eq"] = g[1:] == [[], [np.array([3.0])]]
+    out["group_padded"] = [np.asarray(a).tolist() for a in g.padded_to_batch(pad_value=-1)]
+    out["group_batch"] = [
+        [np.asarray(m).tolist() for m in entry] for entry in g.get_batch(training_length=2)
+    ]
+    out["group_overlapping"] = [len(e) for e in g.get_batch(2, 2, sequential=False)]
+    out["empty_padded"] = AgentBufferField().padded_to_batch()
+    h = AgentBufferField([np.array([1.0, 2.0]), np.array([3.0, 4.0])])
+    out["matrix"] = h.to_ndarray().tolist()
+    out["matrix_row"] = h[1].tolist()
+    out["matrix_slice_len"] = len(h[:1])
+    return out
 """
 
 ANCHOR_SCRIPT = (
@@ -80,7 +133,8 @@ from mlagents_envs.base_env import ActionTuple
 from mlagents.trainers.torch_entities.action_log_probs import LogProbsTuple
 
 cases = json.load(open(sys.argv[1]))
-out = {"trajectories": [], "get_batch": [], "resequence": None, "truncate": []}
+out = {"trajectories": [], "get_batch": [], "resequence": None, "truncate": [],
+       "list_semantics": list_semantics(AgentBufferField)}
 for steps, group, seed in cases["trajectories"]:
     trajectory = make_trajectory(AgentExperience, AgentStatus, Trajectory, ActionTuple,
                                  LogProbsTuple, steps, group, seed)
@@ -228,3 +282,11 @@ def test_truncate_matches_ml_agents(anchor):
         buffer[BufferKey.MASKS].extend(np.arange(23, dtype=np.float64)[:, None])
         buffer.truncate(max_length, sequence_length)
         assert np.asarray(buffer[BufferKey.MASKS]).tolist() == expected
+
+
+def test_fields_behave_as_ml_agents_lists(anchor):
+    theirs = anchor["list_semantics"]
+    mine = namespace["list_semantics"](AgentBufferField)
+    assert mine.keys() == theirs.keys()
+    for name, value in theirs.items():
+        assert mine[name] == value, name

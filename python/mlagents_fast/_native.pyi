@@ -10,10 +10,16 @@ import numpy.typing as npt
 __version__: str
 
 # --- field files (rust/python/src/replay.rs) ---
+# A dense field is an array (rows along the first axis); a ragged field is the pair
+# (offsets: int64 array of entries + 1 values, members: array of shape (M, *member_shape)).
+_StoredField: TypeAlias = (
+    npt.NDArray[np.generic] | tuple[npt.NDArray[np.int64], npt.NDArray[np.generic]]
+)
+
 def save_fields(
-    path: str | os.PathLike[str], kind: str, fields: dict[str, npt.NDArray[np.generic]]
+    path: str | os.PathLike[str], kind: str, fields: dict[str, _StoredField]
 ) -> None: ...
-def load_fields(path: str | os.PathLike[str], kind: str) -> dict[str, npt.NDArray[np.generic]]: ...
+def load_fields(path: str | os.PathLike[str], kind: str) -> dict[str, _StoredField]: ...
 def verify_fields(path: str | os.PathLike[str], kind: str | None = None) -> None: ...
 
 # --- advantages (rust/python/src/advantages.rs); public API: mlagents_fast.trainers.trainer.trainer_utils

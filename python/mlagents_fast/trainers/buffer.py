@@ -1,19 +1,23 @@
 """Columnar AgentBuffer: the counterpart of ``mlagents.trainers.buffer`` (ML-Agents 1.1.0).
 
-Public names, arguments and defaults are those of ML-Agents; the storage is different.
-Each :class:`AgentBufferField` is a column: one contiguous numpy array of a fixed dtype and
-row shape, with a view ``[start, start + len)`` of its valid rows. Consequences:
+Public names, arguments, defaults and list behaviour are ML-Agents'; the storage differs.
+An :class:`AgentBufferField` behaves like ML-Agents' field (a list of rows: indexing,
+slicing, ``==`` against lists, ``append``/``extend``/``set``/``insert``/``del``, iteration),
+but keeps its rows in a column (``mlagents_fast.trainers.buffer_columns``):
 
-- Appending a whole trajectory is one ``extend`` per field (one memcpy), not one Python
-  call per step.
-- ``make_mini_batch(start, end)`` returns fields that are numpy *views* of the parent's
-  rows: no copy, ready for ``torch.from_numpy``. Writing into such a view writes the parent.
-- ``shuffle``, ``sample_mini_batch`` and the overlapping form of ``get_batch`` gather rows
-  in Rust (``mlagents_fast._native.buffer_gather_rows``) with the interpreter released,
-  into freshly allocated columns, so views handed out earlier keep the data they showed.
-- ``truncate`` only moves the start of the view (O(1)); the rows it drops are freed when
-  the column next grows.
-- Buffer operations never overwrite rows that a view handed out earlier can see.
+- numeric rows in one contiguous numpy array of a fixed dtype and row shape, so appending a
+  whole trajectory is one copy per field, and ``np.asarray(field)``, ``to_ndarray`` and
+  minibatches are views, ready for ``torch.from_numpy``;
+- group entries (ML-Agents' ``List[np.ndarray]`` rows, e.g. ``GROUP_CONTINUOUS_ACTION``) in
+  a Python list, as in ML-Agents: a *numeric row* must be given as a numpy array, tuple or
+  scalar, a *group entry* as a Python ``list``.
+
+Rows handed out are never changed by the buffer (the ownership rules are in
+``buffer_columns``): a minibatch, slice or array taken earlier keeps showing the rows it
+showed, whatever the buffer does next (shuffle, append, write, truncate, reset). ``shuffle``,
+``sample_mini_batch`` and overlapping ``get_batch`` gather rows in Rust
+(``mlagents_fast._native.buffer_gather_rows``, interpreter released) into new storage;
+``truncate`` only moves the start of the valid rows (O(1)).
 
 Dtypes: the first row appended fixes a field's dtype and row shape. Python floats (and
 lists/tuples of them) become float32, Python bools bool, Python ints int64; numpy data
@@ -22,11 +26,6 @@ field's within the same kind (numpy ``same_kind``: float64 into float32 is accep
 into an int or bool field is not); anything else raises :class:`InvalidArgumentError`
 naming the field. Appending to an emptied field (after ``reset_field``) may fix a new
 dtype and shape.
-
-Group entries (ML-Agents' ``List[np.ndarray]`` rows, e.g. ``GROUP_CONTINUOUS_ACTION``) are
-appended as Python ``list`` objects; a field holding them stays a plain Python list of
-entries (ragged, as in ML-Agents) and is handled in Python. A *numeric row* must
-therefore be given as a numpy array, tuple or scalar, never as a ``list``.
 
 Canonical field names (used by save/load, the replay buffer and the trainers), see
 :func:`key_to_name`:
@@ -44,8 +43,12 @@ Differences from ML-Agents 1.1.0, on purpose:
 - ``RewardSignalUtil.value_estimates_key`` returns the ``VALUE_ESTIMATES`` key. ML-Agents
   returns the ``RETURNS`` key there, so its PPO overwrites the old value estimates with
   the returns before the value-clipping loss reads them.
-- Slicing a field returns a numpy array (ML-Agents: a list); ``get_batch`` returns a numpy
-  array for numeric fields; ``to_ndarray`` returns a view, not a copy.
+- A field is a ``collections.abc.MutableSequence``, not a ``list`` subclass
+  (``isinstance(field, list)`` is False). Reading one numeric row (``field[i]``, iteration)
+  gives a copy of it (ML-Agents gives the stored object); a group entry is given as a new
+  list of its members. ``to_ndarray`` and ``np.asarray(field)`` return a view, not a copy:
+  writing into it writes the field's rows. ``field == other`` compares multi-element rows
+  whole (ML-Agents' list comparison raises on them).
 - ``shuffle`` and ``sample_mini_batch`` draw one seed from ``numpy.random`` per call, so
   ``numpy.random.seed`` makes them reproducible, but the permutation differs from
   ML-Agents' for the same seed.
@@ -53,25 +56,33 @@ Differences from ML-Agents 1.1.0, on purpose:
   returns short fields).
 - ``save_to_file``/``load_from_file`` write the documented field-file format
   (``docs/file-format.md``) instead of HDF5, keep each field's dtype bit-exact
-  (ML-Agents stores float32), and accept a path as well as a binary file object.
+  (ML-Agents stores float32), and accept a path as well as a binary file object. Group
+  fields are saved as ragged fields (every member of a field must have one shape).
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
-import math
 import os
 import re
-import sys
 import tempfile
-from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any, BinaryIO
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 
 from mlagents_fast import _native
 from mlagents_fast.exceptions import BufferException, CorruptFileError, InvalidArgumentError
+from mlagents_fast.trainers.buffer_columns import (
+    EMPTY,
+    Column,
+    ListColumn,
+    NumericColumn,
+    RowError,
+    borrow_rows,
+    take_rows,
+)
 
 __all__ = [
     "AgentBuffer",
@@ -301,11 +312,6 @@ def _untyped_to_array(data: Any) -> np.ndarray:
     return array
 
 
-def _as_bytes2d(rows: np.ndarray) -> np.ndarray:
-    """(n, row_bytes) uint8 view of C-contiguous rows (what the Rust kernels take)."""
-    return rows.reshape(rows.shape[0], math.prod(rows.shape[1:])).view(np.uint8)
-
-
 def _batch_plan(
     length: int, batch_size: int | None, training_length: int | None, sequential: bool
 ) -> tuple[int, int, int, np.ndarray | None]:
@@ -331,39 +337,36 @@ def _source_name(file_object: Any) -> str:
     return str(getattr(file_object, "name", "<file object>"))
 
 
-def _gather(
-    fields: list[AgentBufferField],
-    rows: np.ndarray,
-    spares: list[np.ndarray | None] | None = None,
-) -> list[Any]:
-    """New storage for each field: its rows ``rows`` (gathered in Rust for numeric fields),
-    written into ``spares[i]`` (an unshared array of at least len(rows) rows, see
-    ``AgentBuffer._reusable_spare``) when given, else into a fresh array. Numeric results
-    are backing arrays whose first len(rows) rows are the field."""
-    results: list[Any] = [None] * len(fields)
-    sources, outputs = [], []
-    count = len(rows)
-    for i, field in enumerate(fields):
-        if field._items is not None:
-            items = field._items
-            results[i] = [items[r] for r in rows.tolist()]
-        elif field._data is None:
-            results[i] = None
-        else:
-            spare = spares[i] if spares is not None else None
-            if spare is not None:
-                results[i] = spare
-                out = spare[:count]
-            else:
-                out = np.empty((count,) + field._data.shape[1:], dtype=field._data.dtype)
-                results[i] = out
-            if out.itemsize * math.prod(out.shape[1:]) == 0:
-                continue  # zero-width rows: nothing to copy
-            sources.append(_as_bytes2d(field._data[field._start : field._start + field._len]))
-            outputs.append(_as_bytes2d(out))
-    if sources:
-        _native.buffer_gather_rows(sources, rows, outputs)
-    return results
+def _rows_equal(a: Any, b: Any) -> bool:
+    """One row (or group entry) of a field against one element of another sequence, as
+    list comparison does it, except that multi-element numpy rows compare whole."""
+    if a is b:
+        return True
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_rows_equal, a, b))
+    try:
+        if np.shape(a) != np.shape(b) and (np.size(a) != 1 or np.size(b) != 1):
+            return False
+        return bool(np.all(np.asarray(a) == np.asarray(b)))
+    except (TypeError, ValueError):  # ragged or non-numeric elements: not equal
+        return False
+
+
+def _index(index: Any) -> int:
+    """An integer index, with list's error for anything else."""
+    try:
+        return index.__index__()
+    except AttributeError:
+        raise TypeError(
+            f"AgentBufferField indices must be integers or slices, not {type(index).__name__}"
+        ) from None
+
+
+def _as_row(value: Any) -> np.ndarray:
+    """One numeric row as an array: numpy data keeps its dtype, Python data is converted."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.asarray(value)
+    return _untyped_to_array(value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -371,99 +374,156 @@ def _gather(
 
 
 class AgentBufferField:
-    """One field of an :class:`AgentBuffer`: a column of rows of one dtype and row shape.
-
-    Behaves like ML-Agents' ``AgentBufferField`` (a list of rows): ``len``, iteration,
-    indexing, ``append(element, padding_value)``, ``extend``, ``set``, ``get_batch``,
-    ``reset_field``, ``padded_to_batch``, ``to_ndarray``, ``contains_lists``. It also
-    converts to numpy without copying: ``np.asarray(field)`` is a view of its rows.
+    """One field of an :class:`AgentBuffer`: a sequence of rows with ML-Agents' list
+    behaviour (``len``, iteration, indexing, slicing to a new field, ``==`` with lists,
+    ``append(element, padding_value)``, ``extend``, ``set``, ``insert``, ``del``, ``pop``,
+    ``get_batch``, ``reset_field``, ``padded_to_batch``, ``to_ndarray``,
+    ``contains_lists``), stored as a column (see the module docstring); a registered
+    ``collections.abc.MutableSequence``. ``np.asarray(field)`` is a view of its rows.
     """
 
-    __slots__ = ("_data", "_items", "_len", "_name", "_start", "padding_value")
+    __slots__ = ("_column", "_name", "_spare", "padding_value")
 
     def __init__(self, data: Iterable[Any] | None = None) -> None:
         #: Rows added by ``get_batch`` padding are the last row times this value
         #: (ML-Agents: 0 for most fields, 1 for action masks). Set by ``append``.
         self.padding_value: float = 0.0
-        self._data: np.ndarray | None = None  # backing array, rows [_start, _start+_len)
-        self._start = 0
-        self._len = 0
-        self._items: list | None = None  # list mode: ragged group entries
+        self._column: Column = EMPTY
         self._name: Any = None  # the key, for error messages
+        # Storage of an earlier column that nothing outside this field ever saw (never
+        # lent), refilled by the next new numeric column that fits in it.
+        self._spare: np.ndarray | None = None
         if data is not None:
             self.extend(data)
 
     @classmethod
-    def _from_rows(cls, rows: np.ndarray, padding_value: float, name: Any) -> AgentBufferField:
-        """A field whose storage is ``rows`` itself (no copy)."""
-        field = cls.__new__(cls)
+    def _of(cls, column: Column, padding_value: float, name: Any) -> AgentBufferField:
+        field = object.__new__(cls)
         field.padding_value = padding_value
-        field._data = rows
-        field._start = 0
-        field._len = rows.shape[0]
-        field._items = None
+        field._column = column
         field._name = name
+        field._spare = None
         return field
+
+    def _keep_spare(self) -> None:
+        """Keeps the current storage for refills if nothing outside the field saw it."""
+        column = self._column
+        if isinstance(column, NumericColumn):
+            storage = column.unlent_storage()
+            if storage is not None:
+                self._spare = storage
 
     # -- introspection ----------------------------------------------------------------
 
     def _label(self) -> str:
         return f"field {_describe(self._name)}" if self._name is not None else "field"
 
+    def _fail(self, message: Any) -> InvalidArgumentError:
+        return InvalidArgumentError(f"{self._label()}: {message}")
+
     @property
     def dtype(self) -> np.dtype | None:
-        """numpy dtype of the rows, None while no numeric row was appended."""
-        return None if self._data is None or self._items is not None else self._data.dtype
+        """numpy dtype of the rows, None while the field holds no numeric row kind."""
+        column = self._column
+        return column.dtype if isinstance(column, NumericColumn) else None
 
     @property
     def row_shape(self) -> tuple[int, ...] | None:
-        """Shape of one row, None while no numeric row was appended."""
-        return None if self._data is None or self._items is not None else self._data.shape[1:]
+        """Shape of one row, None while the field holds no numeric row kind."""
+        column = self._column
+        return column.row_shape if isinstance(column, NumericColumn) else None
 
     @property
     def contains_lists(self) -> bool:
         """True if this field holds group entries (lists of arrays), as in ML-Agents."""
-        return self._items is not None and len(self._items) > 0
-
-    def __len__(self) -> int:
-        return len(self._items) if self._items is not None else self._len
-
-    def _rows(self) -> np.ndarray:
-        """View of the valid rows (an empty float32 array for a field never appended to)."""
-        data = self._data
-        if data is None:
-            return np.zeros((0,), dtype=np.float32)
-        if self._start == 0 and self._len == data.shape[0]:
-            return data  # minibatch fields and exact-size columns: no new view object
-        return data[self._start : self._start + self._len]
-
-    def __str__(self) -> str:
-        content = self._items if self._items is not None else self._rows()
-        return f"AgentBufferField: {content}"
-
-    def __repr__(self) -> str:
-        if self._items is not None:
-            return f"AgentBufferField(<{len(self._items)} group entries>)"
+        column = self._column
         return (
-            f"AgentBufferField(<{self._len} rows, row shape {self.row_shape}, dtype {self.dtype}>)"
+            isinstance(column, ListColumn) and len(column) > 0 and isinstance(column.items[0], list)
         )
 
-    # -- reading ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __str__(self) -> str:
+        return f"AgentBufferField: {self._column.peek()}"
+
+    def __repr__(self) -> str:
+        column = self._column
+        if isinstance(column, ListColumn):
+            return f"AgentBufferField(<{len(column)} group entries>)"
+        return (
+            f"AgentBufferField(<{len(column)} rows, row shape {self.row_shape}, "
+            f"dtype {self.dtype}>)"
+        )
+
+    # -- reading (list semantics) -----------------------------------------------------
 
     def __getitem__(self, index: Any) -> Any:
-        if self._items is not None:
-            return self._items[index]
-        return self._rows()[index]
+        column = self._column
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(column))
+            if step == 1:
+                part = column.borrow(start, max(start, stop))
+            else:
+                part = column.take(np.arange(start, stop, step, dtype=np.int64))
+            return AgentBufferField._of(part, self.padding_value, self._name)
+        index = _index(index)
+        if isinstance(column, ListColumn):
+            entry = column.items[index]
+            return list(entry) if isinstance(entry, list) else entry
+        try:
+            row = column.peek()[index]
+        except IndexError:
+            raise IndexError("AgentBufferField index out of range") from None
+        return row.copy() if isinstance(row, np.ndarray) else row
 
     def __iter__(self) -> Iterator[Any]:
-        if self._items is not None:
-            return iter(self._items)
-        return iter(self._rows())
+        return iter(self._column.lend())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._column.lend())
+
+    def __contains__(self, value: object) -> bool:
+        return any(_rows_equal(row, value) for row in self)
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        """Index of the first row equal to ``value`` (list rules; ValueError if none)."""
+        for position in range(*slice(start, stop).indices(len(self))):
+            if _rows_equal(self[position], value):
+                return position
+        raise ValueError(f"{value!r} is not in the field")
+
+    def count(self, value: Any) -> int:
+        return sum(_rows_equal(row, value) for row in self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (AgentBufferField, list)):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        mine, theirs = self._column, other._column if isinstance(other, AgentBufferField) else None
+        if isinstance(mine, NumericColumn) and isinstance(theirs, NumericColumn):
+            return mine.row_shape == theirs.row_shape and bool(np.all(mine.peek() == theirs.peek()))
+        return all(map(_rows_equal, self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __add__(self, other: Iterable[Any]) -> list[Any]:
+        """``field + list`` is a list, as ML-Agents' list-based field gives."""
+        if not isinstance(other, (AgentBufferField, list)):
+            return NotImplemented
+        return list(self) + list(other)
+
+    def __radd__(self, other: Iterable[Any]) -> list[Any]:
+        if not isinstance(other, list):
+            return NotImplemented
+        return other + list(self)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if self._items is not None:
-            return np.array(self._items, dtype=dtype)
-        rows = self._rows()
+        column = self._column
+        if column.__class__ is ListColumn:
+            return np.array(column.items, dtype=dtype)  # type: ignore[union-attr]
+        rows = column.lend()
         if dtype is None and not copy:
             return rows
         if dtype is not None and np.dtype(dtype) != rows.dtype:
@@ -474,228 +534,275 @@ class AgentBufferField:
 
     def to_ndarray(self) -> np.ndarray:
         """The rows as one numpy array of shape (len, *row_shape): a view, not a copy
-        (ML-Agents returns a copy; copy before writing into it)."""
+        (ML-Agents returns a copy); the buffer never writes these rows again."""
         return self.__array__()
 
     def padded_to_batch(
         self, pad_value: float = 0, dtype: Any = np.float32
     ) -> np.ndarray | list[np.ndarray]:
         """Numeric fields: the rows as an array of ``dtype``. Group fields: one array per
-        group position, of length len(self), missing members filled with ``pad_value``."""
-        if self._items is None:
-            return np.asanyarray(self._rows(), dtype=dtype)
+        group position, of length len(self), missing members filled with ``pad_value``
+        (an empty list when no entry has a member, or the field is empty)."""
+        column = self._column
+        if isinstance(column, NumericColumn) and len(column):
+            return np.asanyarray(column.lend(), dtype=dtype)
+        items = column.peek() if isinstance(column, ListColumn) else []
         shape = None
-        for entry in self._items:
+        for entry in items:
             if entry:
                 shape = np.shape(entry[0])
                 break
         if shape is None:
             return []
         return [
-            np.asanyarray(column, dtype=dtype)
-            for column in itertools.zip_longest(*self._items, fillvalue=np.full(shape, pad_value))
+            np.asanyarray(members, dtype=dtype)
+            for members in itertools.zip_longest(*items, fillvalue=np.full(shape, pad_value))
         ]
 
     # -- writing ----------------------------------------------------------------------
 
-    def _row_error(self, message: str) -> InvalidArgumentError:
-        return InvalidArgumentError(f"{self._label()}: {message}")
+    def _list_column(self) -> ListColumn:
+        """The column group entries go to: this field's list column, or a new one if the
+        field holds no row."""
+        column = self._column
+        if isinstance(column, ListColumn):
+            return column
+        if len(column):
+            raise self._fail(
+                "a list (group entry) cannot be appended to a field of numeric rows; "
+                "give a numeric row as a numpy array, tuple or scalar"
+            )
+        column = self._column = ListColumn()
+        return column
 
-    def _check_rows(self, rows: np.ndarray) -> None:
-        """Raises unless ``rows`` (n, *row_shape) fit this field's dtype and row shape."""
-        data = self._data
-        if rows.shape[1:] != data.shape[1:]:
-            raise self._row_error(
-                f"rows of shape {rows.shape[1:]} do not match the field's row shape "
-                f"{data.shape[1:]}"
-            )
-        if rows.dtype != data.dtype and not np.can_cast(rows.dtype, data.dtype, "same_kind"):
-            raise self._row_error(
-                f"dtype {rows.dtype} cannot be stored in a field of dtype {data.dtype}"
-            )
+    def _takes_entries(self, first: Any) -> bool:
+        """Whether data starting with ``first`` goes to a list column (group entries, or
+        anything appended after them), not to a numeric one."""
+        column = self._column
+        return isinstance(first, list) or (isinstance(column, ListColumn) and len(column) > 0)
 
     def _append_rows(self, rows: np.ndarray) -> None:
-        """Appends ``rows`` (n, *row_shape) after checking them; grows the column."""
-        count = rows.shape[0]
-        if self._data is None or (
-            self._len == 0
-            and (rows.shape[1:] != self._data.shape[1:] or rows.dtype != self._data.dtype)
-        ):
-            if rows.dtype.kind in "OUSVMm":
-                raise self._row_error(f"rows of dtype {rows.dtype} are not numeric")
-            # First rows fix the schema; an exact-size column (one trajectory) wastes nothing.
-            self._data = np.empty((max(count, 1),) + rows.shape[1:], dtype=rows.dtype)
-            self._start = 0
-            self._len = 0
-        elif rows.dtype != self._data.dtype or rows.shape[1:] != self._data.shape[1:]:
-            self._check_rows(rows)
-        end = self._start + self._len
-        if end + count > self._data.shape[0]:
-            # New array: rows visible through earlier views are never moved or overwritten.
-            capacity = max(self._len + count, 2 * self._len, 16)
-            grown = np.empty((capacity,) + self._data.shape[1:], dtype=self._data.dtype)
-            grown[: self._len] = self._data[self._start : end]
-            self._data = grown
-            self._start = 0
-            end = self._len
-        self._data[end : end + count] = rows
-        self._len += count
-
-    def _enter_list_mode(self) -> list:
-        if self._items is None:
-            if self._len:
-                raise self._row_error(
-                    "a list (group entry) cannot be appended to a field of numeric rows; "
-                    "give a numeric row as a numpy array, tuple or scalar"
-                )
-            self._items = []
-            self._data = None
-        return self._items
+        """Appends numeric ``rows`` (n, *row_shape) after checking them."""
+        column = self._column
+        try:
+            if not isinstance(column, NumericColumn) or (
+                not len(column)
+                and (rows.dtype != column.dtype or rows.shape[1:] != column.row_shape)
+            ):
+                # The first rows fix the schema (also of a field emptied by truncation).
+                spare, self._spare = self._spare, None
+                if (
+                    spare is not None
+                    and spare.dtype == rows.dtype
+                    and spare.shape[1:] == rows.shape[1:]
+                    and len(spare) >= rows.shape[0]
+                ):
+                    column = NumericColumn(spare, 0, 0, 0)  # unlent: safe to refill
+                else:
+                    column = NumericColumn.with_room(rows, rows.shape[0])
+                self._column = column
+            elif rows.dtype != column.dtype or rows.shape[1:] != column.row_shape:
+                column.check_rows(rows)
+            column.append_rows(rows)
+        except RowError as err:
+            raise self._fail(err) from None
 
     def append(self, element: Any, padding_value: float = 0.0) -> None:
         """Appends one row (numpy array, scalar or tuple) or one group entry (a list).
         ``padding_value`` becomes this field's padding value, as in ML-Agents."""
-        if isinstance(element, list):
-            self._enter_list_mode().append(element)
-        elif self._items is not None:
-            self._items.append(element)
+        if self._takes_entries(element):
+            self._list_column().items.append(element)
         else:
-            if isinstance(element, (np.ndarray, np.generic)):
-                row = np.asarray(element)  # numpy data keeps its dtype
-            else:
-                row = _untyped_to_array(element)
-            self._append_rows(row[np.newaxis])
+            self._append_rows(_as_row(element)[np.newaxis])
         self.padding_value = padding_value
 
     def extend(self, data: Any, padding_value: float | None = None) -> None:
         """Appends many rows at once: a numpy array (rows along the first axis, one
-        memcpy), another field, or a sequence of rows or of group entries.
+        copy), another field, or a sequence of rows or of group entries.
         ``padding_value``, if given, becomes this field's padding value."""
         if padding_value is not None:
             self.padding_value = padding_value
         if isinstance(data, AgentBufferField):
-            data = data._items if data._items is not None else data._rows()
+            source = data._column
+            data = list(source.items) if isinstance(source, ListColumn) else source.peek()
         if isinstance(data, np.generic):
             data = np.asarray(data)
         if isinstance(data, np.ndarray):
             if data.ndim == 0:
-                raise self._row_error("extend needs rows along a first axis, got a 0-d array")
-            if self._items is not None:
-                self._items.extend(data)
-            elif len(data) or self._data is None:
+                raise self._fail("extend needs rows along a first axis, got a 0-d array")
+            if isinstance(self._column, ListColumn) and len(self._column):
+                self._column.items.extend(data)
+            elif len(data) or not isinstance(self._column, NumericColumn):
                 self._append_rows(data)
             return
         if not isinstance(data, (list, tuple)):
             data = list(data)
         if len(data) == 0:
             return
-        if isinstance(data[0], list) or self._items is not None:
-            items = self._enter_list_mode()
-            items.extend(data)
+        if self._takes_entries(data[0]):
+            self._list_column().items.extend(data)
             return
         try:
-            rows = (
-                _untyped_to_array(data) if not isinstance(data[0], np.ndarray) else np.stack(data)
-            )
+            rows = np.stack(data) if isinstance(data[0], np.ndarray) else _untyped_to_array(data)
         except ValueError as err:
-            raise self._row_error(f"rows of different shapes cannot be stacked: {err}") from None
+            raise self._fail(f"rows of different shapes cannot be stacked: {err}") from None
         self._append_rows(rows)
 
     def set(self, data: Any) -> None:
         """Replaces every row with ``data`` (keeps the padding value)."""
         if isinstance(data, AgentBufferField):
-            # Take the rows before emptying: ``data`` may be this very field.
-            data = list(data._items) if data._items is not None else data._rows()
+            # Take the rows before emptying: ``data`` may be this very field. Its storage
+            # is not written again (the new rows go to new storage).
+            source = data._column
+            data = list(source.items) if isinstance(source, ListColumn) else source.peek()
         self.reset_field()
         self.extend(data)
 
+    def _new_rows(self, value: Any, argument: str) -> np.ndarray:
+        """``value`` (a sequence of rows) as an array that fits this numeric field."""
+        scratch = AgentBufferField()
+        scratch._name = self._name
+        scratch.extend(value)
+        if isinstance(scratch._column, ListColumn):
+            raise self._fail(f"{argument}: group entries (lists) cannot go into numeric rows")
+        column = self._column
+        rows = scratch._column.peek()
+        if len(rows):
+            try:
+                column.check_rows(rows)
+            except RowError as err:
+                raise self._fail(err) from None
+        return rows.astype(column.dtype, copy=False).reshape((len(rows),) + column.row_shape)
+
     def __setitem__(self, index: Any, value: Any) -> None:
-        if self._items is not None:
-            self._items[index] = value
-        elif isinstance(index, slice) and index == slice(None):
-            self.set(value)
+        column = self._column
+        if isinstance(index, slice):
+            if index == slice(None):
+                self.set(value)
+            elif isinstance(column, NumericColumn):
+                self._assign_rows(index, value)
+            elif isinstance(column, ListColumn):
+                column.items[index] = list(value)
+            else:  # empty: a plain slice inserts, an extended one takes no row
+                rows = list(value)
+                if rows and index.indices(0)[2] != 1:
+                    raise ValueError(
+                        f"attempt to assign sequence of size {len(rows)} to extended slice "
+                        "of size 0"
+                    )
+                self.extend(rows)
+            return
+        index = _index(index)
+        if isinstance(column, ListColumn):
+            column.items[index] = value
+            return
+        if not -len(column) <= index < len(column):
+            raise IndexError("AgentBufferField assignment index out of range")
+        row = _as_row(value)
+        if row.dtype != column.dtype and not np.can_cast(row.dtype, column.dtype, "same_kind"):
+            raise self._fail(
+                f"dtype {row.dtype} cannot be stored in a field of dtype {column.dtype}"
+            )
+        try:
+            if np.broadcast_shapes(row.shape, column.row_shape) != column.row_shape:
+                raise ValueError
+        except ValueError:
+            raise self._fail(
+                f"a row of shape {row.shape} does not fit the field's row shape {column.row_shape}"
+            ) from None
+        column.write(index, row)
+
+    def _assign_rows(self, index: slice, value: Any) -> None:
+        """``field[start:stop:step] = value`` with list rules: a plain slice may change the
+        length; an extended slice needs as many rows as it selects."""
+        column = self._column
+        assert isinstance(column, NumericColumn)
+        rows = self._new_rows(value, "value")
+        start, stop, step = index.indices(len(column))
+        if step == 1:
+            current = column.peek()
+            stop = max(start, stop)
+            column.replace_all(np.concatenate([current[:start], rows, current[stop:]]))
+            return
+        selected = len(range(start, stop, step))
+        if len(rows) != selected:
+            raise ValueError(
+                f"attempt to assign sequence of size {len(rows)} to extended slice of size "
+                f"{selected}"
+            )
+        column.write(index, rows)
+
+    def __delitem__(self, index: Any) -> None:
+        column = self._column
+        if isinstance(column, ListColumn):
+            del column.items[index]
+            return
+        if not isinstance(column, NumericColumn):
+            if isinstance(index, slice):
+                return
+            raise IndexError("AgentBufferField assignment index out of range")
+        count = len(column)
+        keep = np.ones(count, dtype=bool)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(count)
+            if start == 0 and step == 1:
+                column.drop_front(max(stop, 0))  # O(1), as truncate
+                return
         else:
-            rows = self._rows()
-            value = value if isinstance(value, np.ndarray) else _untyped_to_array(value)
-            if value.dtype != rows.dtype and not np.can_cast(value.dtype, rows.dtype, "same_kind"):
-                raise self._row_error(
-                    f"dtype {value.dtype} cannot be stored in a field of dtype {rows.dtype}"
-                )
-            rows[index] = value
+            index = _index(index)
+            if not -count <= index < count:
+                raise IndexError("AgentBufferField assignment index out of range")
+        keep[index] = False
+        column.replace_all(column.peek()[keep])
+
+    def insert(self, index: int, value: Any) -> None:
+        """Inserts one row (or group entry) before ``index`` (list rules: clamped)."""
+        index = _index(index)
+        column = self._column
+        if self._takes_entries(value):
+            self._list_column().items.insert(index, value)
+            return
+        if not isinstance(column, NumericColumn) or not len(column):
+            self._append_rows(_as_row(value)[np.newaxis])
+            return
+        rows = self._new_rows([value], "value")
+        count = len(column)
+        position = min(max(index + count if index < 0 else index, 0), count)
+        column.replace_all(np.insert(column.peek(), position, rows, axis=0))
+
+    def pop(self, index: int = -1) -> Any:
+        """Removes and returns row ``index`` (list rules)."""
+        row = self[index]
+        del self[index]
+        return row
+
+    def remove(self, value: Any) -> None:
+        del self[self.index(value)]
+
+    def reverse(self) -> None:
+        self[:] = list(reversed(self))
+
+    def __iadd__(self, values: Iterable[Any]) -> Self:
+        self.extend(values)
+        return self
+
+    def clear(self) -> None:
+        self.reset_field()
 
     def reset_field(self) -> None:
-        """Empties the field. Its storage is dropped, not reused, so arrays handed out
-        earlier (minibatch views) keep their data."""
-        self._data = None
-        self._start = 0
-        self._len = 0
-        self._items = None
-
-    def _drop_front(self, count: int) -> None:
-        """Drops the first ``count`` rows in O(1) (the view start moves)."""
-        if self._items is not None:
-            del self._items[:count]
-            return
-        count = min(count, self._len)
-        self._start += count
-        self._len -= count
-
-    def _slice(self, start: int, end: int) -> AgentBufferField:
-        """Field viewing rows [start:end] (Python slice rules) of this one, without copying."""
-        if self._items is not None:
-            field = AgentBufferField()
-            field._items = self._items[start:end]
-            field.padding_value = self.padding_value
-            field._name = self._name
-            return field
-        if self._data is None:
-            field = AgentBufferField()
-            field._name = self._name
-            return field
-        return AgentBufferField._from_rows(self._rows()[start:end], self.padding_value, self._name)
+        """Empties the field. Rows handed out earlier (minibatches, arrays) keep their
+        data; storage nothing outside the field saw is kept for the next rows."""
+        self._keep_spare()
+        self._column = EMPTY
 
     # -- batches ----------------------------------------------------------------------
-
-    def _padding_row(self) -> np.ndarray:
-        """ML-Agents' padding: the last row (as float32) times the padding value."""
-        last = np.asarray(self._rows()[-1], dtype=np.float32) * self.padding_value
-        return last.astype(self._data.dtype)[np.newaxis]
-
-    def _batch_parts(
-        self, batch_size: int | None, training_length: int | None, sequential: bool
-    ) -> list[Any]:
-        """What get_batch returns, as a list of row arrays to concatenate (list mode: one list)."""
-        try:
-            plan = _batch_plan(len(self), batch_size, training_length, sequential)
-        except BufferException as err:
-            raise BufferException(f"{self._label()}: {err}") from None
-        return self._plan_parts(plan)
-
-    def _plan_parts(self, plan: tuple[int, int, int, np.ndarray | None]) -> list[Any]:
-        """The rows of a :func:`_batch_plan`, as a list of arrays to concatenate."""
-        start, end, padding_rows, rows = plan
-        if self._items is not None:
-            if rows is not None:
-                return [[self._items[r] for r in rows.tolist()]]
-            return [self._items[start:end] + [[]] * padding_rows]
-        if rows is not None:
-            (gathered,) = _gather([self], rows)
-            if gathered is None:
-                return []
-            return [gathered]
-        if self._data is None:
-            return []
-        parts = [self._rows()[start:end]]
-        if padding_rows:
-            parts.append(np.repeat(self._padding_row(), padding_rows, axis=0))
-        return parts
 
     def get_batch(
         self,
         batch_size: int | None = None,
         training_length: int | None = 1,
         sequential: bool = True,
-    ) -> Any:
+    ) -> AgentBufferField:
         """The last ``batch_size`` sequences of ``training_length`` rows (ML-Agents rules).
 
         sequential=True: non-overlapping sequences; when the rows do not divide into whole
@@ -703,16 +810,75 @@ class AgentBufferField:
         ``padding_value``) up to a whole number of sequences. ``[a,b,c,d,e]`` with
         training_length 2 gives ``[a,b,c,d,e,pad]``. sequential=False: overlapping
         sequences, ``[a,b,c,d,e]`` gives ``[a,b,b,c,c,d,d,e]``. ``batch_size=None`` takes
-        every sequence. Returns a numpy array (a view when no padding is needed), or a
-        list for group fields. Raises :class:`BufferException` when more sequences are
-        asked for than exist.
+        every sequence. Returns a field (list-like; ``np.asarray`` of it is a view when no
+        padding was needed). Group fields pad with empty lists. Raises
+        :class:`BufferException` when more sequences are asked for than exist.
         """
-        parts = self._batch_parts(batch_size, training_length, sequential)
-        if self._items is not None:
-            return parts[0]
-        if not parts:
-            return self._rows()[:0]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        column = self._column
+        try:
+            plan = _batch_plan(len(column), batch_size, training_length, sequential)
+        except BufferException as err:
+            raise BufferException(f"{self._label()}: {err}") from None
+        start, end, padding_rows, rows = plan
+        if rows is None and not padding_rows:
+            part = column.borrow(start, end)
+        else:
+            part = _column_of_parts(column, column.batch_parts(plan, self.padding_value))
+        return AgentBufferField._of(part, self.padding_value, self._name)
+
+
+def _column_of_parts(column: Column, parts: list[Any]) -> Column:
+    """A new column of ``parts`` (from ``column.batch_parts``), which it owns."""
+    if isinstance(column, NumericColumn):
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return NumericColumn.owning(rows, seen_outside=False)  # new rows: gathered or joined
+    if isinstance(column, ListColumn):
+        return ListColumn(parts[0])
+    return EMPTY
+
+
+MutableSequence.register(AgentBufferField)
+
+
+# ---------------------------------------------------------------------------------------
+# Group fields in files: ragged fields (offsets, members)
+
+
+def _encode_entries(field: AgentBufferField, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A group field as ``(offsets, members)``: entry i is ``members[offsets[i]:offsets[i+1]]``."""
+    items = field._column.peek()
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    members: list[Any] = []
+    for i, entry in enumerate(items):
+        if not isinstance(entry, list):
+            raise InvalidArgumentError(
+                f"field {name!r}: row {i} is a {type(entry).__name__}, not a group entry "
+                "(a list), and cannot be saved"
+            )
+        members.extend(entry)
+        offsets[i + 1] = len(members)
+    if not members:
+        return offsets, np.zeros((0,), dtype=np.float32)
+    shapes = {np.shape(member) for member in members}
+    if len(shapes) > 1:
+        raise InvalidArgumentError(
+            f"field {name!r}: group members of different shapes {sorted(shapes)} cannot be saved"
+        )
+    if any(isinstance(member, (np.ndarray, np.generic)) for member in members):
+        values = np.stack([np.asarray(member) for member in members])
+    else:
+        values = _untyped_to_array(members)
+    if values.dtype.kind in "OUSVMm":
+        raise InvalidArgumentError(
+            f"field {name!r}: group members of dtype {values.dtype} cannot be saved"
+        )
+    return offsets, np.ascontiguousarray(values)
+
+
+def _decode_entries(offsets: np.ndarray, values: np.ndarray) -> list[list[Any]]:
+    """Inverse of :func:`_encode_entries`: members are views of ``values`` (never written)."""
+    bounds = offsets.tolist()
+    return [list(values[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -729,10 +895,6 @@ class AgentBuffer(MutableMapping):
         self.last_brain_info = None
         self.last_take_action_outputs = None
         self._fields: dict[AgentBufferKey, AgentBufferField] = {}
-        # Per field, the storage it had before its last shuffle, for the next shuffle to
-        # write into if nothing else references it by then (fresh arrays of this size cost
-        # more in page faults than the gather itself).
-        self._spares: dict[AgentBufferKey, np.ndarray] = {}
 
     def __str__(self) -> str:
         return ", ".join(f"'{k}' : {self._fields[k]}" for k in self._fields)
@@ -777,8 +939,7 @@ class AgentBuffer(MutableMapping):
         if field is None:
             if self.CHECK_KEY_TYPES_AT_RUNTIME:
                 self._check_key(key)
-            field = AgentBufferField()
-            field._name = key
+            field = AgentBufferField._of(EMPTY, 0.0, key)
             self._fields[key] = field
         return field
 
@@ -786,8 +947,7 @@ class AgentBuffer(MutableMapping):
         if self.CHECK_KEY_TYPES_AT_RUNTIME:
             self._check_key(key)
         if not isinstance(value, AgentBufferField):
-            data, value = value, AgentBufferField()
-            value._name = key
+            data, value = value, AgentBufferField._of(EMPTY, 0.0, key)
             value.extend(data)
         elif value._name is None:
             value._name = key
@@ -797,7 +957,6 @@ class AgentBuffer(MutableMapping):
         if self.CHECK_KEY_TYPES_AT_RUNTIME:
             self._check_key(key)
         del self._fields[key]
-        self._spares.pop(key, None)
 
     def __iter__(self) -> Iterator[AgentBufferKey]:
         return iter(self._fields)
@@ -813,16 +972,10 @@ class AgentBuffer(MutableMapping):
     # -- whole-buffer operations ------------------------------------------------------
 
     def reset_agent(self) -> None:
-        """Empties every field (the fields stay, as in ML-Agents). Each field's storage is
-        kept as a spare that ``resequence_and_append`` refills only if no array handed out
-        earlier references it by then (so the update buffer stops re-growing each update)."""
-        spares = self._spares
-        for key, field in self._fields.items():
-            data = field._data
-            if field._items is None and data is not None and data.base is None:
-                spares[key] = data
-            else:
-                spares.pop(key, None)
+        """Empties every field (the fields stay, as in ML-Agents). A field refills storage
+        that nothing outside it ever saw (e.g. an update buffer's rows before its first
+        shuffle); rows handed out are never written again."""
+        for field in self._fields.values():
             field.reset_field()
         self.last_brain_info = None
         self.last_take_action_outputs = None
@@ -840,7 +993,7 @@ class AgentBuffer(MutableMapping):
             field = fields.get(key)
             if field is None:
                 return False
-            field_length = field._len if field._items is None else len(field._items)
+            field_length = len(field._column)
             if length != field_length and length != -1:
                 return False
             length = field_length
@@ -854,7 +1007,8 @@ class AgentBuffer(MutableMapping):
     def shuffle(self, sequence_length: int, key_list: list[AgentBufferKey] | None = None) -> None:
         """Permutes the rows of the fields in ``key_list`` (default: all) the same way,
         moving whole sequences of ``sequence_length`` rows; rows of a trailing partial
-        sequence are dropped, as in ML-Agents. One Rust gather for all numeric fields."""
+        sequence are dropped, as in ML-Agents. One Rust gather for all numeric fields,
+        into new storage."""
         sequence_length = _positive_int(sequence_length, "sequence_length")
         if key_list is None:
             key_list = list(self._fields.keys())
@@ -867,69 +1021,25 @@ class AgentBuffer(MutableMapping):
             return
         fields = [self[key] for key in key_list]
         rows = _native.buffer_shuffle_rows(len(fields[0]), sequence_length, _draw_seed())
-        count = len(rows)
-        spares = [
-            self._reusable_spare(key, field._data.dtype, field._data.shape[1:], count)
-            if field._items is None and field._data is not None
-            else None
-            for key, field in zip(key_list, fields)
-        ]
-        storages = _gather(fields, rows, spares)
-        del spares
-        for key, field, storage in zip(key_list, fields, storages):
-            if field._items is not None:
-                field._items = storage
-            elif storage is not None:
-                previous = field._data
-                field._data, field._start, field._len = storage, 0, count
-                if previous is not None and previous.base is None and previous is not storage:
-                    self._spares[key] = previous
-
-    def _reusable_spare(
-        self, key: AgentBufferKey, dtype: np.dtype, row_shape: tuple[int, ...], count: int
-    ) -> np.ndarray | None:
-        """The field's spare storage if it holds ``count`` rows of ``dtype`` and
-        ``row_shape`` and nothing but this buffer references it: every numpy view keeps a
-        reference to the array owning its memory, so an unreferenced owner cannot be seen
-        through any view handed out earlier. The spare leaves the pool either way."""
-        spare = self._spares.pop(key, None)
-        if spare is None:
-            return None
-        if spare.dtype != dtype or spare.shape[1:] != row_shape or len(spare) < count:
-            return None
-        unreferenced = object()  # a local with no other reference: the baseline count
-        if sys.getrefcount(spare) != sys.getrefcount(unreferenced):
-            return None
-        return spare
+        for field, column in zip(fields, take_rows([f._column for f in fields], rows)):
+            field._keep_spare()
+            field._column = column
 
     def make_mini_batch(self, start: int, end: int) -> AgentBuffer:
         """Buffer of rows ``[start:end]`` (Python slice rules) of every field. The fields
-        are numpy views of this buffer's rows: nothing is copied."""
+        show this buffer's rows without copying; the buffer never writes them again."""
         mini_batch = AgentBuffer()
         fields = mini_batch._fields
-        new_field = AgentBufferField.__new__
-        bounds: dict[int, tuple[int, int]] = {}  # field length -> clipped (start, end)
-        for key, field in self._fields.items():
-            data = field._data
-            if field._items is None and data is not None:
-                # Hot path, inlined: one numpy view per field, no copy.
-                length = field._len
-                clipped = bounds.get(length)
-                if clipped is None:
-                    lo, hi, _ = slice(start, end).indices(length)
-                    clipped = bounds[length] = (lo, max(lo, hi))
-                s = field._start
-                view = data[s + clipped[0] : s + clipped[1]]
-                out = new_field(AgentBufferField)
-                out.padding_value = field.padding_value
-                out._data = view
-                out._start = 0
-                out._len = clipped[1] - clipped[0]
-                out._items = None
-                out._name = key
-                fields[key] = out
-            else:
-                fields[key] = field._slice(start, end)
+        parts = borrow_rows([field._column for field in self._fields.values()], start, end)
+        new = object.__new__
+        for (key, field), part in zip(self._fields.items(), parts):
+            # Hot path: AgentBufferField._of, inlined.
+            out = new(AgentBufferField)
+            out.padding_value = field.padding_value
+            out._column = part
+            out._name = key
+            out._spare = None
+            fields[key] = out
         return mini_batch
 
     def sample_mini_batch(self, batch_size: int, sequence_length: int = 1) -> AgentBuffer:
@@ -945,32 +1055,23 @@ class AgentBuffer(MutableMapping):
         rows = _native.buffer_sample_rows(
             self.num_experiences, batch_size, sequence_length, _draw_seed()
         )
-        mini_batch = AgentBuffer()
         fields = [self._fields[key] for key in keys]
-        for key, field, storage in zip(keys, fields, _gather(fields, rows)):
-            if field._items is not None:
-                new_field = AgentBufferField()
-                new_field._items = storage
-                new_field._name = key
-                new_field.padding_value = field.padding_value
-            elif storage is None:
-                new_field = AgentBufferField()
-                new_field._name = key
-            else:
-                new_field = AgentBufferField._from_rows(storage, field.padding_value, key)
-            mini_batch._fields[key] = new_field
+        columns = take_rows([field._column for field in fields], rows)
+        mini_batch = AgentBuffer()
+        for key, field, column in zip(keys, fields, columns):
+            mini_batch._fields[key] = AgentBufferField._of(column, field.padding_value, key)
         return mini_batch
 
     def truncate(self, max_length: int, sequence_length: int = 1) -> None:
         """Keeps the last ``max_length`` rows (rounded down to whole sequences) of every
-        field. O(1) per field: only the start of the valid rows moves."""
+        field. O(1) per numeric field: only the start of the valid rows moves."""
         max_length = _non_negative_int(max_length, "max_length")
         sequence_length = _positive_int(sequence_length, "sequence_length")
         current_length = self.num_experiences
         max_length -= max_length % sequence_length
         if current_length > max_length:
             for field in self._fields.values():
-                field._drop_front(current_length - max_length)
+                field._column.drop_front(current_length - max_length)
 
     def resequence_and_append(
         self,
@@ -993,24 +1094,12 @@ class AgentBuffer(MutableMapping):
             return
         # All fields have one length, so one plan serves them all.
         plan = _batch_plan(len(self[key_list[0]]), batch_size, training_length, True)
-        spares = target_buffer._spares
         for key in key_list:
             field = self[key]
             target = target_buffer[key]
-            parts = field._plan_parts(plan)
-            if spares and key in spares and target._data is None and field._items is None:
-                # An emptied update buffer refills the storage it had (see reset_agent).
-                first = parts[0] if parts else None
-                if first is not None:
-                    needed = sum(len(part) for part in parts)
-                    spare = target_buffer._reusable_spare(key, first.dtype, first.shape[1:], needed)
-                    if spare is not None:
-                        target._data, target._start, target._len = spare, 0, 0
-                    del spare
-            for part in parts:
-                target.extend(part)
-            if target._items is None:
-                target.padding_value = field.padding_value
+            for part in field._column.batch_parts(plan, field.padding_value):
+                target.extend(part)  # copies: the parts are views of this buffer's rows
+            target.padding_value = field.padding_value
 
     @property
     def num_experiences(self) -> int:
@@ -1019,25 +1108,46 @@ class AgentBuffer(MutableMapping):
             return len(field)
         return 0
 
+    def adopt(self, key: AgentBufferKey, rows: np.ndarray, padding_value: float = 0.0) -> None:
+        """Makes ``rows`` (a numpy array, rows along the first axis) the rows of field
+        ``key`` without copying them, replacing the field. The buffer owns ``rows`` from
+        then on: the caller must not write into it."""
+        if self.CHECK_KEY_TYPES_AT_RUNTIME:
+            self._check_key(key)
+        if not isinstance(rows, np.ndarray):
+            raise InvalidArgumentError(f"rows: expected a numpy array, got {type(rows).__name__}")
+        try:
+            column = NumericColumn.owning(rows, seen_outside=True)
+        except RowError as err:
+            raise InvalidArgumentError(f"rows of {_describe(key)}: {err}") from None
+        self._fields[key] = AgentBufferField._of(column, padding_value, key)
+
+    def to_arrays(
+        self, key_list: Iterable[AgentBufferKey] | None = None
+    ) -> dict[AgentBufferKey, np.ndarray | list[Any]]:
+        """Every field's rows (or those in ``key_list``) by key, without copying: numeric
+        fields as numpy arrays (views; the buffer never writes these rows again), group
+        fields as new lists of their entries."""
+        fields = self._fields
+        keys = fields.keys() if key_list is None else key_list
+        return {key: fields[key]._column.lend() for key in keys}
+
     # -- files ------------------------------------------------------------------------
 
-    def _columns_to_save(self) -> dict[str, np.ndarray]:
-        columns: dict[str, np.ndarray] = {}
+    def _columns_to_save(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {}
         for key, field in self._fields.items():
             name = key_to_name(key)
-            if field._items is not None:
-                if field._items:
-                    raise InvalidArgumentError(
-                        f"field {name!r}: holds group entries (lists), which cannot be saved"
-                    )
-                continue
-            columns[name] = np.ascontiguousarray(field._rows())
+            if isinstance(field._column, ListColumn):
+                columns[name] = _encode_entries(field, name)
+            else:
+                columns[name] = np.ascontiguousarray(field._column.peek())
         return columns
 
     def save_to_file(self, file_object: str | os.PathLike | BinaryIO) -> None:
         """Saves every field to a path (written atomically: temporary file + rename) or to a
         binary file object, in the field-file format (``docs/file-format.md``), bit-exact
-        with dtypes and row shapes. Group fields (lists) cannot be saved."""
+        with dtypes and row shapes; group fields as ragged fields."""
         columns = self._columns_to_save()
         if isinstance(file_object, (str, os.PathLike)):
             _native.save_fields(file_object, FILE_KIND, columns)
@@ -1061,13 +1171,17 @@ class AgentBuffer(MutableMapping):
                 with open(path, "wb") as copy:
                     copy.write(file_object.read())
                 columns = _native.load_fields(path, FILE_KIND)
-        loaded = {}
+        loaded: dict[AgentBufferKey, Column] = {}
         for name, rows in columns.items():
             try:
-                loaded[name_to_key(name)] = rows
+                key = name_to_key(name)
             except InvalidArgumentError:
                 raise CorruptFileError(
                     f"{_source_name(file_object)}: field {name!r} is not an AgentBuffer field"
                 ) from None
-        for key, rows in loaded.items():
-            self._fields[key] = AgentBufferField._from_rows(rows, 0.0, key)
+            if isinstance(rows, tuple):
+                loaded[key] = ListColumn(_decode_entries(*rows))
+            else:
+                loaded[key] = NumericColumn.owning(rows, seen_outside=False)
+        for key, column in loaded.items():
+            self._fields[key] = AgentBufferField._of(column, 0.0, key)

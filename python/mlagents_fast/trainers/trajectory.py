@@ -216,11 +216,8 @@ def _fill_agentbuffer(
             f"next_obs: {len(next_obs)} observations, obs has {len(columns.obs)}"
         )
     buffer = AgentBuffer()
-    fields = buffer._fields
-    from_rows = AgentBufferField._from_rows
-
-    def put(key: AgentBufferKey, rows: np.ndarray, padding_value: float = 0.0) -> None:
-        fields[key] = from_rows(rows, padding_value, key)
+    # No copy: the buffer takes the columns as they are and never writes into them.
+    put = buffer.adopt
 
     def column(value: Any, dtype: Any, name: str, row_ndim: int) -> np.ndarray:
         return _column(value, dtype, name, steps, row_ndim, copy)

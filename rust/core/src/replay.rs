@@ -711,12 +711,14 @@ impl ReplayRing {
                 row_shape: &[],
                 rows: ring_state.len(),
                 values: FieldSlice::I64(&ring_state),
+                entry_offsets: None,
             },
             FieldRef {
                 name: "__end__",
                 row_shape: &[],
                 rows: self.len,
                 values: FieldSlice::U8(&end_codes),
+                entry_offsets: None,
             },
         ];
         let mut tail_iter = tail_values.iter();
@@ -726,6 +728,7 @@ impl ReplayRing {
                 row_shape: &column.spec.row_shape,
                 rows: self.len,
                 values: values.as_slice(),
+                entry_offsets: None,
             });
             if column.tails.is_some() {
                 if let Some(tails) = tail_iter.next() {
@@ -734,6 +737,7 @@ impl ReplayRing {
                         row_shape: &column.spec.row_shape,
                         rows: live_tails,
                         values: tails.as_slice(),
+                        entry_offsets: None,
                     });
                 }
             }
@@ -753,6 +757,12 @@ impl ReplayRing {
         let mut by_name: HashMap<String, FieldData> = HashMap::with_capacity(fields.len());
         let mut order = Vec::new();
         for field in fields {
+            if field.entry_offsets.is_some() {
+                return Err(bad(format!(
+                    "record {:?} is ragged; replay buffer files hold dense records only",
+                    field.name
+                )));
+            }
             if let Some(name) = field.name.strip_prefix("field/") {
                 order.push(name.to_string());
             }

@@ -2,22 +2,26 @@
 //! save a set of named columns. Never pickle; every byte is described here and
 //! in `docs/file-format.md`.
 //!
-//! # Layout (version 1, all integers little-endian)
+//! # Layout (versions 1 and 2, all integers little-endian)
 //!
 //! ```text
 //! offset  size  what
 //! 0       8     magic  b"\x89MLFAST\n"  (the high byte and newline catch text-mode mangling)
-//! 8       4     u32 format version (1)
+//! 8       4     u32 format version (1, or 2 when the file holds a ragged field)
 //! 12      4     u32 header length H: bytes from offset 0 up to and including the header CRC
 //! 16      2     u16 kind length K, then K bytes of UTF-8 kind ("replay_buffer", "agent_buffer", ...)
 //! ..      4     u32 field count N
 //!         N field records, each:
 //!           2     u16 name length L, then L bytes of UTF-8 name (unique, non-empty)
+//!           1     (version 2 only) u8 layout: 0 dense, 1 ragged
 //!           1     u8 dtype code: 1 f32, 2 f64, 3 i32, 4 i64, 5 u8, 6 bool (one byte, 0 or 1)
 //!           1     u8 row rank R (0 = scalar rows), then R x u64 row-shape dimensions
-//!           8     u64 row count
+//!                 (ragged: the shape of one member)
+//!           8     u64 row count (ragged: the number of entries)
+//!           8     (ragged only) u64 member count M
 //!           8     u64 data offset (absolute, a multiple of 64)
-//!           8     u64 data length in bytes (= rows x prod(row shape) x item size)
+//!           8     u64 data length in bytes: dense, rows x prod(row shape) x item size;
+//!                 ragged, 8 x (rows + 1) + M x prod(row shape) x item size
 //! H-4     4     u32 CRC-32 of bytes [0, H-4): lets a damaged header be reported before any data is read
 //! ..            zero padding to the first data offset; field data in record order, each
 //!               C-order (row-major) raw little-endian values, each starting at a 64-byte
@@ -25,6 +29,12 @@
 //! E       4     u32 CRC-32 (IEEE, as `crc32fast`) of every byte in [0, E)
 //! E+4     4     end marker b"MLFE"
 //! ```
+//!
+//! A ragged field is a sequence of entries, each a list of 0 or more *members* of one
+//! shape (ML-Agents' group entries: one list of arrays per step). Its data is `rows + 1`
+//! u64 offsets (0 first, non-decreasing, M last: entry i is members `[offsets[i],
+//! offsets[i+1])`) followed by the M members' values, C order. A file without ragged
+//! fields is written as version 1, byte for byte what builds before version 2 wrote.
 //!
 //! The file length is therefore known from the header alone: a shorter file is
 //! *truncated*, a longer one has *trailing bytes*; both are rejected.
@@ -49,8 +59,12 @@ use crate::error::{CoreError, CoreResult};
 pub const MAGIC: [u8; 8] = *b"\x89MLFAST\n";
 /// Last four bytes of every field file.
 pub const END_MARKER: [u8; 4] = *b"MLFE";
-/// Version written by this build; files with a larger version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Newest version this build writes and reads; files with a larger version are refused.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version of files without ragged fields (readable by builds before version 2).
+pub const DENSE_FORMAT_VERSION: u32 = 1;
+const LAYOUT_DENSE: u8 = 0;
+const LAYOUT_RAGGED: u8 = 1;
 /// Every field's data starts at a multiple of this many bytes.
 pub const DATA_ALIGNMENT: u64 = 64;
 const TRAILER_LEN: u64 = 8;
@@ -250,21 +264,45 @@ impl FieldValues {
 }
 
 /// One field to save: `rows` rows of shape `row_shape`, values flat in row-major order.
+///
+/// With `entry_offsets` the field is ragged: `rows` entries, entry i made of the members
+/// `[entry_offsets[i], entry_offsets[i+1])` (each of shape `row_shape`), and `values` holds
+/// every member; `entry_offsets` has `rows + 1` values, 0 first, non-decreasing.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldRef<'a> {
     pub name: &'a str,
     pub row_shape: &'a [usize],
     pub rows: usize,
     pub values: FieldSlice<'a>,
+    pub entry_offsets: Option<&'a [u64]>,
 }
 
-/// One loaded field.
+impl<'a> FieldRef<'a> {
+    /// A dense field: `rows` rows of shape `row_shape`.
+    pub fn dense(
+        name: &'a str,
+        row_shape: &'a [usize],
+        rows: usize,
+        values: FieldSlice<'a>,
+    ) -> FieldRef<'a> {
+        FieldRef {
+            name,
+            row_shape,
+            rows,
+            values,
+            entry_offsets: None,
+        }
+    }
+}
+
+/// One loaded field (`entry_offsets` as in [`FieldRef`], for ragged fields).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldData {
     pub name: String,
     pub row_shape: Vec<usize>,
     pub rows: usize,
     pub values: FieldValues,
+    pub entry_offsets: Option<Vec<u64>>,
 }
 
 /// Plain-old-data element types whose every bit pattern is a valid value
@@ -279,7 +317,7 @@ macro_rules! impl_pod_int {
         fn le_to_native(self) -> Self { <$t>::from_le(self) }
     })*};
 }
-impl_pod_int!(i32, i64, u8);
+impl_pod_int!(i32, i64, u64, u8);
 impl Pod for f32 {
     fn le_to_native(self) -> Self {
         f32::from_bits(u32::from_le(self.to_bits()))
@@ -333,6 +371,42 @@ fn checked_row_len(row_shape: &[usize]) -> Option<usize> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// Bytes of the offsets of a ragged field of `entries` entries.
+fn offsets_len(entries: usize) -> usize {
+    8 * (entries + 1)
+}
+
+/// Bytes of a field's data region (ragged: offsets, then values).
+fn data_len(field: &FieldRef<'_>) -> usize {
+    let values = field.values.native_bytes().len();
+    match field.entry_offsets {
+        Some(_) => offsets_len(field.rows) + values,
+        None => values,
+    }
+}
+
+/// Checks the offsets of a ragged field of `entries` entries; returns the member count.
+fn check_entry_offsets(offsets: &[u64], entries: usize) -> Result<usize, String> {
+    if offsets.len() != entries + 1 {
+        return Err(format!(
+            "{entries} entries need {} offsets, got {}",
+            entries + 1,
+            offsets.len()
+        ));
+    }
+    if offsets[0] != 0 {
+        return Err(format!("the first offset must be 0, got {}", offsets[0]));
+    }
+    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return Err(format!(
+            "offsets decrease at entry {i} ({} then {})",
+            offsets[i],
+            offsets[i + 1]
+        ));
+    }
+    usize::try_from(offsets[entries]).map_err(|_| "member count too large".to_string())
+}
+
 /// Checks the fields and computes the header bytes and each field's data offset.
 fn build_header(kind: &str, fields: &[FieldRef<'_>]) -> CoreResult<(Vec<u8>, Vec<u64>)> {
     if kind.is_empty() || kind.len() > u16::MAX as usize {
@@ -359,13 +433,22 @@ fn build_header(kind: &str, fields: &[FieldRef<'_>]) -> CoreResult<(Vec<u8>, Vec
                 format!("row rank {} exceeds {MAX_ROW_RANK}", field.row_shape.len()),
             ));
         }
-        let expected = checked_row_len(field.row_shape).and_then(|n| n.checked_mul(field.rows));
+        let value_rows = match field.entry_offsets {
+            Some(offsets) => check_entry_offsets(offsets, field.rows)
+                .map_err(|message| CoreError::invalid(argument.clone(), message))?,
+            None => field.rows,
+        };
+        let expected = checked_row_len(field.row_shape).and_then(|n| n.checked_mul(value_rows));
         if expected != Some(field.values.len()) {
+            let what = if field.entry_offsets.is_some() {
+                "members"
+            } else {
+                "rows"
+            };
             return Err(CoreError::invalid(
                 argument,
                 format!(
-                    "{} rows of shape {:?} need {} values, got {}",
-                    field.rows,
+                    "{value_rows} {what} of shape {:?} need {} values, got {}",
                     field.row_shape,
                     expected.map_or_else(|| "overflowing".to_string(), |n| n.to_string()),
                     field.values.len()
@@ -373,10 +456,16 @@ fn build_header(kind: &str, fields: &[FieldRef<'_>]) -> CoreResult<(Vec<u8>, Vec
             ));
         }
     }
+    let ragged = fields.iter().any(|f| f.entry_offsets.is_some());
+    let version = if ragged {
+        FORMAT_VERSION
+    } else {
+        DENSE_FORMAT_VERSION
+    };
 
     let mut header = Vec::with_capacity(64 + fields.len() * 64);
     header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&version.to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes()); // header length, patched below
     header.extend_from_slice(&(kind.len() as u16).to_le_bytes());
     header.extend_from_slice(kind.as_bytes());
@@ -386,15 +475,25 @@ fn build_header(kind: &str, fields: &[FieldRef<'_>]) -> CoreResult<(Vec<u8>, Vec
     for field in fields {
         header.extend_from_slice(&(field.name.len() as u16).to_le_bytes());
         header.extend_from_slice(field.name.as_bytes());
+        if version >= 2 {
+            header.push(if field.entry_offsets.is_some() {
+                LAYOUT_RAGGED
+            } else {
+                LAYOUT_DENSE
+            });
+        }
         header.push(field.values.dtype().code());
         header.push(field.row_shape.len() as u8);
         for &dim in field.row_shape {
             header.extend_from_slice(&(dim as u64).to_le_bytes());
         }
         header.extend_from_slice(&(field.rows as u64).to_le_bytes());
+        if let Some(offsets) = field.entry_offsets {
+            header.extend_from_slice(&offsets[field.rows].to_le_bytes());
+        }
         offset_slots.push(header.len());
         header.extend_from_slice(&0u64.to_le_bytes());
-        header.extend_from_slice(&(field.values.native_bytes().len() as u64).to_le_bytes());
+        header.extend_from_slice(&(data_len(field) as u64).to_le_bytes());
     }
     let header_len = header.len() + 4;
     let header_len_u32 = u32::try_from(header_len)
@@ -406,7 +505,7 @@ fn build_header(kind: &str, fields: &[FieldRef<'_>]) -> CoreResult<(Vec<u8>, Vec
         let offset = align_up(cursor);
         header[*slot..*slot + 8].copy_from_slice(&offset.to_le_bytes());
         data_offsets.push(offset);
-        cursor = offset + field.values.native_bytes().len() as u64;
+        cursor = offset + data_len(field) as u64;
     }
     let header_crc = crc32fast::hash(&header);
     header.extend_from_slice(&header_crc.to_le_bytes());
@@ -495,6 +594,10 @@ pub fn save_fields(path: &Path, kind: &str, fields: &[FieldRef<'_>]) -> CoreResu
     for (field, &offset) in fields.iter().zip(&data_offsets) {
         let padding = (offset - cursor) as usize;
         write_hashed(&mut file, &mut hasher, &zeros[..padding], path)?;
+        if let Some(offsets) = field.entry_offsets {
+            let le: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+            write_hashed(&mut file, &mut hasher, &le, path)?;
+        }
         let bytes = field.values.native_bytes();
         if cfg!(target_endian = "little") {
             write_hashed(&mut file, &mut hasher, bytes, path)?;
@@ -502,7 +605,7 @@ pub fn save_fields(path: &Path, kind: &str, fields: &[FieldRef<'_>]) -> CoreResu
             let swapped = to_little_endian(field.values);
             write_hashed(&mut file, &mut hasher, &swapped, path)?;
         }
-        cursor = offset + bytes.len() as u64;
+        cursor = offset + data_len(field) as u64;
     }
     let crc = hasher.finalize();
     let mut trailer = [0u8; TRAILER_LEN as usize];
@@ -549,6 +652,8 @@ struct FieldRecord {
     dtype: Dtype,
     row_shape: Vec<usize>,
     rows: usize,
+    /// Ragged fields: the member count (the data starts with `rows + 1` offsets).
+    members: Option<usize>,
     values_len: usize,
     offset: u64,
     byte_len: u64,
@@ -683,6 +788,20 @@ fn read_header(file: &mut File, path: &Path) -> CoreResult<ParsedHeader> {
         let name_len = reader.u16("field name length")? as usize;
         let name = reader.string(name_len, "field name")?;
         let what = |s: &str| format!("{s} of field {name:?}");
+        let ragged = if version >= 2 {
+            match reader.u8(&what("layout"))? {
+                LAYOUT_DENSE => false,
+                LAYOUT_RAGGED => true,
+                other => {
+                    return Err(corrupt(
+                        path,
+                        format!("field {name:?} has unknown layout {other}"),
+                    ))
+                }
+            }
+        } else {
+            false
+        };
         let code = reader.u8(&what("dtype"))?;
         let dtype = Dtype::from_code(code).ok_or_else(|| {
             corrupt(
@@ -705,18 +824,35 @@ fn read_header(file: &mut File, path: &Path) -> CoreResult<ParsedHeader> {
             })?);
         }
         let rows = reader.u64(&what("row count"))?;
+        let members = if ragged {
+            Some(reader.u64(&what("member count"))?)
+        } else {
+            None
+        };
         let offset = reader.u64(&what("data offset"))?;
         let byte_len = reader.u64(&what("data length"))?;
-        let values_len = usize::try_from(rows)
+        let value_rows = members.unwrap_or(rows);
+        let values_len = usize::try_from(value_rows)
             .ok()
-            .and_then(|rows| checked_row_len(&row_shape)?.checked_mul(rows));
-        let expected_bytes = values_len.and_then(|n| n.checked_mul(dtype.item_size()));
+            .and_then(|n| checked_row_len(&row_shape)?.checked_mul(n));
+        let offsets_bytes = match members {
+            Some(_) => usize::try_from(rows)
+                .ok()
+                .and_then(|n| n.checked_add(1)?.checked_mul(8)),
+            None => Some(0),
+        };
+        let expected_bytes = values_len
+            .and_then(|n| n.checked_mul(dtype.item_size()))
+            .and_then(|n| n.checked_add(offsets_bytes?));
         if expected_bytes.map(|n| n as u64) != Some(byte_len) {
+            let shape = match members {
+                Some(m) => format!("{rows} entries of {m} members of shape {row_shape:?}"),
+                None => format!("{rows} rows of shape {row_shape:?}"),
+            };
             return Err(corrupt(
                 path,
                 format!(
-                    "field {name:?}: data length {byte_len} does not match {rows} rows of \
-                     shape {row_shape:?} {}",
+                    "field {name:?}: data length {byte_len} does not match {shape} {}",
                     dtype.numpy_name()
                 ),
             ));
@@ -744,6 +880,7 @@ fn read_header(file: &mut File, path: &Path) -> CoreResult<ParsedHeader> {
             dtype,
             row_shape,
             rows: rows as usize,
+            members: members.map(|m| m as usize),
             values_len: values_len.unwrap_or(0),
             offset,
             byte_len,
@@ -852,6 +989,27 @@ pub fn load_fields(path: &Path, expected_kind: &str) -> CoreResult<Vec<FieldData
         file.read_exact(&mut padding[..gap])
             .map_err(|e| io_error(path, "read", e))?;
         hasher.update(&padding[..gap]);
+        let entry_offsets = match record.members {
+            Some(_) => {
+                let offsets: Vec<u64> = read_typed(&mut file, &mut hasher, record.rows + 1, path)?;
+                let members = check_entry_offsets(&offsets, record.rows).map_err(|message| {
+                    corrupt(path, format!("ragged field {:?}: {message}", record.name))
+                })?;
+                if Some(members) != record.members {
+                    return Err(corrupt(
+                        path,
+                        format!(
+                            "ragged field {:?}: offsets end at {members}, the header says {} \
+                             members",
+                            record.name,
+                            record.members.unwrap_or(0)
+                        ),
+                    ));
+                }
+                Some(offsets)
+            }
+            None => None,
+        };
         let n = record.values_len;
         let values = match record.dtype {
             Dtype::F32 => FieldValues::F32(read_typed(&mut file, &mut hasher, n, path)?),
@@ -879,6 +1037,7 @@ pub fn load_fields(path: &Path, expected_kind: &str) -> CoreResult<Vec<FieldData
             row_shape: record.row_shape,
             rows: record.rows,
             values,
+            entry_offsets,
         });
     }
     debug_assert_eq!(cursor + TRAILER_LEN, parsed.file_len);
@@ -911,6 +1070,63 @@ fn check_trailer(file: &mut File, hasher: crc32fast::Hasher, path: &Path) -> Cor
     Ok(())
 }
 
+/// Parts of a field's bytes, for [`verify_fields`].
+#[derive(Clone, Copy)]
+enum Region {
+    Padding,
+    Offsets,
+    Values,
+}
+
+/// The checks of [`check_entry_offsets`] on offsets that arrive a chunk at a time.
+struct OffsetsCheck<'a> {
+    record: &'a FieldRecord,
+    seen: usize,
+    previous: u64,
+}
+
+impl<'a> OffsetsCheck<'a> {
+    fn new(record: &'a FieldRecord) -> Self {
+        OffsetsCheck {
+            record,
+            seen: 0,
+            previous: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let name = &self.record.name;
+        for word in bytes.chunks_exact(8) {
+            let offset = u64::from_le_bytes(word.try_into().unwrap());
+            if self.seen == 0 && offset != 0 {
+                return Err(format!(
+                    "ragged field {name:?}: the first offset must be 0, got {offset}"
+                ));
+            }
+            if offset < self.previous {
+                return Err(format!(
+                    "ragged field {name:?}: offsets decrease at entry {} ({} then {offset})",
+                    self.seen - 1,
+                    self.previous
+                ));
+            }
+            self.previous = offset;
+            self.seen += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        match self.record.members {
+            Some(members) if self.previous != members as u64 => Err(format!(
+                "ragged field {:?}: offsets end at {}, the header says {members} members",
+                self.record.name, self.previous
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Checks a whole field file as [`load_fields`] does (header, every data byte against the
 /// checksum, bool values, trailer) without keeping its data: memory stays one small buffer
 /// whatever the file's size. `expected_kind` None accepts any kind. Returns the summary.
@@ -925,35 +1141,54 @@ pub fn verify_fields(path: &Path, expected_kind: Option<&str>) -> CoreResult<Fil
     let mut cursor = parsed.header.len() as u64;
     let mut chunk = vec![0u8; 1 << 16];
     for record in &parsed.records {
-        // Padding, then the field's data, through the same hasher as load_fields.
-        for (start, len, is_data) in [
-            (cursor, record.offset - cursor, false),
-            (record.offset, record.byte_len, true),
+        // Padding, then (ragged fields) the offsets, then the values, through the same
+        // hasher as load_fields.
+        let offsets_len = match record.members {
+            Some(_) => offsets_len(record.rows) as u64,
+            None => 0,
+        };
+        let mut offsets = OffsetsCheck::new(record);
+        for (start, len, region) in [
+            (cursor, record.offset - cursor, Region::Padding),
+            (record.offset, offsets_len, Region::Offsets),
+            (
+                record.offset + offsets_len,
+                record.byte_len - offsets_len,
+                Region::Values,
+            ),
         ] {
             let mut left = len;
             let mut position = start;
             while left > 0 {
+                // Chunks are a multiple of 8 bytes, so no offset straddles two of them.
                 let n = left.min(chunk.len() as u64) as usize;
                 file.read_exact(&mut chunk[..n])
                     .map_err(|e| io_error(path, "read", e))?;
                 hasher.update(&chunk[..n]);
-                if is_data && record.dtype == Dtype::Bool {
-                    if let Some(bad) = chunk[..n].iter().position(|&b| b > 1) {
-                        return Err(corrupt(
-                            path,
-                            format!(
-                                "bool field {:?} holds byte {} at value {}",
-                                record.name,
-                                chunk[bad],
-                                position - record.offset + bad as u64
-                            ),
-                        ));
+                match region {
+                    Region::Offsets => offsets
+                        .feed(&chunk[..n])
+                        .map_err(|message| corrupt(path, message))?,
+                    Region::Values if record.dtype == Dtype::Bool => {
+                        if let Some(bad) = chunk[..n].iter().position(|&b| b > 1) {
+                            return Err(corrupt(
+                                path,
+                                format!(
+                                    "bool field {:?} holds byte {} at value {}",
+                                    record.name,
+                                    chunk[bad],
+                                    position - start + bad as u64
+                                ),
+                            ));
+                        }
                     }
+                    _ => {}
                 }
                 left -= n as u64;
                 position += n as u64;
             }
         }
+        offsets.finish().map_err(|message| corrupt(path, message))?;
         cursor = record.offset + record.byte_len;
     }
     check_trailer(&mut file, hasher, path)?;
@@ -1010,30 +1245,35 @@ mod tests {
                     row_shape: &[3],
                     rows: 5,
                     values: FieldSlice::F32(&obs),
+                    entry_offsets: None,
                 },
                 FieldRef {
                     name: "done",
                     row_shape: &[],
                     rows: 5,
                     values: FieldSlice::Bool(&done),
+                    entry_offsets: None,
                 },
                 FieldRef {
                     name: "step",
                     row_shape: &[],
                     rows: 5,
                     values: FieldSlice::I64(&steps),
+                    entry_offsets: None,
                 },
                 FieldRef {
                     name: "pixels",
                     row_shape: &[2, 2],
                     rows: 5,
                     values: FieldSlice::U8(&pixels),
+                    entry_offsets: None,
                 },
                 FieldRef {
                     name: "empty",
                     row_shape: &[4],
                     rows: 0,
                     values: FieldSlice::F64(&[]),
+                    entry_offsets: None,
                 },
             ],
         )
@@ -1076,6 +1316,7 @@ mod tests {
                 row_shape: &[],
                 rows: 3,
                 values: FieldSlice::F64(&odd),
+                entry_offsets: None,
             }],
         )
         .unwrap();
@@ -1096,7 +1337,9 @@ mod tests {
         assert_eq!(&bytes[bytes.len() - 4..], &END_MARKER);
         let summary = inspect_fields(&path).unwrap();
         assert_eq!(summary.kind, "test_kind");
-        assert_eq!(summary.version, FORMAT_VERSION);
+        // Dense fields only: version 1, what builds before ragged fields wrote and read.
+        assert_eq!(summary.version, DENSE_FORMAT_VERSION);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
         assert_eq!(
             summary.fields[3],
             ("pixels".to_string(), Dtype::U8, vec![2, 2], 5)
@@ -1178,12 +1421,7 @@ mod tests {
         save_fields(
             &path,
             "test_kind",
-            &[FieldRef {
-                name: "done",
-                row_shape: &[],
-                rows: 3,
-                values: FieldSlice::Bool(&flags),
-            }],
+            &[FieldRef::dense("done", &[], 3, FieldSlice::Bool(&flags))],
         )
         .unwrap();
         let mut bytes = fs::read(&path).unwrap();
@@ -1230,6 +1468,7 @@ mod tests {
                 row_shape: &[2],
                 rows: 3,
                 values: FieldSlice::F32(&[1.0; 5]),
+                entry_offsets: None,
             }],
         )
         .unwrap_err();
@@ -1246,6 +1485,7 @@ mod tests {
                 row_shape: &[],
                 rows: 1,
                 values: FieldSlice::F32(&[1.0]),
+                entry_offsets: None,
             }],
         )
         .unwrap_err();
@@ -1293,6 +1533,7 @@ mod tests {
             row_shape: &[],
             rows: 1,
             values: FieldSlice::I32(&[7]),
+            entry_offsets: None,
         };
         assert!(matches!(
             save_fields(&path, "k", &[one, one]),
@@ -1303,5 +1544,145 @@ mod tests {
             Err(CoreError::InvalidArgument { .. })
         ));
         assert!(!path.exists());
+    }
+
+    /// Group entries: 4 entries of [2, 0, 3, 1] members of shape (2,), plus a dense field.
+    fn save_ragged(path: &Path) -> (Vec<u64>, Vec<f32>) {
+        let offsets: Vec<u64> = vec![0, 2, 2, 5, 6];
+        let members: Vec<f32> = (0..12).map(|i| i as f32 - 0.5).collect();
+        let done = [false, true, false, true];
+        save_fields(
+            path,
+            "test_kind",
+            &[
+                FieldRef::dense("done", &[], 4, FieldSlice::Bool(&done)),
+                FieldRef {
+                    name: "group_obs_0",
+                    row_shape: &[2],
+                    rows: 4,
+                    values: FieldSlice::F32(&members),
+                    entry_offsets: Some(&offsets),
+                },
+                FieldRef {
+                    name: "group_dones",
+                    row_shape: &[],
+                    rows: 2,
+                    values: FieldSlice::Bool(&[]),
+                    entry_offsets: Some(&[0, 0, 0]),
+                },
+            ],
+        )
+        .unwrap();
+        (offsets, members)
+    }
+
+    #[test]
+    fn ragged_fields_round_trip_as_version_2() {
+        let dir = ScratchDir::new("ragged");
+        let path = dir.0.join("a.fields");
+        let (offsets, members) = save_ragged(&path);
+        let loaded = load_fields(&path, "test_kind").unwrap();
+        assert_eq!(loaded[0].entry_offsets, None);
+        assert_eq!(
+            loaded[0].values,
+            FieldValues::Bool(vec![false, true, false, true])
+        );
+        assert_eq!(loaded[1].name, "group_obs_0");
+        assert_eq!(loaded[1].rows, 4);
+        assert_eq!(loaded[1].row_shape, vec![2]);
+        assert_eq!(loaded[1].entry_offsets, Some(offsets));
+        assert_eq!(loaded[1].values, FieldValues::F32(members));
+        assert_eq!(loaded[2].entry_offsets, Some(vec![0, 0, 0]));
+        assert_eq!(loaded[2].values, FieldValues::Bool(vec![]));
+        let summary = inspect_fields(&path).unwrap();
+        assert_eq!(summary.version, 2);
+        assert_eq!(
+            summary.fields[1],
+            ("group_obs_0".into(), Dtype::F32, vec![2], 4)
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_flipped_bit_of_a_ragged_file_is_rejected() {
+        let dir = ScratchDir::new("ragged-damage");
+        let path = dir.0.join("a.fields");
+        save_ragged(&path);
+        let bytes = fs::read(&path).unwrap();
+        let bad = dir.0.join("bad.fields");
+        for len in 0..bytes.len() {
+            fs::write(&bad, &bytes[..len]).unwrap();
+            let message = corrupt_message(load_fields(&bad, "test_kind"));
+            let verified = corrupt_message(verify_fields(&bad, Some("test_kind")));
+            assert_eq!(verified, message, "length {len}");
+        }
+        for index in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[index] ^= 0x10;
+            fs::write(&bad, &damaged).unwrap();
+            let message = corrupt_message(load_fields(&bad, "test_kind"));
+            assert_eq!(
+                corrupt_message(verify_fields(&bad, None)),
+                message,
+                "byte {index}"
+            );
+        }
+        let summary = verify_fields(&path, Some("test_kind")).unwrap();
+        assert_eq!(summary.version, 2);
+    }
+
+    #[test]
+    fn inconsistent_offsets_are_refused_on_save_and_load() {
+        let dir = ScratchDir::new("ragged-offsets");
+        let path = dir.0.join("a.fields");
+        let members = [1.0f32, 2.0, 3.0];
+        let attempt = |offsets: &[u64], rows: usize| {
+            save_fields(
+                &path,
+                "k",
+                &[FieldRef {
+                    name: "x",
+                    row_shape: &[],
+                    rows,
+                    values: FieldSlice::F32(&members),
+                    entry_offsets: Some(offsets),
+                }],
+            )
+        };
+        for (offsets, rows, message) in [
+            (&[0u64, 2, 1, 3][..], 3, "decrease"),
+            (&[1, 2, 3][..], 2, "first offset"),
+            (&[0, 3][..], 2, "offsets"),
+            (&[0, 1, 2][..], 2, "values"),
+        ] {
+            match attempt(offsets, rows) {
+                Err(CoreError::InvalidArgument { message: m, .. }) => {
+                    assert!(m.contains(message), "{m}")
+                }
+                other => panic!("{offsets:?}: {other:?}"),
+            }
+        }
+        assert!(!path.exists());
+        // A file whose checksums are right but whose offsets decrease (a writer's bug).
+        attempt(&[0, 1, 3], 2).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let data = align_up(header_len as u64) as usize;
+        bytes[data + 8..data + 16].copy_from_slice(&5u64.to_le_bytes());
+        let body = bytes.len() - 8;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let message = corrupt_message(load_fields(&path, "k"));
+        assert!(message.contains("decrease"), "{message}");
+        assert_eq!(corrupt_message(verify_fields(&path, Some("k"))), message);
+        // Offsets that rise past the member count (checksums right again).
+        bytes[data + 8..data + 16].copy_from_slice(&1u64.to_le_bytes());
+        bytes[data + 16..data + 24].copy_from_slice(&2u64.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let message = corrupt_message(load_fields(&path, "k"));
+        assert!(message.contains("header says 3 members"), "{message}");
+        assert_eq!(corrupt_message(verify_fields(&path, Some("k"))), message);
     }
 }

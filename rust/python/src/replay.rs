@@ -9,13 +9,14 @@ use mlagents_fast_core::replay::{FieldSpec, ReplayRing, ReplaySample};
 use mlagents_fast_core::storage::{self, Dtype, FieldRef, FieldSlice, FieldValues};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{
-    IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
+    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::{invalid_argument, IntoPyResult};
+use crate::validate::readonly_array;
 
 /// A C-contiguous numpy array of one of the field dtypes, borrowed read-only.
 pub enum ReadonlyField<'py> {
@@ -134,8 +135,11 @@ pub fn values_to_numpy<'py>(
 /// save_fields(path, kind, fields)
 /// --
 ///
-/// Saves `fields` (name -> numpy array whose first axis is the row axis) to
-/// `path` as a field file of `kind`, atomically (temporary file, fsync, rename).
+/// Saves `fields` to `path` as a field file of `kind`, atomically (temporary file,
+/// fsync, rename). Each value is a numpy array whose first axis is the row axis (a dense
+/// field), or a tuple `(offsets, members)` (a ragged field): `offsets` a 1-D int64
+/// array of `entries + 1` values (0 first, non-decreasing, `len(members)` last), entry i
+/// being `members[offsets[i]:offsets[i+1]]`.
 #[pyfunction]
 fn save_fields(
     py: Python<'_>,
@@ -147,17 +151,30 @@ fn save_fields(
         invalid_argument(
             "fields",
             format!(
-                "expected a dict of name -> numpy array, got {}",
+                "expected a dict of name -> numpy array or (offsets, members), got {}",
                 fields.get_type()
             ),
         )
     })?;
     let mut arrays = Vec::with_capacity(fields.len());
-    for (name, array) in fields.iter() {
+    for (name, value) in fields.iter() {
         let name: String = name
             .extract()
             .map_err(|_| invalid_argument("fields", "keys must be strings"))?;
         let argument = format!("fields[{name:?}]");
+        let (offsets, array) = match value.cast::<PyTuple>() {
+            Ok(pair) if pair.len() == 2 => {
+                let offsets = entry_offsets(&pair.get_item(0)?, &argument)?;
+                (Some(offsets), pair.get_item(1)?)
+            }
+            Ok(_) => {
+                return Err(invalid_argument(
+                    &argument,
+                    "a ragged field is a tuple (offsets, members) of two arrays",
+                ))
+            }
+            Err(_) => (None, value),
+        };
         let field = ReadonlyField::extract(&array, &argument)?;
         if field.shape().is_empty() {
             return Err(invalid_argument(
@@ -165,36 +182,81 @@ fn save_fields(
                 "expected at least one dimension (the row axis), got a 0-d array",
             ));
         }
-        arrays.push((name, field));
+        arrays.push((name, offsets, field));
     }
     let refs: Vec<FieldRef<'_>> = arrays
         .iter()
-        .map(|(name, field)| FieldRef {
+        .map(|(name, offsets, field)| FieldRef {
             name,
             row_shape: &field.shape()[1..],
-            rows: field.shape()[0],
+            rows: match offsets {
+                Some(offsets) => offsets.len().saturating_sub(1),
+                None => field.shape()[0],
+            },
             values: field.values(),
+            entry_offsets: offsets.as_deref(),
         })
         .collect();
     py.detach(|| storage::save_fields(&path, kind, &refs)).py()
+}
+
+/// The offsets of a ragged field: a 1-D int64 array of at least one non-negative value.
+fn entry_offsets(array: &Bound<'_, PyAny>, argument: &str) -> PyResult<Vec<u64>> {
+    let offsets = readonly_array::<i64>(array, &format!("{argument}[0]"), "int64")?;
+    let values = offsets.as_slice().map_err(|_| {
+        invalid_argument(
+            &format!("{argument}[0]"),
+            "offsets must be a C-contiguous array",
+        )
+    })?;
+    if offsets.ndim() != 1 || values.is_empty() {
+        return Err(invalid_argument(
+            &format!("{argument}[0]"),
+            format!(
+                "offsets must be a 1-D array of entries + 1 values, got shape {:?}",
+                offsets.shape()
+            ),
+        ));
+    }
+    values
+        .iter()
+        .map(|&o| {
+            u64::try_from(o).map_err(|_| {
+                invalid_argument(&format!("{argument}[0]"), format!("negative offset {o}"))
+            })
+        })
+        .collect()
 }
 
 /// load_fields(path, kind)
 /// --
 ///
 /// Loads a field file of `kind`: returns {name: numpy array of shape (rows, *row_shape)}
-/// in file order. Raises CorruptFileError for a truncated, damaged, foreign,
-/// newer-version or other-kind file (nothing is loaded).
+/// for dense fields and {name: (offsets int64, members)} for ragged ones, in file order.
+/// Raises CorruptFileError for a truncated, damaged, foreign, newer-version or
+/// other-kind file (nothing is loaded).
 #[pyfunction]
 fn load_fields<'py>(py: Python<'py>, path: PathBuf, kind: &str) -> PyResult<Bound<'py, PyDict>> {
     let fields = py.detach(|| storage::load_fields(&path, kind)).py()?;
     let out = PyDict::new(py);
     for field in fields {
+        let value_rows = match &field.entry_offsets {
+            Some(offsets) => offsets.last().copied().unwrap_or(0) as usize,
+            None => field.rows,
+        };
         let mut shape = Vec::with_capacity(field.row_shape.len() + 1);
-        shape.push(field.rows);
+        shape.push(value_rows);
         shape.extend_from_slice(&field.row_shape);
         let array = values_to_numpy(py, field.values, &shape, &field.name)?;
-        out.set_item(field.name, array)?;
+        match field.entry_offsets {
+            Some(offsets) => {
+                // Checked on load: every offset is at most the member count, a usize.
+                let offsets: Vec<i64> = offsets.into_iter().map(|o| o as i64).collect();
+                let offsets = PyArray1::from_vec(py, offsets);
+                out.set_item(field.name, PyTuple::new(py, [offsets.into_any(), array])?)?;
+            }
+            None => out.set_item(field.name, array)?,
+        }
     }
     Ok(out)
 }
