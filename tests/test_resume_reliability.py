@@ -14,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from mlagents_fast import _native
 from mlagents_fast.trainers.directory_utils import read_previous_configuration, read_previous_status
 from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.learn import main as learn_main
@@ -141,6 +143,11 @@ def _edit_yaml(edit):
     return damage
 
 
+def _other_kind_of_field_file(path):
+    """An intact field file that is not an AgentBuffer (checked when the trainer loads it)."""
+    _native.save_fields(str(path), "replay_buffer", {"x": np.zeros((3, 1), np.float32)})
+
+
 def _foreign_checkpoint(path):
     torch.save({"weights": torch.zeros(3)}, str(path))
 
@@ -163,6 +170,7 @@ DAMAGED_RESUME_CASES = {
     "replay empty": (REPLAY, _write(b"")),
     "replay missing": (REPLAY, _remove),
     "replay garbage": (REPLAY, _write(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)),
+    "replay of another kind": (REPLAY, _other_kind_of_field_file),
     "status truncated": (STATUS, _truncate),
     "status byte damaged (not UTF-8)": (STATUS, _flip(0x80)),
     "status empty": (STATUS, _write(b"")),

@@ -2,10 +2,12 @@
 results layout, checkpoints, resume, refusal of an existing run id, SAC."""
 
 import json
+import logging
 import os
 
 import pytest
 import yaml
+from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.directory_utils import RunFolderError
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
@@ -134,8 +136,8 @@ def test_resume_of_missing_run_is_refused(tmp_path):
         )
 
 
-def test_sac_run_saves_model_and_replay_buffer(tmp_path):
-    options = RunOptions.from_dict(
+def _sac_options(max_steps):
+    return RunOptions.from_dict(
         {
             "behaviors": {
                 "Sign": {
@@ -148,17 +150,47 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path):
                         "save_replay_buffer": True,
                     },
                     "network_settings": {"hidden_units": 16, "num_layers": 1},
-                    "max_steps": 200,
+                    "max_steps": max_steps,
                     "time_horizon": 8,
                     "summary_freq": 100,
                 }
             }
         }
     )
-    result = train(SignEnv(discrete=True), options, run_id="sac", results_dir=str(tmp_path), seed=2)
+
+
+def _replay_rows(path):
+    buffer = AgentBuffer()
+    buffer.load_from_file(str(path))
+    return buffer.num_experiences
+
+
+def test_sac_run_saves_model_and_replay_buffer(tmp_path, caplog):
+    """At max_steps the replay buffer is saved with its rows (it was saved empty: the
+    trainer cleared it when training stopped), and --resume loads those rows."""
+    result = train(
+        SignEnv(discrete=True), _sac_options(200), run_id="sac", results_dir=str(tmp_path), seed=2
+    )
     assert result.steps["Sign"] >= 200
     assert (tmp_path / "sac" / "Sign.onnx").is_file()
-    assert (tmp_path / "sac" / "Sign" / "last_replay_buffer.hdf5").is_file()
+    replay_file = tmp_path / "sac" / "Sign" / "last_replay_buffer.hdf5"
+    rows = _replay_rows(replay_file)
+    # Every step up to max_steps is in it (buffer_size 1000 truncates nothing); a trajectory
+    # processed after training stopped is not added, as in ML-Agents.
+    assert 200 - 8 <= rows <= result.steps["Sign"]
+    caplog.set_level(logging.INFO, logger="mlagents_fast")
+    resumed = train(
+        SignEnv(discrete=True),
+        _sac_options(300),
+        run_id="sac",
+        results_dir=str(tmp_path),
+        seed=2,
+        resume=True,
+    )
+    assert f"Experience replay buffer has {rows} experiences." in caplog.text
+    assert resumed.steps["Sign"] >= 300
+    added = _replay_rows(replay_file) - rows
+    assert 300 - result.steps["Sign"] - 8 <= added <= resumed.steps["Sign"] - result.steps["Sign"]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,10 @@ from mlagents_fast.trainers.model_saver.torch_model_saver import (
 )
 from mlagents_fast.trainers.settings import RunOptions, TrainerSettings
 from mlagents_fast.trainers.settings.config_file import load_config
-from mlagents_fast.trainers.trainer.off_policy_trainer import REPLAY_BUFFER_FILE
+from mlagents_fast.trainers.trainer.off_policy_trainer import (
+    REPLAY_BUFFER_FILE,
+    REPLAY_BUFFER_FILE_KIND,
+)
 from mlagents_fast.trainers.training_status import StatusType, read_training_status
 
 __all__ = [
@@ -144,7 +147,7 @@ def check_replay_buffer_file(
             )
         return  # the previous run did not save one: start empty, as ML-Agents does
     try:
-        _native.verify_fields(path)
+        _native.verify_fields(path, REPLAY_BUFFER_FILE_KIND)
     except (CorruptFileError, StorageIOError) as err:
         raise ResultsFileError(
             f"{_reason(err, path)}. Delete it to resume with an empty replay buffer, or "

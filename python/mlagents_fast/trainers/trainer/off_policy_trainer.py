@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from mlagents_fast.exceptions import CorruptFileError, StorageIOError
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
+from mlagents_fast.trainers.buffer import FILE_KIND as AGENT_BUFFER_FILE_KIND
 from mlagents_fast.trainers.buffer import RewardSignalUtil
+from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.timers import timed
 from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer
 
@@ -23,6 +26,8 @@ logger = logging.getLogger(__name__)
 BUFFER_TRUNCATE_PERCENT = 0.8
 
 REPLAY_BUFFER_FILE = "last_replay_buffer.hdf5"
+#: Field-file kind (docs/file-format.md) of REPLAY_BUFFER_FILE: what the update buffer saves.
+REPLAY_BUFFER_FILE_KIND = AGENT_BUFFER_FILE_KIND
 
 
 class OffPolicyTrainer(RLTrainer):
@@ -87,7 +92,15 @@ class OffPolicyTrainer(RLTrainer):
             logger.warning("Replay buffer was not found at %s; starting with an empty one.", path)
             return
         logger.info("Loading experience replay buffer from %s", path)
-        self.update_buffer.load_from_file(path)
+        try:
+            self.update_buffer.load_from_file(path)
+        except (CorruptFileError, StorageIOError) as err:
+            # One line naming the file for the command line (exit status 2), not a traceback.
+            raise ResultsFileError(
+                f"{' '.join(str(err).split())}. Delete it to resume with an empty replay "
+                "buffer, or restore it from a backup.",
+                path,
+            ) from err
         logger.info(
             "Experience replay buffer has %d experiences.", self.update_buffer.num_experiences
         )

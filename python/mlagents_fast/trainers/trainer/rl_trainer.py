@@ -352,11 +352,10 @@ class RLTrainer(Trainer):
                     self._process_trajectories(trajectories)
                 elif self.threaded:
                     time.sleep(0.0001)  # yield instead of busy-waiting
-        if self.should_still_train:
-            if self._is_ready_update():
-                with hierarchical_timer("_update_policy"):
-                    if self._update_policy():
-                        for policy_queue in self.policy_queues:
-                            policy_queue.put(self.get_policy(policy_queue.behavior_id))
-        else:
-            self._clear_update_buffer()
+        # Once training stopped the update buffer is kept as it is (nothing is appended any
+        # more): SAC saves it as the replay buffer when the run ends, as ML-Agents does.
+        if self.should_still_train and self._is_ready_update():
+            with hierarchical_timer("_update_policy"):
+                if self._update_policy():
+                    for policy_queue in self.policy_queues:
+                        policy_queue.put(self.get_policy(policy_queue.behavior_id))
