@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.exception import EnvironmentRestartLimitError, TrainerConfigError
 from mlagents_fast.trainers.subprocess_env_manager import EnvFactory
 from test_trainer_env_managers import RandomPolicy
 
@@ -92,7 +92,7 @@ def test_restarts_beyond_the_limits_raise(ray_instance):
     try:
         step_workers(manager, 2)
         kill(ray_instance, manager, 0)
-        with pytest.raises(Exception, match="worker 0"):
+        with pytest.raises(EnvironmentRestartLimitError, match="worker 0 exceeded"):
             step_workers(manager, 10)
     finally:
         manager.close()
@@ -103,7 +103,7 @@ def test_restarts_beyond_the_limits_raise(ray_instance):
         step_workers(manager, 5)  # the first restart is within the rate
         assert manager.restart_counts[0] == 1
         kill(ray_instance, manager, 0)
-        with pytest.raises(Exception, match="worker 0"):
+        with pytest.raises(EnvironmentRestartLimitError, match="worker 0 exceeded"):
             step_workers(manager, 10)  # a second one within the period is not
     finally:
         manager.close()
@@ -216,8 +216,10 @@ def test_a_factory_failure_in_the_actor_is_raised_with_its_message(ray_instance)
     def broken(worker_id, side_channels):
         raise ValueError(f"no environment for worker {worker_id}")
 
-    with pytest.raises(ValueError, match="no environment for worker"):
+    # Past the restart limit: one error naming the worker and its last failure (the cause).
+    with pytest.raises(EnvironmentRestartLimitError, match="no environment for worker") as info:
         make_manager(broken, lifetime=0)
+    assert isinstance(info.value.__cause__, ValueError)
 
 
 def fake_capacity_check(cpus, n_env, cpus_per_env, started_here):

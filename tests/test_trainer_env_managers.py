@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from mlagents_fast.trainers.exception import EnvironmentRestartLimitError
 from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, SubprocessEnvManager
 
 
@@ -77,7 +78,7 @@ def test_restarts_beyond_the_lifetime_limit_raise():
     try:
         step_workers(manager, 2)
         kill(manager, 0)
-        with pytest.raises(Exception, match="worker 0"):
+        with pytest.raises(EnvironmentRestartLimitError, match="worker 0 exceeded"):
             step_workers(manager, 10)
     finally:
         manager.close()
@@ -91,7 +92,7 @@ def test_restart_rate_limit():
         step_workers(manager, 5)  # first restart is within the rate
         assert manager.restart_counts[0] == 1
         kill(manager, 0)
-        with pytest.raises(Exception, match="worker 0"):
+        with pytest.raises(EnvironmentRestartLimitError, match="worker 0 exceeded"):
             step_workers(manager, 10)  # a second one within the period is not
     finally:
         manager.close()
@@ -167,5 +168,7 @@ def test_a_factory_failure_in_the_worker_is_raised_with_its_message():
     def broken(worker_id, side_channels):
         raise ValueError(f"no environment for worker {worker_id}")
 
-    with pytest.raises(ValueError, match="no environment for worker"):
+    # Past the restart limit: one error naming the worker and its last failure (the cause).
+    with pytest.raises(EnvironmentRestartLimitError, match="no environment for worker") as info:
         plain_callable_manager(broken, lifetime=0)
+    assert isinstance(info.value.__cause__, ValueError)

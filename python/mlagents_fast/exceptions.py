@@ -14,6 +14,7 @@ __all__ = [
     "InvalidArgumentError",
     "MessageDecodeError",
     "MlagentsFastError",
+    "RunStoppedError",
     "StorageIOError",
 ]
 
@@ -47,3 +48,9 @@ class MessageDecodeError(MlagentsFastError, ValueError):
 class BufferException(MlagentsFastError, ValueError):
     """An AgentBuffer operation cannot run on these fields or sizes (fields of unequal
     length, a batch larger than the field). Same name as ML-Agents' ``BufferException``."""
+
+
+class RunStoppedError(MlagentsFastError):
+    """Training cannot go on, for a reason the message states in full (an environment that
+    keeps crashing, for example). The command line prints it as one line and exits with
+    status 2 instead of showing a traceback."""

@@ -12,6 +12,7 @@ the known names.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from mlagents_fast.envs.base_env import BaseEnv
 from mlagents_fast.envs.exception import UnityEnvironmentException
 from mlagents_fast.envs.side_channel import SideChannel
 
-__all__ = ["BUILTIN_PREFIX", "GYM_PREFIX", "environment_seed", "make_env"]
+__all__ = ["BUILTIN_PREFIX", "GYM_PREFIX", "check_env_path", "environment_seed", "make_env"]
 
 BUILTIN_PREFIX = "builtin:"
 GYM_PREFIX = "gym:"
@@ -33,6 +34,52 @@ def environment_seed(seed: int, worker_id: int) -> int:
     instead (worker 0 keeps ``seed``).
     """
     return (seed + (worker_id << 32)) % 2**64
+
+
+def _check_builtin_name(env_path: str) -> None:
+    from mlagents_fast.envs.builtin import BUILTIN_NAMES
+
+    name = env_path[len(BUILTIN_PREFIX) :]
+    if name not in BUILTIN_NAMES:
+        raise UnityEnvironmentException(
+            f"unknown built-in environment {name!r} in --env {env_path!r}; "
+            f"known: {', '.join(BUILTIN_PREFIX + known for known in BUILTIN_NAMES)}"
+        )
+
+
+def check_env_path(env_path: str | None) -> None:
+    """Raise UnityEnvironmentException, naming the problem, when ``env_path`` names no
+    environment that :func:`make_env` can open: an unknown built-in, a Gymnasium id that is
+    not registered (or no Gymnasium), or no Unity executable at that path. None (the Editor)
+    is always fine. Opens nothing: a trainer calls it before it writes its results folder.
+    """
+    if env_path is None:
+        return
+    if env_path.startswith(BUILTIN_PREFIX):
+        _check_builtin_name(env_path)
+    elif env_path.startswith(GYM_PREFIX):
+        env_id = env_path[len(GYM_PREFIX) :]
+        try:
+            import gymnasium
+        except ImportError:
+            raise UnityEnvironmentException(
+                f"--env {env_path!r} needs Gymnasium: pip install 'mlagents-fast[gym]'"
+            ) from None
+        try:
+            if ":" in env_id:  # "module:EnvId": gymnasium.make imports the module first
+                module, _, env_id = env_id.partition(":")
+                importlib.import_module(module)
+            gymnasium.spec(env_id)
+        except (gymnasium.error.Error, ImportError) as error:
+            raise UnityEnvironmentException(f"--env {env_path!r}: {error}") from None
+    else:
+        from mlagents_fast.envs.env_utils import validate_environment_path
+
+        if validate_environment_path(env_path) is None:
+            raise UnityEnvironmentException(
+                f"Couldn't launch the {env_path} environment. Provided filename does not "
+                "match any environments (a Unity executable, builtin:<Name> or gym:<id>)."
+            )
 
 
 def make_env(
@@ -59,14 +106,10 @@ def make_env(
     UnityEnvironment's own (``no_graphics_monitor``, ...) for Unity.
     """
     if env_path is not None and env_path.startswith(BUILTIN_PREFIX):
-        from mlagents_fast.envs.builtin import BUILTIN_NAMES, BuiltinEnv
+        from mlagents_fast.envs.builtin import BuiltinEnv
 
+        _check_builtin_name(env_path)
         name = env_path[len(BUILTIN_PREFIX) :]
-        if name not in BUILTIN_NAMES:
-            raise UnityEnvironmentException(
-                f"unknown built-in environment {name!r} in --env {env_path!r}; "
-                f"known: {', '.join(BUILTIN_PREFIX + known for known in BUILTIN_NAMES)}"
-            )
         unknown = set(kw) - {"agents_per_area"}
         if unknown:
             raise TypeError(

@@ -14,7 +14,7 @@ ML-Agents catches them as before.
 
 from __future__ import annotations
 
-from mlagents_fast.exceptions import MessageDecodeError, MlagentsFastError
+from mlagents_fast.exceptions import MessageDecodeError, MlagentsFastError, RunStoppedError
 
 __all__ = [
     "UnityActionException",
@@ -79,8 +79,9 @@ class UnityActionException(UnityException):
     """Actions given to the environment have the wrong shape for the behavior."""
 
 
-class UnityTimeOutException(UnityException):
-    """The environment did not answer within ``timeout_wait`` seconds."""
+class UnityTimeOutException(UnityException, RunStoppedError):
+    """The environment did not answer within ``timeout_wait`` seconds (the command line
+    prints it on one line)."""
 
 
 class UnitySideChannelException(UnityException):
@@ -97,8 +98,9 @@ class UnitySideChannelMessageException(
     this class is both."""
 
 
-class UnityWorkerInUseException(UnityException):
-    """The port of this worker id is already taken by another process."""
+class UnityWorkerInUseException(UnityException, RunStoppedError):
+    """The port of this worker id is already taken by another process (the command line
+    prints it on one line)."""
 
     MESSAGE_TEMPLATE = (
         "Couldn't start socket communication because worker number {} is still in use. "

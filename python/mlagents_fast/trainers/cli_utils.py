@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import attr
 
+from mlagents_fast.exceptions import RunStoppedError
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.settings import (
     BASE_ENVIRONMENT_PORT,
@@ -37,6 +38,7 @@ from mlagents_fast.trainers.settings import (
 __all__ = [
     "BASE_ENVIRONMENT_PORT",
     "CONFIG_ERROR_EXIT_CODE",
+    "INTERRUPTED_EXIT_CODE",
     "DetectDefault",
     "DetectDefaultStoreTrue",
     "RaiseRemovedWarning",
@@ -52,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 CONFIG_ERROR_EXIT_CODE = 2
 """Exit status for a configuration error (argparse's status for a usage error)."""
+
+INTERRUPTED_EXIT_CODE = 130
+"""Exit status after Ctrl-C (128 + SIGINT, what a shell reports for an interrupted command)."""
 
 
 class RaiseRemovedWarning(argparse.Action):
@@ -452,7 +457,10 @@ def run_cli_or_exit(
     prog: str | None = None,
 ) -> Any:
     """Parse ``argv`` and run ``main_fn(options)``; a configuration error, while parsing or
-    later in ``main_fn``, becomes one line on stderr and exit status 2 (no traceback).
+    later in ``main_fn``, or a :class:`~mlagents_fast.exceptions.RunStoppedError` (a damaged
+    results file, an environment past its restart limit) becomes one line on stderr and exit
+    status 2 (no traceback). Ctrl-C that ``main_fn`` does not handle itself (training saves
+    and returns) becomes one line and exit status 130, the shell's status for SIGINT.
 
     :param main_fn: the command's body, called with the parsed RunOptions.
     :param argv: the arguments (``sys.argv[1:]`` when None).
@@ -464,7 +472,13 @@ def run_cli_or_exit(
         options = parse_command_line(argv)
         _warn_deprecated_flags(options)
         return main_fn(options)
-    except TrainerConfigError as error:
-        message = " ".join(str(error).split())  # one line, whatever the message holds
-        print(f"{name}: error: {message}", file=sys.stderr)
+    except (TrainerConfigError, RunStoppedError) as error:
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
         sys.exit(CONFIG_ERROR_EXIT_CODE)
+    except KeyboardInterrupt as interrupt:
+        print(f"{name}: {_one_line(interrupt) or 'interrupted'}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())  # one line, whatever the message holds

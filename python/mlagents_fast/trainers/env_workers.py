@@ -34,6 +34,7 @@ import attrs
 import cloudpickle
 
 from mlagents_fast.trainers.env_manager import AllStepResult, EnvironmentStep, EnvManager
+from mlagents_fast.trainers.exception import EnvironmentRestartLimitError
 
 __all__ = [
     "DEFAULT_TIMEOUT_WAIT",
@@ -405,10 +406,14 @@ class WorkerPoolEnvManager(EnvManager):
 
     def _restart_worker(self, worker_id: int, cause: BaseException) -> None:
         if not self._worker_has_restart_quota(worker_id):
-            logger.error(
-                "Environment worker %d exceeded the allowed number of restarts.", worker_id
-            )
-            raise cause
+            cause_text = " ".join(str(cause).split()) or type(cause).__name__
+            raise EnvironmentRestartLimitError(
+                f"environment worker {worker_id} exceeded the allowed number of restarts "
+                f"({self.restart_counts[worker_id]} restarts; --max-lifetime-restarts "
+                f"{self.max_lifetime_restarts}, --restarts-rate-limit-n "
+                f"{self.restarts_rate_limit_n} per {self.restarts_rate_limit_period_s} s); "
+                f"its last failure: {cause_text}"
+            ) from cause
         logger.warning("Restarting environment worker %d after: %s", worker_id, cause)
         self.recent_restart_timestamps[worker_id].append(datetime.datetime.now())
         self.restart_counts[worker_id] += 1

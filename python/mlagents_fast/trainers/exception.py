@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlagents_fast.exceptions import MlagentsFastError
+from mlagents_fast.exceptions import MlagentsFastError, RunStoppedError
 
 __all__ = [
     "CurriculumConfigError",
     "CurriculumError",
     "CurriculumLoadingError",
+    "EnvironmentRestartLimitError",
+    "InterruptedBeforeTraining",
     "InvalidScheduleError",
     "MetaCurriculumError",
     "MissingOptionError",
@@ -117,3 +119,15 @@ class ResultsFileError(TrainerConfigError, UnityTrainerException):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class EnvironmentRestartLimitError(RunStoppedError, UnityTrainerException):
+    """An environment worker failed again after using up ``--max-lifetime-restarts`` or the
+    ``--restarts-rate-limit-n`` restarts per ``--restarts-rate-limit-period-s``. ML-Agents
+    re-raises the worker's last error; here it is this error's ``__cause__``."""
+
+
+class InterruptedBeforeTraining(KeyboardInterrupt):
+    """Ctrl-C while the environment was starting (or the Unity Editor was awaited), before
+    anything was trained. Still a KeyboardInterrupt; the message says what was interrupted,
+    and the command line prints it as one line."""

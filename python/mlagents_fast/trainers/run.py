@@ -29,6 +29,8 @@ from mlagents_fast.atomic_io import (
     write_json_atomically,
     write_text_atomically,
 )
+from mlagents_fast.envs.env_opener import BUILTIN_PREFIX, GYM_PREFIX, check_env_path
+from mlagents_fast.envs.exception import UnityEnvironmentException
 from mlagents_fast.trainers.directory_utils import (
     check_behavior_can_resume,
     check_init_files,
@@ -36,7 +38,11 @@ from mlagents_fast.trainers.directory_utils import (
     setup_init_path,
     validate_existing_directories,
 )
-from mlagents_fast.trainers.exception import ResultsFileError
+from mlagents_fast.trainers.exception import (
+    InterruptedBeforeTraining,
+    ResultsFileError,
+    TrainerConfigError,
+)
 from mlagents_fast.trainers.learning_curves import LearningCurveWriter
 from mlagents_fast.trainers.progress import ProgressWriter
 from mlagents_fast.trainers.stats import (
@@ -52,7 +58,7 @@ from mlagents_fast.trainers.stats import (
 from mlagents_fast.trainers.timers import get_timer_tree, hierarchical_timer, reset_timers
 from mlagents_fast.trainers.training_status import GlobalTrainingStatus
 
-__all__ = ["TrainingResult", "run_training", "train", "write_run_options"]
+__all__ = ["EnvironmentPathError", "TrainingResult", "run_training", "train", "write_run_options"]
 
 logger = logging.getLogger("mlagents_fast.trainers")
 
@@ -158,6 +164,8 @@ def run_training(
     run_logs_dir = checkpoint_settings.run_logs_dir
     with hierarchical_timer("run_training.setup"):
         _check_env_workers(options, env)
+        if env is None:
+            _check_env_path(options.env_settings)
         _configure_torch(options)
         validate_existing_directories(
             write_path,
@@ -289,8 +297,39 @@ def _create_env_manager(
         return RayEnvManager(factory, options, env_settings.num_envs)
     if env_settings.num_envs > 1:
         return SubprocessEnvManager(factory, options, env_settings.num_envs)
-    env_instance, channels = factory.create(worker_id=0)
+    try:
+        env_instance, channels = factory.create(worker_id=0)
+    except KeyboardInterrupt:
+        # Imported here: the Unity link pulls in grpc, which built-ins do not need.
+        from mlagents_fast.envs.environment import UnityEnvironment
+
+        what = (
+            f"waiting for the Unity Editor on port {UnityEnvironment.DEFAULT_EDITOR_PORT} "
+            "(press Play in the Editor to start training)"
+            if env_settings.env_path is None
+            else f"starting the environment {env_settings.env_path}"
+        )
+        raise InterruptedBeforeTraining(f"interrupted while {what}; nothing was trained") from None
     return SimpleEnvManager(env_instance, channels.environment_parameters, channels.stats)
+
+
+class EnvironmentPathError(TrainerConfigError, UnityEnvironmentException):
+    """``--env`` (``env_settings.env_path``) names no environment: a configuration error
+    (exit status 2 on the command line) and the UnityEnvironmentException that opening it
+    would raise."""
+
+
+def _check_env_path(env_settings: Any) -> None:
+    """Refuse an ``--env`` that names nothing, before anything is written. A Unity build run
+    by Ray workers on a cluster (``--ray-address``) lives on the nodes, not necessarily here."""
+    env_path = env_settings.env_path
+    on_cluster = env_settings.env_workers == "ray" and env_settings.ray_address is not None
+    if env_path is None or (on_cluster and not env_path.startswith((BUILTIN_PREFIX, GYM_PREFIX))):
+        return
+    try:
+        check_env_path(env_path)
+    except UnityEnvironmentException as err:
+        raise EnvironmentPathError(str(err), key_path=["env_settings", "env_path"]) from None
 
 
 def _check_env_workers(options: Any, env: Any) -> None:
@@ -298,7 +337,6 @@ def _check_env_workers(options: Any, env: Any) -> None:
     env_settings = options.env_settings
     if env_settings.env_workers != "ray" or env is not None:
         return
-    from mlagents_fast.trainers.exception import TrainerConfigError
     from mlagents_fast.trainers.ray_env_manager import require_ray
 
     if env_settings.env_path is None:

@@ -81,7 +81,8 @@ def _worker(
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides whether to restart
-        logger.error("Environment worker %d failed: %s", worker_id, err)
+        # The parent reports it (restart, or the one-line error past the limits).
+        logger.debug("Environment worker %d failed: %s", worker_id, err)
         try:
             step_conn.send(EnvironmentResponse(EnvironmentCommand.ENV_EXITED, worker_id, err))
         except (BrokenPipeError, OSError):

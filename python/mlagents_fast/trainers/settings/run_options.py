@@ -119,6 +119,10 @@ class CheckpointSettings:
             self.initialize_from = None
 
 
+MAX_PORT = 65535
+"""The largest TCP port."""
+
+
 @attr.s(auto_attribs=True)
 class EnvironmentSettings:
     """Which environment runs, how many copies, and how they are restarted."""
@@ -127,8 +131,24 @@ class EnvironmentSettings:
     """Unity executable; None connects to the Editor."""
     env_args: list[str] | None = None
     """Extra command-line arguments for the executable."""
-    base_port: int = BASE_ENVIRONMENT_PORT
-    """First port; worker i uses base_port + i."""
+    base_port: int = attr.ib(
+        default=BASE_ENVIRONMENT_PORT,
+        validator=validate_key(
+            lambda _, value: (
+                f"base_port must be a TCP port from 1 to {MAX_PORT} (got {value})."
+                if not 1 <= value <= MAX_PORT
+                else None
+            ),
+            lambda self, value: (
+                f"base_port {value} leaves no port for worker {self.num_envs - 1} of num_envs "
+                f"{self.num_envs} (ports base_port .. base_port + num_envs - 1 must be at most "
+                f"{MAX_PORT})."
+                if isinstance(self.num_envs, int) and value + self.num_envs - 1 > MAX_PORT
+                else None
+            ),
+        ),
+    )
+    """First port; worker i uses base_port + i. Checked for every kind of environment."""
     num_envs: int = attr.ib(
         default=1,
         validator=validate_key(
