@@ -32,8 +32,6 @@ NOT_PROVIDED = {
     "mlagents.trainers.poca": "POCA trainer: issue 13 part 2 (planned)",
     "mlagents.trainers.poca.optimizer_torch": "POCA trainer: issue 13 part 2 (planned)",
     "mlagents.trainers.poca.trainer": "POCA trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.torch_entities.components.bc": "behavioral cloning: issue 12 (in progress)",
-    "mlagents.trainers.torch_entities.components.bc.module": "behavioral cloning: issue 12",
 }
 
 

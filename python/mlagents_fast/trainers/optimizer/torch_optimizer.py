@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from mlagents_fast.trainers.buffer import AgentBufferField
-from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.optimizer.optimizer import Optimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+from mlagents_fast.trainers.torch_entities.components.bc.module import BCModule
 from mlagents_fast.trainers.torch_entities.components.reward_providers import (
     create_reward_provider,
 )
@@ -32,14 +32,17 @@ class TorchOptimizer(Optimizer):
         self.memory_out: torch.Tensor | None = None
         self.m_size: int = 0
         self.global_step = torch.tensor(0)
-        self.bc_module = None
-        if getattr(trainer_settings, "behavioral_cloning", None) is not None:
-            raise TrainerConfigError(
-                "behavioral_cloning is not supported yet by mlagents-fast. "
-                "Remove the behavioral_cloning section from the trainer settings."
-            )
+        self.bc_module: BCModule | None = None
         self.create_reward_signals(trainer_settings.reward_signals)
         self.critic_memory_dict: dict[str, torch.Tensor] = {}
+        if getattr(trainer_settings, "behavioral_cloning", None) is not None:
+            self.bc_module = BCModule(
+                self.policy,
+                trainer_settings.behavioral_cloning,
+                policy_learning_rate=trainer_settings.hyperparameters.learning_rate,
+                default_batch_size=trainer_settings.hyperparameters.batch_size,
+                default_num_epoch=3,
+            )
 
     @property
     def critic(self) -> Any:

@@ -140,6 +140,10 @@ class OffPolicyTrainer(RLTrainer):
                 batch_update_stats[stat_name].append(value)
             self.update_steps += 1
             has_updated = True
+            if self.optimizer.bc_module:
+                # Behavioral cloning after each policy update, as ML-Agents.
+                for stat_name, value in self.optimizer.bc_module.update().items():
+                    batch_update_stats[stat_name].append(value)
         for stat_name, values in batch_update_stats.items():
             self._stats_reporter.add_stat(stat_name, float(np.mean(values)))
         if self.update_buffer.num_experiences > self.hyperparameters.buffer_size:

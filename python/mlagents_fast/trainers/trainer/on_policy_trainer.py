@@ -101,6 +101,10 @@ class OnPolicyTrainer(RLTrainer):
                     batch_update_stats[stat_name].append(value)
         for stat_name, values in batch_update_stats.items():
             self._stats_reporter.add_stat(stat_name, float(np.mean(values)))
+        if self.optimizer.bc_module:
+            # Behavioral cloning after the policy update, as ML-Agents.
+            for stat_name, value in self.optimizer.bc_module.update().items():
+                self._stats_reporter.add_stat(stat_name, value)
         self._clear_update_buffer()
         return True
 

@@ -177,11 +177,6 @@ class TrainerFactory:
             raise TrainerConfigError(
                 f"behaviors.{brain_name}.self_play: self-play is not supported by mlagents-fast yet"
             )
-        if getattr(trainer_settings, "behavioral_cloning", None) is not None:
-            raise TrainerConfigError(
-                f"behaviors.{brain_name}.behavioral_cloning: behavioral cloning is not supported "
-                "by mlagents-fast yet"
-            )
         min_lesson_length = param_manager.get_minimum_reward_buffer_size(brain_name)
         return trainer_cls(
             brain_name,
