@@ -55,26 +55,30 @@ def test_every_builtin_is_a_base_env_with_consistent_batches():
     for name in BUILTIN_NAMES:
         env = BuiltinEnv(name, seed=1, num_areas=2)
         assert isinstance(env, BaseEnv)
-        (behavior_name,) = env.behavior_specs
-        spec = env.behavior_specs[behavior_name]
         env.reset()
-        decision_steps, terminal_steps = env.get_steps(behavior_name)
-        n = env.num_agents
-        assert len(decision_steps) == n and len(terminal_steps) == 0
-        for obs, obs_spec in zip(decision_steps.obs, spec.observation_specs):
-            assert obs.shape == (n,) + obs_spec.shape and obs.dtype == np.float32
-        for obs, obs_spec in zip(terminal_steps.obs, spec.observation_specs):
-            assert obs.shape == (0,) + obs_spec.shape
-        assert decision_steps.reward.dtype == np.float32
-        assert decision_steps.agent_id.dtype == np.int32
-        assert len(set(decision_steps.agent_id.tolist())) == n
-        if spec.action_spec.discrete_size:
-            assert [m.shape for m in decision_steps.action_mask] == [
-                (n, b) for b in spec.action_spec.discrete_branches
-            ]
-        else:
-            assert decision_steps.action_mask is None
-        env.set_actions(behavior_name, spec.action_spec.random_action(n))
+        deciding = 0
+        for behavior_name, spec in env.behavior_specs.items():
+            decision_steps, terminal_steps = env.get_steps(behavior_name)
+            n = len(decision_steps)
+            deciding += n
+            assert len(terminal_steps) == 0
+            for obs, obs_spec in zip(decision_steps.obs, spec.observation_specs):
+                assert obs.shape == (n,) + obs_spec.shape and obs.dtype == np.float32
+            for obs, obs_spec in zip(terminal_steps.obs, spec.observation_specs):
+                assert obs.shape == (0,) + obs_spec.shape
+            assert decision_steps.reward.dtype == np.float32
+            assert decision_steps.agent_id.dtype == np.int32
+            assert decision_steps.group_id.dtype == np.int32 and len(decision_steps.group_id) == n
+            assert decision_steps.group_reward.dtype == np.float32
+            assert len(set(decision_steps.agent_id.tolist())) == n
+            if spec.action_spec.discrete_size:
+                assert [m.shape for m in decision_steps.action_mask] == [
+                    (n, b) for b in spec.action_spec.discrete_branches
+                ]
+            else:
+                assert decision_steps.action_mask is None
+            env.set_actions(behavior_name, spec.action_spec.random_action(n))
+        assert deciding == env.num_agents
         env.step()
         env.close()
 
@@ -341,19 +345,26 @@ def test_native_step_checks_dtype_and_shape_before_moving():
     with pytest.raises(
         InvalidArgumentError, match="continuous: expected a numpy array of dtype float32"
     ):
-        env.step(np.zeros((12, 2), np.float64), discrete)
-    with pytest.raises(InvalidArgumentError, match=r"continuous: expected shape \(12, 2\)"):
-        env.step(np.zeros((12, 3), np.float32), discrete)
+        env.step([(np.zeros((12, 2), np.float64), discrete)])
+    with pytest.raises(InvalidArgumentError, match=r"continuous: expected shape \(\*, 2\)"):
+        env.step([(np.zeros((12, 3), np.float32), discrete)])
+    with pytest.raises(InvalidArgumentError, match="expected 12 agents x 2 values"):
+        env.step([(np.zeros((11, 2), np.float32), discrete)])
     with pytest.raises(InvalidArgumentError, match="C-contiguous"):
-        env.step(np.zeros((2, 12), np.float32).T, discrete)
+        env.step([(np.zeros((2, 12), np.float32).T, discrete)])
     with pytest.raises(
         InvalidArgumentError, match="discrete: expected a numpy array of dtype int32"
     ):
-        env.step(np.zeros((12, 2), np.float32), [[0]] * 12)
+        env.step([(np.zeros((12, 2), np.float32), [[0]] * 12)])
     with pytest.raises(InvalidArgumentError, match="non-finite"):
-        env.step(np.full((12, 2), np.inf, np.float32), discrete)
-    after = env.step(np.zeros((12, 2), np.float32), discrete)
-    np.testing.assert_array_equal(before[2], after[2])  # same agents, nothing ended
+        env.step([(np.full((12, 2), np.inf, np.float32), discrete)])
+    with pytest.raises(InvalidArgumentError, match="one per behavior"):
+        env.step([])
+    with pytest.raises(InvalidArgumentError, match="tuples"):
+        env.step([[np.zeros((12, 2), np.float32), discrete]])
+    after = env.step([(np.zeros((12, 2), np.float32), discrete)])
+    # Same agents, nothing ended.
+    np.testing.assert_array_equal(before[0]["decision_agent_id"], after[0]["decision_agent_id"])
 
 
 def test_lifecycle_errors():
@@ -374,7 +385,8 @@ def test_lifecycle_errors():
 
 def test_step_outputs_are_fresh_arrays_owned_by_numpy():
     env = _native.BuiltinVectorEnv("3DBall", 0, 1)
-    first = env.reset()
-    second = env.step(np.zeros((12, 2), np.float32), np.zeros((12, 0), np.int32))
-    assert not np.shares_memory(first[0][0], second[0][0])
-    assert first[0][0].flags.c_contiguous and first[0][0].flags.writeable
+    (first,) = env.reset()
+    (second,) = env.step([(np.zeros((12, 2), np.float32), np.zeros((12, 0), np.int32))])
+    assert not np.shares_memory(first["decision_obs"][0], second["decision_obs"][0])
+    obs = first["decision_obs"][0]
+    assert obs.flags.c_contiguous and obs.flags.writeable

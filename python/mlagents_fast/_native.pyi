@@ -98,46 +98,32 @@ def buffer_gather_rows(
 # --- built-in environments (rust/python/src/envs.rs); public API: mlagents_fast.envs.builtin
 BUILTIN_NAMES: list[str]
 
-# (decision_obs, decision_reward, decision_agent_id, action_mask (n, sum(branches)) or None,
-#  terminal_obs, terminal_reward, terminal_agent_id, terminal_interrupted)
-_StepArrays: TypeAlias = tuple[
-    list[npt.NDArray[np.float32]],
-    npt.NDArray[np.float32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.bool_] | None,
-    list[npt.NDArray[np.float32]],
-    npt.NDArray[np.float32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.bool_],
-]
+# One behavior's step: decision_obs (list of (n, *shape)), decision_reward, decision_agent_id,
+# decision_group_id, decision_group_reward, action_mask ((n, sum(branches)) or None),
+# terminal_obs, terminal_reward, terminal_agent_id, terminal_group_id, terminal_group_reward,
+# terminal_interrupted.
+_StepArrays: TypeAlias = dict[str, Any]
+# One behavior: name, observation_shapes, observation_dimension_properties, observation_names,
+# continuous_size, discrete_branches, agents_per_area.
+_BehaviorDescription: TypeAlias = dict[str, Any]
 
 class BuiltinVectorEnv:
     def __init__(
         self, name: str, seed: int, num_areas: int = 1, agents_per_area: int | None = None
     ) -> None: ...
     @property
-    def behavior_name(self) -> str: ...
-    @property
-    def observation_shapes(self) -> list[list[int]]: ...
-    @property
-    def observation_dimension_properties(self) -> list[list[int]]: ...
-    @property
-    def observation_names(self) -> list[str]: ...
-    @property
-    def continuous_size(self) -> int: ...
-    @property
-    def discrete_branches(self) -> list[int]: ...
+    def behaviors(self) -> list[_BehaviorDescription]: ...
     @property
     def num_agents(self) -> int: ...
     @property
     def agents_per_area(self) -> int: ...
     @property
     def max_decisions(self) -> int: ...
-    def reset(self) -> _StepArrays: ...
+    def reset(self) -> list[_StepArrays]: ...
     def reseed(self, seed: int) -> None: ...
     def step(
-        self, continuous: npt.NDArray[np.float32], discrete: npt.NDArray[np.int32]
-    ) -> _StepArrays: ...
+        self, actions: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]]
+    ) -> list[_StepArrays]: ...
     def set_float_parameter(self, key: str, value: float) -> None: ...
     def set_uniform_sampler(
         self, key: str, seed: int, min_value: float, max_value: float

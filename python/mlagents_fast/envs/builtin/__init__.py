@@ -3,7 +3,8 @@
 Each environment runs in Rust, many agents at once (``num_areas`` training areas of
 ``agents_per_area`` agents, like the areas of a Unity scene), and is addressed
 ``builtin:<Name>`` by :func:`mlagents_fast.envs.env_opener.make_env` and the trainer's
-``--env``. One behavior per environment, named like Unity names it (``3DBall?team=0``).
+``--env``. Behaviors are named like Unity names them (``3DBall?team=0``); a two-team game
+has one behavior per team (``Tennis?team=0``, ``Tennis?team=1``).
 
 ========================  ==========================  =========================================
 Name                      Actions                     What it is
@@ -25,6 +26,21 @@ Name                      Actions                     What it is
 ``GoalSeeker1DDiscrete``  1 branch of 3               -0.01 per decision; best return 0.96;
 ``GoalSeeker1DHybrid``    1 continuous + branch of 3  parameter ``goal_distance`` (default 1)
                                                       for curricula.
+``Sorter``                1 branch of 4, masked       ML-Agents' Sorter on a 7x7 grid: visit
+                                                      1 to ``num_tiles`` (default 20) numbered
+                                                      tiles in ascending order (+1 each, -1 and
+                                                      the end for a wrong one); a 2-float vector
+                                                      and a buffer sensor of up to 20 tiles x 23
+                                                      floats (variable length); 8 agents/area.
+``DungeonEscape``         1 branch of 5, masked       Cooperative, 3 agents in one group: one
+                                                      slays the dragon and dies (leaves the
+                                                      group), another takes the key to the
+                                                      door: group reward +1; 19 observations.
+``Tennis``                1 branch of 3 per team      Two teams (``Tennis?team=0`` and
+                                                      ``?team=1``, a group each) play a Pong-
+                                                      like point: +1 to the scorers, -1 to the
+                                                      others; observations mirrored per team;
+                                                      ``agents_per_area`` 2, 4 or 6 (team size).
 ========================  ==========================  =========================================
 
 The Rust module docs (``rust/core/src/envs/``) give each environment's exact rules.
@@ -82,6 +98,26 @@ _TRAINING_ANALYTICS_ID = DefaultTrainingAnalyticsSideChannel.CHANNEL_ID
 _RECORD_HEADER_SIZE = 20
 
 
+def _behavior_spec(behavior: dict) -> BehaviorSpec:
+    """The BehaviorSpec of one entry of ``BuiltinVectorEnv.behaviors``."""
+    observation_specs = [
+        ObservationSpec(
+            shape=tuple(shape),
+            dimension_property=tuple(DimensionProperty(p) for p in properties),
+            observation_type=ObservationType.DEFAULT,
+            name=sensor_name,
+        )
+        for shape, properties, sensor_name in zip(
+            behavior["observation_shapes"],
+            behavior["observation_dimension_properties"],
+            behavior["observation_names"],
+            strict=True,
+        )
+    ]
+    action_spec = ActionSpec(behavior["continuous_size"], tuple(behavior["discrete_branches"]))
+    return BehaviorSpec(observation_specs, action_spec)
+
+
 def _split_records(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
     """Split side-channel bytes (docs/protocol.md section 8) into (channel id, payload) records."""
     records = []
@@ -114,11 +150,17 @@ class BuiltinEnv(BaseEnv):
       messages are sent at every ``reset``/``step``; EnvironmentParametersChannel records
       (floats and samplers) take effect at each agent's next episode start, as in Unity;
       EngineConfigurationChannel settings have no meaning here and are ignored.
-    - agents_per_area: overrides the environment's default (1 gives a single-agent env).
+    - agents_per_area: overrides the environment's default (1 gives a single-agent env;
+      multi-agent environments accept only the counts their rules allow).
 
-    Every agent asks for a decision at every step. An agent whose episode ends appears in
-    the TerminalSteps (its last observation, old id) and, already reset, in the
-    DecisionSteps under a new id with reward 0: agent ids are episode ids, as Unity's are.
+    Every agent still in its episode asks for a decision at every step. An agent whose
+    episode ends appears in the TerminalSteps (its last observation, old id) and, once its
+    area starts the next episode, in the DecisionSteps under a new id with reward 0: agent
+    ids are episode ids, as Unity's are. In multi-agent environments an agent can end its
+    episode before its area does (it left its group); it then asks for no decision until
+    the area's next episode, so the DecisionSteps can hold fewer agents than
+    ``num_agents``. ``group_id`` and ``group_reward`` are those of Unity's
+    ``SimpleMultiAgentGroup`` (0 for agents in no group).
     """
 
     def __init__(
@@ -139,27 +181,13 @@ class BuiltinEnv(BaseEnv):
         self._native = _native.BuiltinVectorEnv(name, seed % 2**64, num_areas, agents_per_area)
         self._side_channel_manager = SideChannelManager(list(side_channels))
         self._name = name
-        self._behavior_name: BehaviorName = self._native.behavior_name
-        observation_specs = [
-            ObservationSpec(
-                shape=tuple(shape),
-                dimension_property=tuple(DimensionProperty(p) for p in properties),
-                observation_type=ObservationType.DEFAULT,
-                name=sensor_name,
-            )
-            for shape, properties, sensor_name in zip(
-                self._native.observation_shapes,
-                self._native.observation_dimension_properties,
-                self._native.observation_names,
-            )
-        ]
-        action_spec = ActionSpec(
-            self._native.continuous_size, tuple(self._native.discrete_branches)
-        )
-        self._spec = BehaviorSpec(observation_specs, action_spec)
-        self._specs = BehaviorMapping({self._behavior_name: self._spec})
-        self._steps: tuple[DecisionSteps, TerminalSteps] | None = None
-        self._pending_actions: ActionTuple | None = None
+        specs = {
+            behavior["name"]: _behavior_spec(behavior) for behavior in self._native.behaviors
+        }
+        self._behavior_names: tuple[BehaviorName, ...] = tuple(specs)
+        self._specs = BehaviorMapping(specs)
+        self._steps: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] | None = None
+        self._pending_actions: dict[BehaviorName, ActionTuple] = {}
         self._closed = False
 
     @property
@@ -169,7 +197,7 @@ class BuiltinEnv(BaseEnv):
 
     @property
     def num_agents(self) -> int:
-        """Agents in the environment (``num_areas * agents_per_area``)."""
+        """Agents in the environment (``num_areas * agents_per_area``), every behavior."""
         return self._native.num_agents
 
     @property
@@ -195,27 +223,30 @@ class BuiltinEnv(BaseEnv):
 
     def step(self) -> None:
         """Apply the actions set since the last step (zeros for agents without) and advance
-        every agent by one decision."""
+        every agent that asked for a decision by one decision."""
         self._check_open()
         if self._steps is None:
             raise UnityEnvironmentException("call reset() before the first step()")
         self._apply_side_channels()
-        actions = self._pending_actions
-        if actions is None:
-            actions = self._spec.action_spec.empty_action(self.num_agents)
-        self._store(
-            self._native.step(
-                np.ascontiguousarray(actions.continuous, dtype=np.float32),
-                np.ascontiguousarray(actions.discrete, dtype=np.int32),
+        actions = []
+        for name in self._behavior_names:
+            action = self._pending_actions.get(name)
+            if action is None:
+                action = self._specs[name].action_spec.empty_action(len(self._steps[name][0]))
+            actions.append(
+                (
+                    np.ascontiguousarray(action.continuous, dtype=np.float32),
+                    np.ascontiguousarray(action.discrete, dtype=np.int32),
+                )
             )
-        )
+        self._store(self._native.step(actions))
 
     def get_steps(self, behavior_name: BehaviorName) -> tuple[DecisionSteps, TerminalSteps]:
         self._check_open()
         self._check_behavior(behavior_name)
         if self._steps is None:
             raise UnityEnvironmentException("call reset() before get_steps()")
-        return self._steps
+        return self._steps[behavior_name]
 
     def set_actions(self, behavior_name: BehaviorName, action: ActionTuple) -> None:
         self._check_open()
@@ -226,9 +257,12 @@ class BuiltinEnv(BaseEnv):
             raise UnityActionException(
                 f"set_actions expects an ActionTuple, got {type(action).__name__}"
             )
-        self._spec.action_spec._validate_action(action, self.num_agents, behavior_name)
-        self._check_action_values(action)
-        self._pending_actions = action
+        spec = self._specs[behavior_name]
+        spec.action_spec._validate_action(
+            action, len(self._steps[behavior_name][0]), behavior_name
+        )
+        self._check_action_values(behavior_name, action)
+        self._pending_actions[behavior_name] = action
 
     def set_action_for_agent(
         self, behavior_name: BehaviorName, agent_id: AgentId, action: ActionTuple
@@ -237,24 +271,26 @@ class BuiltinEnv(BaseEnv):
         self._check_behavior(behavior_name)
         if self._steps is None:
             raise UnityEnvironmentException("call reset() before set_action_for_agent()")
-        action_spec = self._spec.action_spec
+        action_spec = self._specs[behavior_name].action_spec
         action_spec._validate_action(action, 1, behavior_name)
-        self._check_action_values(action)
-        index = self._steps[0].agent_id_to_index.get(agent_id)
+        self._check_action_values(behavior_name, action)
+        decisions = self._steps[behavior_name][0]
+        index = decisions.agent_id_to_index.get(agent_id)
         if index is None:
             raise UnityEnvironmentException(
                 f"agent_id {agent_id} did not request a decision at the previous step"
             )
-        if self._pending_actions is None:
-            self._pending_actions = action_spec.empty_action(self.num_agents)
+        pending = self._pending_actions.get(behavior_name)
+        if pending is None:
+            pending = action_spec.empty_action(len(decisions))
         else:
             # Copies, so a caller's arrays given to set_actions are never written to.
-            self._pending_actions = ActionTuple(
-                continuous=self._pending_actions.continuous.copy(),
-                discrete=self._pending_actions.discrete.copy(),
+            pending = ActionTuple(
+                continuous=pending.continuous.copy(), discrete=pending.discrete.copy()
             )
-        self._pending_actions.continuous[index] = action.continuous[0]
-        self._pending_actions.discrete[index] = action.discrete[0]
+        pending.continuous[index] = action.continuous[0]
+        pending.discrete[index] = action.discrete[0]
+        self._pending_actions[behavior_name] = pending
 
     def close(self) -> None:
         """Free the environment; any later call raises UnityEnvironmentException."""
@@ -266,18 +302,18 @@ class BuiltinEnv(BaseEnv):
             raise UnityEnvironmentException(f"the built-in environment {self._name} is closed")
 
     def _check_behavior(self, behavior_name: BehaviorName) -> None:
-        if behavior_name != self._behavior_name:
+        if behavior_name not in self._specs:
             raise UnityActionException(
                 f"The group {behavior_name} does not correspond to an existing agent group "
-                f"in the environment (this one has only {self._behavior_name!r})"
+                f"in the environment (this one has {', '.join(map(repr, self._behavior_names))})"
             )
 
-    def _check_action_values(self, action: ActionTuple) -> None:
+    def _check_action_values(self, behavior_name: BehaviorName, action: ActionTuple) -> None:
         if action.continuous.size and not np.all(np.isfinite(action.continuous)):
             raise UnityActionException(
-                f"continuous actions of {self._behavior_name} contain NaN or infinity"
+                f"continuous actions of {behavior_name} contain NaN or infinity"
             )
-        branches = self._spec.action_spec.discrete_branches
+        branches = self._specs[behavior_name].action_spec.discrete_branches
         if branches:
             discrete = action.discrete
             out_of_range = (discrete < 0) | (discrete >= np.asarray(branches))
@@ -288,39 +324,32 @@ class BuiltinEnv(BaseEnv):
                     f"branch {branch} is outside [0, {branches[branch]})"
                 )
 
-    def _store(self, arrays: tuple) -> None:
-        (
-            decision_obs,
-            decision_reward,
-            decision_agent_id,
-            action_mask,
-            terminal_obs,
-            terminal_reward,
-            terminal_agent_id,
-            terminal_interrupted,
-        ) = arrays
-        masks = None
-        if action_mask is not None:
-            bounds = np.cumsum(self._spec.action_spec.discrete_branches)[:-1]
-            masks = np.split(action_mask, bounds, axis=1)
-        decisions = DecisionSteps(
-            obs=decision_obs,
-            reward=decision_reward,
-            agent_id=decision_agent_id,
-            action_mask=masks,
-            group_id=np.zeros(len(decision_agent_id), dtype=np.int32),
-            group_reward=np.zeros(len(decision_agent_id), dtype=np.float32),
-        )
-        terminals = TerminalSteps(
-            obs=terminal_obs,
-            reward=terminal_reward,
-            interrupted=terminal_interrupted,
-            agent_id=terminal_agent_id,
-            group_id=np.zeros(len(terminal_agent_id), dtype=np.int32),
-            group_reward=np.zeros(len(terminal_agent_id), dtype=np.float32),
-        )
-        self._steps = (decisions, terminals)
-        self._pending_actions = None
+    def _store(self, batches: list[dict]) -> None:
+        steps = {}
+        for name, batch in zip(self._behavior_names, batches, strict=True):
+            masks = None
+            if batch["action_mask"] is not None:
+                bounds = np.cumsum(self._specs[name].action_spec.discrete_branches)[:-1]
+                masks = np.split(batch["action_mask"], bounds, axis=1)
+            decisions = DecisionSteps(
+                obs=batch["decision_obs"],
+                reward=batch["decision_reward"],
+                agent_id=batch["decision_agent_id"],
+                action_mask=masks,
+                group_id=batch["decision_group_id"],
+                group_reward=batch["decision_group_reward"],
+            )
+            terminals = TerminalSteps(
+                obs=batch["terminal_obs"],
+                reward=batch["terminal_reward"],
+                interrupted=batch["terminal_interrupted"],
+                agent_id=batch["terminal_agent_id"],
+                group_id=batch["terminal_group_id"],
+                group_reward=batch["terminal_group_reward"],
+            )
+            steps[name] = (decisions, terminals)
+        self._steps = steps
+        self._pending_actions = {}
 
     def _apply_side_channels(self) -> None:
         """Drain the side channels' queues and act on them as the Unity side would."""

@@ -12,12 +12,21 @@
 //! the terminal batch (its last observation, under the old id) and in the
 //! decision batch (its first observation, under a new id, with reward 0), as
 //! Unity does when an agent ends its episode between two decisions.
+//!
+//! Multi-agent environments (agents that share an area, groups with group
+//! rewards, several behaviors such as the two teams of a game) are
+//! [`area::AreaTask`]s run by [`area::AreaEnv`]. Bindings hold either kind as a
+//! [`BuiltinEnv`]: one [`StepBatch`] per behavior per step.
 
+pub mod area;
 pub mod ball3d;
+pub mod dungeon_escape;
 pub mod goal_seeker;
 pub mod grid_world;
 pub mod memory_corridor;
 pub mod parameters;
+pub mod sorter;
+pub mod tennis;
 
 use rand::SeedableRng;
 use rand_pcg::Pcg32;
@@ -28,7 +37,12 @@ pub use parameters::{Parameter, Parameters};
 
 /// Below this many agents a step runs on the calling thread: splitting work
 /// costs more than it saves.
-const PARALLEL_MIN_AGENTS: usize = 2048;
+pub(crate) const PARALLEL_MIN_AGENTS: usize = 2048;
+
+/// `DimensionProperty.NONE`: a plain axis.
+pub const DIMENSION_NONE: i32 = 1;
+/// `DimensionProperty.VARIABLE_SIZE`: an entity axis whose unused rows are zeros.
+pub const DIMENSION_VARIABLE_SIZE: i32 = 4;
 
 /// One observation of every agent, as ML-Agents' `ObservationSpec` describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,7 +59,7 @@ impl ObservationLayout {
     pub fn vector(size: usize) -> Self {
         ObservationLayout {
             shape: vec![size],
-            dimension_properties: vec![1],
+            dimension_properties: vec![DIMENSION_NONE],
             name: format!("VectorSensor_size{size}"),
         }
     }
@@ -58,13 +72,24 @@ impl ObservationLayout {
         }
     }
 
+    /// A buffer sensor: up to `max_entities` rows of `entity_size` floats, the
+    /// unused rows all zeros (`VARIABLE_SIZE` on the entity axis, as Unity's
+    /// `BufferSensor` sends it).
+    pub fn entities(max_entities: usize, entity_size: usize) -> Self {
+        ObservationLayout {
+            shape: vec![max_entities, entity_size],
+            dimension_properties: vec![DIMENSION_VARIABLE_SIZE, DIMENSION_NONE],
+            name: "BufferSensor".to_string(),
+        }
+    }
+
     /// Floats per agent.
     pub fn size(&self) -> usize {
         self.shape.iter().product()
     }
 }
 
-/// What an environment looks like from the trainer's side.
+/// What one behavior looks like from the trainer's side.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvSpec {
     /// Behavior name with Unity's team suffix (`3DBall?team=0`).
@@ -72,7 +97,7 @@ pub struct EnvSpec {
     pub observations: Vec<ObservationLayout>,
     pub continuous_size: usize,
     pub discrete_branches: Vec<usize>,
-    /// Agents in one training area.
+    /// Agents of this behavior in one training area.
     pub agents_per_area: usize,
     /// Decisions after which an episode is interrupted (0 = never).
     pub max_decisions: u32,
@@ -125,22 +150,125 @@ pub trait Task: Send + Sync {
     }
 }
 
-/// One step's output: every agent in the decision batch, the agents whose
-/// episode just ended in the terminal batch. Arrays are flat, row-major.
+/// One step's output for one behavior: the agents that ask for a decision,
+/// and the agents whose episode just ended in the terminal batch. Arrays are
+/// flat, row-major.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepBatch {
-    /// Per observation: `num_agents * size` floats.
+    /// Per observation: `decision_count * size` floats.
     pub decision_obs: Vec<Vec<f32>>,
     pub decision_reward: Vec<f32>,
     pub decision_agent_id: Vec<i32>,
-    /// `num_agents * mask_size` flags (true = masked), empty without discrete branches.
+    /// The agent's group (0 = no group), as Unity's `SimpleMultiAgentGroup` ids.
+    pub decision_group_id: Vec<i32>,
+    /// Reward given to the agent's whole group since its last decision.
+    pub decision_group_reward: Vec<f32>,
+    /// `decision_count * mask_size` flags (true = masked), empty without discrete branches.
     pub action_mask: Vec<bool>,
     /// Per observation: `terminal_count * size` floats.
     pub terminal_obs: Vec<Vec<f32>>,
     pub terminal_reward: Vec<f32>,
     pub terminal_agent_id: Vec<i32>,
+    pub terminal_group_id: Vec<i32>,
+    pub terminal_group_reward: Vec<f32>,
     /// True where the episode hit max_decisions rather than ending by the task's rules.
     pub terminal_interrupted: Vec<bool>,
+}
+
+/// One behavior's actions for one step: a row per agent of that behavior's
+/// last decision batch, in its order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BehaviorActions<'a> {
+    /// `rows * continuous_size` floats.
+    pub continuous: &'a [f32],
+    /// `rows * discrete_size` ints.
+    pub discrete: &'a [i32],
+}
+
+/// Any built-in environment, single- or multi-agent, as the bindings hold it.
+pub trait BuiltinEnv: Send + Sync {
+    /// One spec per behavior, in a fixed order (batches and actions follow it).
+    fn behaviors(&self) -> &[EnvSpec];
+    /// Agents over every behavior and area.
+    fn num_agents(&self) -> usize;
+    /// Agents of every behavior in one training area.
+    fn agents_per_area(&self) -> usize;
+    /// Decisions after which an episode is interrupted (0 = never).
+    fn max_decisions(&self) -> u32;
+    fn parameters_mut(&mut self) -> &mut Parameters;
+    /// Starts a new episode everywhere (new ids); terminal batches are empty.
+    fn reset(&mut self) -> Vec<StepBatch>;
+    /// Restarts the random streams from `seed` (from the next episode start).
+    fn reseed(&mut self, seed: u64);
+    /// One decision for every agent that asked for one: `actions[b]` holds a
+    /// row per agent of behavior `b`'s last decision batch. Validated before
+    /// anything changes.
+    fn step(&mut self, actions: &[BehaviorActions<'_>]) -> CoreResult<Vec<StepBatch>>;
+}
+
+/// Checks one behavior's actions for `rows` agents: lengths, finite floats,
+/// discrete values inside their branch.
+pub(crate) fn validate_actions(
+    spec: &EnvSpec,
+    rows: usize,
+    continuous: &[f32],
+    discrete: &[i32],
+) -> CoreResult<()> {
+    let expected_continuous = rows * spec.continuous_size;
+    if continuous.len() != expected_continuous {
+        return Err(CoreError::invalid(
+            "continuous actions",
+            format!(
+                "{}: expected {} agents x {} values, got {} values",
+                spec.behavior_name,
+                rows,
+                spec.continuous_size,
+                continuous.len()
+            ),
+        ));
+    }
+    let expected_discrete = rows * spec.discrete_size();
+    if discrete.len() != expected_discrete {
+        return Err(CoreError::invalid(
+            "discrete actions",
+            format!(
+                "{}: expected {} agents x {} branches, got {} values",
+                spec.behavior_name,
+                rows,
+                spec.discrete_size(),
+                discrete.len()
+            ),
+        ));
+    }
+    if let Some(position) = continuous.iter().position(|v| !v.is_finite()) {
+        return Err(CoreError::invalid(
+            "continuous actions",
+            format!(
+                "{}: agent index {} has a non-finite value {}",
+                spec.behavior_name,
+                position / spec.continuous_size.max(1),
+                continuous[position]
+            ),
+        ));
+    }
+    let branches = &spec.discrete_branches;
+    if !branches.is_empty() {
+        for (position, action) in discrete.iter().enumerate() {
+            let branch = position % branches.len();
+            if *action < 0 || *action as usize >= branches[branch] {
+                return Err(CoreError::invalid(
+                    "discrete actions",
+                    format!(
+                        "{}: agent index {} branch {branch}: action {action} is outside [0, {})",
+                        spec.behavior_name,
+                        position / branches.len(),
+                        branches[branch]
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Object-safe face of [`VecEnv`], so a binding can hold any task.
@@ -246,61 +374,6 @@ impl<T: Task> VecEnv<T> {
         }
     }
 
-    fn validate_actions(&self, continuous: &[f32], discrete: &[i32]) -> CoreResult<()> {
-        let spec = &self.spec;
-        let expected_continuous = self.num_agents * spec.continuous_size;
-        if continuous.len() != expected_continuous {
-            return Err(CoreError::invalid(
-                "continuous actions",
-                format!(
-                    "expected {} agents x {} values, got {} values",
-                    self.num_agents,
-                    spec.continuous_size,
-                    continuous.len()
-                ),
-            ));
-        }
-        let expected_discrete = self.num_agents * spec.discrete_size();
-        if discrete.len() != expected_discrete {
-            return Err(CoreError::invalid(
-                "discrete actions",
-                format!(
-                    "expected {} agents x {} branches, got {} values",
-                    self.num_agents,
-                    spec.discrete_size(),
-                    discrete.len()
-                ),
-            ));
-        }
-        if let Some(position) = continuous.iter().position(|v| !v.is_finite()) {
-            return Err(CoreError::invalid(
-                "continuous actions",
-                format!(
-                    "agent index {} has a non-finite value {}",
-                    position / spec.continuous_size.max(1),
-                    continuous[position]
-                ),
-            ));
-        }
-        let branches = &spec.discrete_branches;
-        if !branches.is_empty() {
-            for (position, action) in discrete.iter().enumerate() {
-                let branch = position % branches.len();
-                if *action < 0 || *action as usize >= branches[branch] {
-                    return Err(CoreError::invalid(
-                        "discrete actions",
-                        format!(
-                            "agent index {} branch {branch}: action {action} is outside [0, {})",
-                            position / branches.len(),
-                            branches[branch]
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Observations, masks and ids of every agent, with the given rewards.
     fn decision_batch(&self, decision_reward: Vec<f32>) -> StepBatch {
         let spec = &self.spec;
@@ -339,6 +412,8 @@ impl<T: Task> VecEnv<T> {
             decision_obs,
             decision_reward,
             decision_agent_id: self.agent_ids.clone(),
+            decision_group_id: vec![0; self.num_agents],
+            decision_group_reward: vec![0.0; self.num_agents],
             action_mask,
             terminal_obs: vec![Vec::new(); spec.observations.len()],
             ..StepBatch::default()
@@ -371,7 +446,7 @@ impl<T: Task> VectorEnv for VecEnv<T> {
     }
 
     fn step(&mut self, continuous: &[f32], discrete: &[i32]) -> CoreResult<StepBatch> {
-        self.validate_actions(continuous, discrete)?;
+        validate_actions(&self.spec, self.num_agents, continuous, discrete)?;
         let spec = &self.spec;
         let continuous_size = spec.continuous_size;
         let discrete_size = spec.discrete_size();
@@ -445,6 +520,8 @@ impl<T: Task> VectorEnv for VecEnv<T> {
 
         let mut batch = self.decision_batch(decision_reward);
         batch.terminal_obs = terminal_obs;
+        batch.terminal_group_id = vec![0; terminal_reward.len()];
+        batch.terminal_group_reward = vec![0.0; terminal_reward.len()];
         batch.terminal_reward = terminal_reward;
         batch.terminal_agent_id = terminal_agent_id;
         batch.terminal_interrupted = terminal_interrupted;
@@ -452,8 +529,53 @@ impl<T: Task> VectorEnv for VecEnv<T> {
     }
 }
 
+/// A single-agent task is a built-in with one behavior whose agents always decide.
+impl<T: Task> BuiltinEnv for VecEnv<T> {
+    fn behaviors(&self) -> &[EnvSpec] {
+        std::slice::from_ref(&self.spec)
+    }
+
+    fn num_agents(&self) -> usize {
+        self.num_agents
+    }
+
+    fn agents_per_area(&self) -> usize {
+        self.spec.agents_per_area
+    }
+
+    fn max_decisions(&self) -> u32 {
+        self.spec.max_decisions
+    }
+
+    fn parameters_mut(&mut self) -> &mut Parameters {
+        &mut self.parameters
+    }
+
+    fn reset(&mut self) -> Vec<StepBatch> {
+        vec![VectorEnv::reset(self)]
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        VectorEnv::reseed(self, seed)
+    }
+
+    fn step(&mut self, actions: &[BehaviorActions<'_>]) -> CoreResult<Vec<StepBatch>> {
+        match actions {
+            [only] => Ok(vec![VectorEnv::step(self, only.continuous, only.discrete)?]),
+            _ => Err(CoreError::invalid(
+                "actions",
+                format!(
+                    "{} has one behavior, got actions for {}",
+                    self.spec.behavior_name,
+                    actions.len()
+                ),
+            )),
+        }
+    }
+}
+
 /// Names accepted by [`make`], in the order they are listed to users.
-pub const BUILTIN_NAMES: [&str; 7] = [
+pub const BUILTIN_NAMES: [&str; 10] = [
     "3DBall",
     "GridWorld",
     "VisualGridWorld",
@@ -461,22 +583,26 @@ pub const BUILTIN_NAMES: [&str; 7] = [
     "GoalSeeker1D",
     "GoalSeeker1DDiscrete",
     "GoalSeeker1DHybrid",
+    "Sorter",
+    "DungeonEscape",
+    "Tennis",
 ];
 
 /// Builds a built-in environment by its registry name (case-sensitive).
-/// `agents_per_area` overrides the task's default number of agents per area.
+/// `agents_per_area` overrides the task's default number of agents per area
+/// (for multi-agent tasks, the agents of every behavior in one area).
 pub fn make(
     name: &str,
     seed: u64,
     num_areas: usize,
     agents_per_area: Option<usize>,
-) -> CoreResult<Box<dyn VectorEnv>> {
+) -> CoreResult<Box<dyn BuiltinEnv>> {
     fn boxed<T: Task + 'static>(
         task: T,
         seed: u64,
         num_areas: usize,
         agents_per_area: Option<usize>,
-    ) -> CoreResult<Box<dyn VectorEnv>> {
+    ) -> CoreResult<Box<dyn BuiltinEnv>> {
         Ok(Box::new(VecEnv::with_agents_per_area(
             task,
             seed,
@@ -522,6 +648,28 @@ pub fn make(
             num_areas,
             agents_per_area,
         ),
+        "Sorter" => boxed(sorter::Sorter::new(), seed, num_areas, agents_per_area),
+        "DungeonEscape" => {
+            if agents_per_area.is_some_and(|n| n != dungeon_escape::AGENTS) {
+                return Err(CoreError::invalid(
+                    "agents_per_area",
+                    format!(
+                        "DungeonEscape has {} agents per area",
+                        dungeon_escape::AGENTS
+                    ),
+                ));
+            }
+            Ok(Box::new(area::AreaEnv::new(
+                dungeon_escape::DungeonEscape::new(),
+                seed,
+                num_areas,
+            )?))
+        }
+        "Tennis" => Ok(Box::new(area::AreaEnv::new(
+            tennis::Tennis::for_agents_per_area(agents_per_area)?,
+            seed,
+            num_areas,
+        )?)),
         _ => Err(CoreError::invalid(
             "name",
             format!(
@@ -541,24 +689,74 @@ pub fn seeded_rng(seed: u64) -> Pcg32 {
 mod tests {
     use super::*;
 
+    /// Zero actions (the first action of every branch) for each behavior's decision rows.
+    fn zero_actions(specs: &[EnvSpec], batches: &[StepBatch]) -> Vec<(Vec<f32>, Vec<i32>)> {
+        specs
+            .iter()
+            .zip(batches)
+            .map(|(spec, batch)| {
+                let rows = batch.decision_agent_id.len();
+                (
+                    vec![0.0; rows * spec.continuous_size],
+                    vec![0; rows * spec.discrete_size()],
+                )
+            })
+            .collect()
+    }
+
+    fn step_all(env: &mut dyn BuiltinEnv, actions: &[(Vec<f32>, Vec<i32>)]) -> Vec<StepBatch> {
+        let views: Vec<BehaviorActions> = actions
+            .iter()
+            .map(|(continuous, discrete)| BehaviorActions {
+                continuous,
+                discrete,
+            })
+            .collect();
+        env.step(&views).unwrap()
+    }
+
     #[test]
     fn every_name_builds_and_steps() {
         for name in BUILTIN_NAMES {
             let mut env = make(name, 1, 2, None).unwrap();
-            let spec = env.spec().clone();
+            let specs = env.behaviors().to_vec();
             let n = env.num_agents();
-            assert_eq!(n, 2 * spec.agents_per_area);
+            assert_eq!(n, 2 * env.agents_per_area());
+            assert_eq!(
+                env.agents_per_area(),
+                specs.iter().map(|s| s.agents_per_area).sum::<usize>()
+            );
             let first = env.reset();
-            assert_eq!(first.decision_agent_id.len(), n);
-            for (obs, layout) in first.decision_obs.iter().zip(&spec.observations) {
-                assert_eq!(obs.len(), n * layout.size());
+            assert_eq!(first.len(), specs.len());
+            let deciding: usize = first.iter().map(|b| b.decision_agent_id.len()).sum();
+            assert_eq!(deciding, n, "{name}");
+            for (batch, spec) in first.iter().zip(&specs) {
+                let rows = batch.decision_agent_id.len();
+                for (obs, layout) in batch.decision_obs.iter().zip(&spec.observations) {
+                    assert_eq!(obs.len(), rows * layout.size());
+                }
+                assert_eq!(batch.decision_group_id.len(), rows);
+                assert_eq!(batch.decision_group_reward.len(), rows);
             }
-            let continuous = vec![0.0; n * spec.continuous_size];
-            let discrete = vec![0; n * spec.discrete_size()];
-            let batch = env.step(&continuous, &discrete).unwrap();
-            assert_eq!(batch.decision_reward.len(), n);
-            assert_eq!(batch.action_mask.len(), n * spec.mask_size());
+            let actions = zero_actions(&specs, &first);
+            let batches = step_all(env.as_mut(), &actions);
+            for (batch, spec) in batches.iter().zip(&specs) {
+                let rows = batch.decision_agent_id.len();
+                assert_eq!(batch.decision_reward.len(), rows);
+                assert_eq!(batch.action_mask.len(), rows * spec.mask_size());
+                let terminals = batch.terminal_agent_id.len();
+                assert_eq!(batch.terminal_group_id.len(), terminals);
+                assert_eq!(batch.terminal_group_reward.len(), terminals);
+            }
         }
+    }
+
+    #[test]
+    fn multi_agent_names_refuse_other_agent_counts() {
+        assert!(make("DungeonEscape", 0, 1, Some(2)).is_err());
+        assert!(make("Tennis", 0, 1, Some(3)).is_err());
+        let doubles = make("Tennis", 0, 1, Some(4)).unwrap();
+        assert_eq!(doubles.behaviors()[0].agents_per_area, 2);
     }
 
     #[test]
@@ -575,36 +773,51 @@ mod tests {
     fn actions_are_validated_before_any_change() {
         let mut env = make("GridWorld", 0, 1, None).unwrap();
         let n = env.num_agents();
-        let before = env.reset();
-        assert!(env.step(&[], &vec![0; n + 1]).is_err());
+        let before = env.reset().remove(0);
+        let too_many = vec![0; n + 1];
+        let step = |env: &mut Box<dyn BuiltinEnv>, continuous: &[f32], discrete: &[i32]| {
+            env.step(&[BehaviorActions {
+                continuous,
+                discrete,
+            }])
+        };
+        assert!(step(&mut env, &[], &too_many).is_err());
         let mut out_of_range = vec![0; n];
         out_of_range[n - 1] = 5;
-        let err = env.step(&[], &out_of_range).unwrap_err().to_string();
+        let err = step(&mut env, &[], &out_of_range).unwrap_err().to_string();
         assert!(err.contains("outside [0, 5)"), "{err}");
+        assert!(env.step(&[]).is_err());
         // The rejected calls changed nothing: a no-op step keeps the ids.
-        let after = env.step(&[], &vec![0; n]).unwrap();
+        let after = step(&mut env, &[], &vec![0; n]).unwrap().remove(0);
         assert_eq!(before.decision_agent_id, after.decision_agent_id);
 
         let mut ball = make("3DBall", 0, 1, None).unwrap();
         let mut continuous = vec![0.0; ball.num_agents() * 2];
         continuous[3] = f32::NAN;
-        let err = ball.step(&continuous, &[]).unwrap_err().to_string();
+        let err = step(&mut ball, &continuous, &[]).unwrap_err().to_string();
         assert!(err.contains("agent index 1"), "{err}");
     }
 
     #[test]
     fn reseed_replays_the_episode_starts_of_that_seed() {
-        let mut fresh = make("3DBall", 9, 1, None).unwrap();
-        let mut reseeded = make("3DBall", 1, 1, None).unwrap();
-        reseeded.step(&[0.5; 24], &[]).unwrap();
-        reseeded.reseed(9);
-        // A fresh env drew its first episodes at construction; reset draws the second.
-        let fresh_batch = fresh.reset();
-        let mut replay = make("3DBall", 9, 1, None).unwrap();
-        replay.reseed(9);
-        let replayed = replay.reset();
-        assert_eq!(replayed.decision_obs, reseeded.reset().decision_obs);
-        assert_ne!(fresh_batch.decision_obs, replayed.decision_obs);
+        for name in ["3DBall", "Sorter", "DungeonEscape", "Tennis"] {
+            let mut fresh = make(name, 9, 1, None).unwrap();
+            let mut reseeded = make(name, 1, 1, None).unwrap();
+            let first = reseeded.reset();
+            let actions = zero_actions(reseeded.behaviors(), &first);
+            step_all(reseeded.as_mut(), &actions);
+            reseeded.reseed(9);
+            // A fresh env drew its first episodes at construction; reset draws the second.
+            let fresh_batch = fresh.reset();
+            let mut replay = make(name, 9, 1, None).unwrap();
+            replay.reseed(9);
+            let replayed = replay.reset();
+            let obs = |batches: &[StepBatch]| -> Vec<Vec<Vec<f32>>> {
+                batches.iter().map(|b| b.decision_obs.clone()).collect()
+            };
+            assert_eq!(obs(&replayed), obs(&reseeded.reset()), "{name}");
+            assert_ne!(obs(&fresh_batch), obs(&replayed), "{name}");
+        }
     }
 
     #[test]
@@ -616,6 +829,6 @@ mod tests {
     #[test]
     fn agents_per_area_overrides_the_default() {
         let env = make("3DBall", 0, 3, Some(1)).unwrap();
-        assert_eq!((env.num_agents(), env.spec().agents_per_area), (3, 1));
+        assert_eq!((env.num_agents(), env.agents_per_area()), (3, 1));
     }
 }
