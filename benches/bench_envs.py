@@ -168,16 +168,16 @@ def start_from_observations(env: NumpyBall3D, obs: np.ndarray) -> None:
 
 def check_numpy_matches_ours() -> None:
     native = _native.BuiltinVectorEnv("3DBall", 0, 10)
-    obs = native.reset()[0][0]
+    obs = native.reset()[0]["decision_obs"][0]
     reference = NumpyBall3D(len(obs), seed=0)
     start_from_observations(reference, obs)
     no_discrete = np.zeros((len(obs), 0), np.int32)
     for _ in range(30):
         actions = balancing_actions(obs)
-        outputs = native.step(actions, no_discrete)
+        (outputs,) = native.step([(actions, no_discrete)])
         reference.step(actions)
-        obs = outputs[0][0]
-        assert len(outputs[6]) == 0, "the controller dropped a ball"
+        obs = outputs["decision_obs"][0]
+        assert len(outputs["terminal_agent_id"]) == 0, "the controller dropped a ball"
         np.testing.assert_allclose(reference.observe(), obs, atol=2e-4)
 
 
@@ -189,9 +189,9 @@ def bench_areas(num_areas: int) -> None:
     """
     native = _native.BuiltinVectorEnv("3DBall", 0, num_areas)
     n = native.num_agents
-    actions = balancing_actions(native.reset()[0][0])
-    no_discrete = np.zeros((n, 0), np.int32)
-    native_s = best_time(lambda: native.step(actions, no_discrete), repeat=100, number=1)
+    actions = balancing_actions(native.reset()[0]["decision_obs"][0])
+    batch = [(actions, np.zeros((n, 0), np.int32))]
+    native_s = best_time(lambda: native.step(batch), repeat=100, number=1)
 
     env = BuiltinEnv("3DBall", seed=0, num_areas=num_areas)
     env.reset()

@@ -181,9 +181,7 @@ class BuiltinEnv(BaseEnv):
         self._native = _native.BuiltinVectorEnv(name, seed % 2**64, num_areas, agents_per_area)
         self._side_channel_manager = SideChannelManager(list(side_channels))
         self._name = name
-        specs = {
-            behavior["name"]: _behavior_spec(behavior) for behavior in self._native.behaviors
-        }
+        specs = {behavior["name"]: _behavior_spec(behavior) for behavior in self._native.behaviors}
         self._behavior_names: tuple[BehaviorName, ...] = tuple(specs)
         self._specs = BehaviorMapping(specs)
         self._steps: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] | None = None
@@ -258,9 +256,7 @@ class BuiltinEnv(BaseEnv):
                 f"set_actions expects an ActionTuple, got {type(action).__name__}"
             )
         spec = self._specs[behavior_name]
-        spec.action_spec._validate_action(
-            action, len(self._steps[behavior_name][0]), behavior_name
-        )
+        spec.action_spec._validate_action(action, len(self._steps[behavior_name][0]), behavior_name)
         self._check_action_values(behavior_name, action)
         self._pending_actions[behavior_name] = action
 

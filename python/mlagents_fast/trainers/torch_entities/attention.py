@@ -75,10 +75,11 @@ class MultiHeadAttention(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         query = query.reshape(-1, n_q, self.n_heads, self.head_size).permute([0, 2, 1, 3])
         key = key.reshape(-1, n_k, self.n_heads, self.head_size).permute([0, 2, 1, 3])
-        # Two permutes with arithmetic between them: the exporter would otherwise fuse them into
-        # a Transpose(0, 2, 3, 1), which Unity's importer mishandles.
-        key = key - 1
-        key = key + 1
+        if exporting_to_onnx.is_exporting():
+            # Two permutes with arithmetic between them: the exporter would otherwise fuse them
+            # into a Transpose(0, 2, 3, 1), which Unity's importer mishandles.
+            key = key - 1
+            key = key + 1
         key = key.permute([0, 1, 3, 2])  # (b, h, head, n_k)
         value = value.reshape(-1, n_k, self.n_heads, self.head_size).permute([0, 2, 1, 3])
 
@@ -145,11 +146,24 @@ class EntityEmbedding(torch.nn.Module):
                 raise UnityTrainerException(
                     "This entity embedding was built with a self embedding but got no x_self."
                 )
+            if not exporting_to_onnx.is_exporting():
+                return self._embed_with_self(x_self, entities)
             expanded_self = x_self.reshape(-1, 1, self.self_size)
             # Repeated by concatenation (not expand): Tile is what the importer knows.
             expanded_self = torch.cat([expanded_self] * num_entities, dim=1)
             entities = torch.cat([expanded_self, entities], dim=2)
         return self.self_ent_encoder(entities)
+
+    def _embed_with_self(self, x_self: torch.Tensor, entities: torch.Tensor) -> torch.Tensor:
+        """The embedding layer applied to ``[x_self, entity]`` without building that
+        concatenation: the self part of the product is computed once per agent and broadcast
+        over its entities (same weights, same result; the export keeps the concatenation)."""
+        layer, activation = self.self_ent_encoder.seq_layers
+        self_part = torch.nn.functional.linear(x_self, layer.weight[:, : self.self_size])
+        entity_part = torch.nn.functional.linear(
+            entities, layer.weight[:, self.self_size :], layer.bias
+        )
+        return activation(entity_part + self_part.unsqueeze(1))
 
 
 class ResidualSelfAttention(torch.nn.Module):

@@ -4,11 +4,13 @@
 //!
 //! The room is a 7 x 7 grid; tiles sit on the 20 border cells that are not
 //! corners (each has a free inner neighbour), the agent starts each episode
-//! in the centre. Each episode spawns a uniform
-//! random number of tiles in `[1, num_tiles]` (environment parameter
-//! `num_tiles`, default 20, clamped to [1, 20], read at each episode start: a
-//! curriculum grows it), each with a distinct number drawn from 0..20, at
-//! distinct random border cells.
+//! in the centre. Each episode spawns a uniform random number `k` of tiles in
+//! `[1, num_tiles]` (environment parameter `num_tiles`, default 20, clamped to
+//! [1, 20], read at each episode start: a curriculum grows it) at distinct
+//! random border cells, numbered 0 to `k - 1`. (Unity's Sorter draws the `k`
+//! numbers from 0..20; consecutive numbers keep the ordering a small-budget
+//! learner must discover to the numbers a lesson shows, so a `num_tiles`
+//! curriculum introduces them a few at a time.)
 //!
 //! Observations:
 //! - a vector of 2 floats: the agent's position relative to the centre,
@@ -119,16 +121,14 @@ impl Task for Sorter {
 
     fn begin_episode(&self, state: &mut SorterState, rng: &mut Pcg32, parameters: &mut Parameters) {
         let count = rng.random_range(1..=num_tiles_parameter(parameters));
-        let mut numbers: Vec<usize> = sample(rng, MAX_TILES, count).into_vec();
-        numbers.sort_unstable();
         let places = sample(rng, self.border.len(), count);
         state.tiles.clear();
         state
             .tiles
-            .extend(numbers.iter().zip(places.iter()).map(|(number, place)| {
+            .extend(places.iter().enumerate().map(|(number, place)| {
                 let (x, y) = self.border[place];
                 Tile {
-                    number: *number as u8,
+                    number: number as u8,
                     x,
                     y,
                     visited: false,

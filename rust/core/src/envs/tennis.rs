@@ -44,8 +44,8 @@ const MAX_START_ANGLE: f32 = std::f32::consts::FRAC_PI_4;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Court {
-    /// Paddle heights, team 0's slots first.
-    pub paddles: Vec<f32>,
+    /// Paddle heights, team 0's slots first (`2 * team_size` used).
+    pub paddles: [f32; 2 * MAX_TEAM_SIZE],
     pub ball: (f32, f32),
     pub velocity: (f32, f32),
 }
@@ -143,10 +143,10 @@ impl AreaTask for Tennis {
     }
 
     fn begin_episode(&self, court: &mut Court, rng: &mut Pcg32, _parameters: &mut Parameters) {
-        court.paddles.clear();
-        court
-            .paddles
-            .extend((0..2 * self.team_size).map(|_| rng.random_range(-0.5..0.5)));
+        court.paddles = [0.0; 2 * MAX_TEAM_SIZE];
+        for y in court.paddles[..2 * self.team_size].iter_mut() {
+            *y = rng.random_range(-0.5..0.5);
+        }
         court.ball = (0.0, rng.random_range(-0.5..0.5));
         let angle = rng.random_range(-MAX_START_ANGLE..MAX_START_ANGLE);
         let side = if rng.random::<bool>() { 1.0 } else { -1.0 };
@@ -162,7 +162,7 @@ impl AreaTask for Tennis {
         outcome: &mut AreaOutcome,
     ) {
         let reach = 1.0 - PADDLE_HALF_LENGTH;
-        for (slot, y) in court.paddles.iter_mut().enumerate() {
+        for (slot, y) in court.paddles[..2 * self.team_size].iter_mut().enumerate() {
             let direction = (actions.discrete(slot)[0] - 1) as f32;
             *y = (*y + PADDLE_SPEED * direction).clamp(-reach, reach);
         }
@@ -170,22 +170,15 @@ impl AreaTask for Tennis {
         let (mut vx, mut vy) = court.velocity;
         let (mut x, mut y) = (old_x + vx, old_y + vy);
         bounce_off_walls(&mut y, &mut vy);
-        // The defending team's paddles, nearest to the ball's start first.
+        // The defending team's paddles the ball crosses, nearest to its start first: the
+        // paddles further in (higher rank) come first.
         let defending = if vx < 0.0 { 0 } else { 1 };
-        let mut defenders: Vec<usize> = (defending * self.team_size
-            ..(defending + 1) * self.team_size)
-            .filter(|slot| {
-                let depth = self.depth(*slot);
-                (old_x - depth) * (x - depth) <= 0.0 && old_x != depth
-            })
-            .collect();
-        defenders.sort_by(|a, b| {
-            (self.depth(*a) - old_x)
-                .abs()
-                .total_cmp(&(self.depth(*b) - old_x).abs())
-        });
-        for slot in defenders {
+        let first = defending * self.team_size;
+        for slot in (first..first + self.team_size).rev() {
             let depth = self.depth(slot);
+            if (old_x - depth) * (x - depth) > 0.0 || old_x == depth {
+                continue;
+            }
             let along = (depth - old_x) / (x - old_x);
             let crossing = old_y + along * (y - old_y);
             let offset = (crossing - court.paddles[slot]) / (PADDLE_HALF_LENGTH + BALL_RADIUS);
@@ -297,7 +290,7 @@ mod tests {
     fn observations_are_mirrored_for_team_one() {
         let tennis = Tennis::new(1).unwrap();
         let court = Court {
-            paddles: vec![0.3, -0.4],
+            paddles: [0.3, -0.4, 0.0, 0.0, 0.0, 0.0],
             ball: (0.5, 0.1),
             velocity: (0.06, -0.02),
         };
@@ -313,7 +306,7 @@ mod tests {
     fn a_paddle_in_the_way_returns_the_ball_faster_and_angled() {
         let tennis = Tennis::new(1).unwrap();
         let mut court = Court {
-            paddles: vec![0.1, 0.0],
+            paddles: [0.1, 0.0, 0.0, 0.0, 0.0, 0.0],
             ball: (-0.88, 0.0),
             velocity: (-0.05, 0.0),
         };
@@ -329,7 +322,7 @@ mod tests {
         assert!(court.ball.0 > -0.9);
         // A paddle too far away lets it through: team 1 scores.
         let mut court = Court {
-            paddles: vec![0.8, 0.0],
+            paddles: [0.8, 0.0, 0.0, 0.0, 0.0, 0.0],
             ball: (-0.98, 0.0),
             velocity: (-0.05, 0.0),
         };
@@ -343,7 +336,7 @@ mod tests {
     fn walls_reflect_and_paddles_stay_on_court() {
         let tennis = Tennis::new(1).unwrap();
         let mut court = Court {
-            paddles: vec![0.78, -0.78],
+            paddles: [0.78, -0.78, 0.0, 0.0, 0.0, 0.0],
             ball: (0.0, 0.98),
             velocity: (0.03, 0.04),
         };
@@ -357,7 +350,7 @@ mod tests {
             &mut outcome,
         );
         assert!((court.ball.1 - 0.98).abs() < 1e-6 && court.velocity.1 < 0.0);
-        assert_eq!(court.paddles, vec![0.8, -0.8]);
+        assert_eq!(court.paddles[..2], [0.8, -0.8]);
     }
 
     /// Points won by each team over `decisions` decisions of 32 areas.
