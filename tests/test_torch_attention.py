@@ -231,3 +231,25 @@ def test_ppo_learns_to_act_on_the_marked_entity():
     after = accuracy()
     assert before < 0.5
     assert after > 0.9, (before, after)
+
+
+def test_training_kernels_match_the_exported_graph():
+    """Training uses a fused layer norm and broadcasts the self part of the entity embedding;
+    the export writes ML-Agents' operators. Both give the same encoding and gradients."""
+    torch.manual_seed(2)
+    body = NetworkBody([vector_spec(3), entity_spec(6, 5)], network_settings(hidden_units=8))
+    rng = np.random.default_rng(3)
+    inputs = [torch.randn(4, 3), torch.from_numpy(padded_entities(rng, [0, 2, 6, 4], 6, 5))]
+
+    def encode_and_grads():
+        body.zero_grad()
+        encoding, _ = body(inputs)
+        encoding.square().sum().backward()
+        return encoding.detach(), [p.grad.clone() for p in body.parameters()]
+
+    fast, fast_grads = encode_and_grads()
+    with exporting_to_onnx():
+        exported, exported_grads = encode_and_grads()
+    torch.testing.assert_close(fast, exported, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(fast_grads, exported_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
