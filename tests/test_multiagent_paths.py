@@ -25,6 +25,7 @@ from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, Subprocess
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
 from policy_fixtures import network_settings, single_thread_torch
 from test_env_host import ANCHOR_PYTHON, free_port
+from test_trainer_env_managers import RandomPolicy
 
 single_thread_torch()
 
@@ -100,19 +101,6 @@ def test_the_link_delivers_what_the_builtin_produces(name):
 
 
 def test_subprocess_workers_carry_teams_groups_and_group_rewards():
-    class RandomPolicy:
-        def __init__(self, spec):
-            self.spec = spec
-
-        def get_action(self, decision_steps, worker_id=0):
-            action = self.spec.action_spec.random_action(len(decision_steps))
-            return SimpleNamespace(
-                action=action,
-                env_action=action,
-                outputs={},
-                agent_ids=list(decision_steps.agent_id),
-            )
-
     limits = SimpleNamespace(
         env_settings=SimpleNamespace(
             max_lifetime_restarts=0, restarts_rate_limit_n=-1, restarts_rate_limit_period_s=1
@@ -190,28 +178,22 @@ def test_trajectories_carry_the_group_rewards_of_the_episodes():
     assert ended_by_leaving == leavers
 
 
-SHORT_RUN = {
-    "DungeonEscape": """\
+def short_run(name: str, trainer_type: str, normalize: bool, extra: str = "") -> str:
+    """A 600-step mlagents-learn config for ``name``."""
+    return f"""\
 behaviors:
-  DungeonEscape:
-    trainer_type: poca
-    hyperparameters: {batch_size: 64, buffer_size: 256, learning_rate: 0.0003, num_epoch: 2}
-    network_settings: {normalize: false, hidden_units: 32, num_layers: 1}
-    reward_signals: {extrinsic: {gamma: 0.99, strength: 1.0}}
+  {name}:
+    trainer_type: {trainer_type}
+    hyperparameters: {{batch_size: 64, buffer_size: 256, learning_rate: 0.0003, num_epoch: 2}}
+    network_settings: {{normalize: {str(normalize).lower()}, hidden_units: 32, num_layers: 1}}
+    reward_signals: {{extrinsic: {{gamma: 0.99, strength: 1.0}}}}
     max_steps: 600
     time_horizon: 64
     summary_freq: 300
-""",
-    "Tennis": """\
-behaviors:
-  Tennis:
-    trainer_type: ppo
-    hyperparameters: {batch_size: 64, buffer_size: 256, learning_rate: 0.0003, num_epoch: 2}
-    network_settings: {normalize: true, hidden_units: 32, num_layers: 1}
-    reward_signals: {extrinsic: {gamma: 0.99, strength: 1.0}}
-    max_steps: 600
-    time_horizon: 64
-    summary_freq: 300
+{extra}"""
+
+
+SELF_PLAY = """\
     self_play:
       save_steps: 100
       team_change: 200
@@ -219,18 +201,12 @@ behaviors:
       window: 5
       play_against_latest_model_ratio: 0.5
       initial_elo: 1200.0
-""",
-    "Sorter": """\
-behaviors:
-  Sorter:
-    trainer_type: ppo
-    hyperparameters: {batch_size: 64, buffer_size: 256, learning_rate: 0.0003, num_epoch: 2}
-    network_settings: {normalize: false, hidden_units: 32, num_layers: 1}
-    reward_signals: {extrinsic: {gamma: 0.99, strength: 1.0}}
-    max_steps: 600
-    time_horizon: 64
-    summary_freq: 300
-""",
+"""
+
+SHORT_RUN = {
+    "DungeonEscape": short_run("DungeonEscape", "poca", normalize=False),
+    "Tennis": short_run("Tennis", "ppo", normalize=True, extra=SELF_PLAY),
+    "Sorter": short_run("Sorter", "ppo", normalize=False),
 }
 
 

@@ -322,71 +322,40 @@ mod tests {
         assert_eq!(mask, [false; 4]);
     }
 
+    /// Tiles 0 and 1 on the bottom row at x = 3 and x = 4, the agent above (x, 1).
+    fn two_tiles_below(x: i32) -> SorterState {
+        let tile = |number: u8, x: i32| Tile {
+            number,
+            x,
+            y: 0,
+            visited: false,
+        };
+        SorterState {
+            x,
+            y: 1,
+            tiles: vec![tile(0, 3), tile(1, 4)],
+            next: 0,
+        }
+    }
+
     #[test]
     fn right_tile_pays_wrong_tile_ends_the_episode() {
         let sorter = Sorter::new();
         let mut rng = Pcg32::new(0, 0);
-        let tiles = vec![
-            Tile {
-                number: 2,
-                x: 3,
-                y: 0,
-                visited: false,
-            },
-            Tile {
-                number: 7,
-                x: 4,
-                y: 0,
-                visited: false,
-            },
-        ];
-        let mut state = SorterState {
-            x: 3,
-            y: 1,
-            tiles,
-            next: 0,
+        let paid = |terminated| Transition {
+            reward: 1.0 + STEP_PENALTY,
+            terminated,
         };
-        // Down onto tile 2 (the lowest): +1, not over.
-        let t = sorter.act(&mut state, &[], &[1], &mut rng);
-        assert_eq!(
-            t,
-            Transition {
-                reward: 1.0 + STEP_PENALTY,
-                terminated: false
-            }
-        );
+        // Down onto tile 0 (the lowest): +1, not over.
+        let mut state = two_tiles_below(3);
+        assert_eq!(sorter.act(&mut state, &[], &[1], &mut rng), paid(false));
         assert!(state.tiles[0].visited && state.next == 1);
-        // Up, right, down onto tile 7: +1 and all visited.
+        // Up, right, down onto tile 1: +1 and all visited.
         sorter.act(&mut state, &[], &[0], &mut rng);
         sorter.act(&mut state, &[], &[3], &mut rng);
-        let t = sorter.act(&mut state, &[], &[1], &mut rng);
-        assert_eq!(
-            t,
-            Transition {
-                reward: 1.0 + STEP_PENALTY,
-                terminated: true
-            }
-        );
-
-        let mut state = SorterState {
-            x: 4,
-            y: 1,
-            tiles: vec![
-                Tile {
-                    number: 2,
-                    x: 3,
-                    y: 0,
-                    visited: false,
-                },
-                Tile {
-                    number: 7,
-                    x: 4,
-                    y: 0,
-                    visited: false,
-                },
-            ],
-            next: 0,
-        };
+        assert_eq!(sorter.act(&mut state, &[], &[1], &mut rng), paid(true));
+        // Tile 1 first: -1 and the end.
+        let mut state = two_tiles_below(4);
         let t = sorter.act(&mut state, &[], &[1], &mut rng);
         assert_eq!(
             t,
