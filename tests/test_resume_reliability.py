@@ -10,11 +10,14 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -22,6 +25,7 @@ from mlagents_fast import _native
 from mlagents_fast.trainers.directory_utils import read_previous_configuration, read_previous_status
 from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.learn import main as learn_main
+from mlagents_fast.trainers.model_saver.torch_model_saver import load_checkpoint_file
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
 from trainer_fixtures import SignEnv
@@ -366,3 +370,182 @@ def test_every_cut_of_configuration_yaml_is_refused(finished_run, tmp_path):
     assert refused == len(cuts) > 200
     (run / CONFIGURATION).write_bytes(data)
     read_previous_configuration(str(run))
+
+
+KILL_CONFIG = """\
+behaviors:
+  GoalSeeker1D:
+    trainer_type: sac
+    hyperparameters:
+      batch_size: 16
+      buffer_size: 5000
+      buffer_init_steps: 10
+      steps_per_update: 4
+      save_replay_buffer: true
+    network_settings:
+      hidden_units: 8
+      num_layers: 1
+    max_steps: 10000000
+    time_horizon: 16
+    summary_freq: 30
+    checkpoint_interval: 30
+    keep_checkpoints: 3
+"""
+
+
+def _assert_every_file_is_readable(run_folder):
+    """What a kill at any moment may leave: old or new files, never a torn one (temp files
+    of the interrupted write aside, which the next start removes)."""
+    for path in run_folder.rglob("*"):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix == ".pt":
+            load_checkpoint_file(str(path))
+        elif path.suffix == ".hdf5":
+            _native.verify_fields(str(path))
+        elif path.suffix == ".onnx":
+            onnx.load(str(path))
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+    read_previous_configuration(str(run_folder))
+
+
+def _learn_process(config, results, *flags):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlagents_fast.trainers.learn",
+            str(config),
+            "--env",
+            "builtin:GoalSeeker1D",
+            "--run-id",
+            "killed",
+            "--results-dir",
+            str(results),
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _first_summary_step(process, deadline):
+    for line in process.stdout:
+        if "GoalSeeker1D. Step: " in line:
+            return int(line.split("Step: ")[1].split(".")[0])
+        assert time.monotonic() < deadline, "no progress line"
+    raise AssertionError("the run ended without a progress line")
+
+
+@pytest.mark.smoke
+def test_sigkill_at_a_random_moment_never_leaves_an_unreadable_file(tmp_path, seed=7):
+    """SIGKILL (no chance to save) at a random moment after the first checkpoint: every
+    file left is readable, and --resume goes on from the last checkpoint."""
+    config = tmp_path / "config.yaml"
+    config.write_text(KILL_CONFIG)
+    results = tmp_path / "results"
+    run_folder = results / "killed"
+    process = _learn_process(config, results)
+    try:
+        deadline = time.monotonic() + 180
+        _first_summary_step(process, deadline)
+        while not (run_folder / "run_logs" / "training_status.json").exists():
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.05)
+        time.sleep(float(np.random.default_rng(seed).uniform(0.0, 2.0)))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)
+    _assert_every_file_is_readable(run_folder)
+    checkpoint = load_checkpoint_file(str(run_folder / "GoalSeeker1D" / "checkpoint.pt"))
+    saved_step = checkpoint["__mlagents_fast__"]["step"]
+    resumed = _learn_process(config, results, "--resume")
+    try:
+        first_step = _first_summary_step(resumed, time.monotonic() + 180)
+    finally:
+        resumed.kill()
+        resumed.communicate(timeout=60)
+    assert first_step > saved_step > 0
+
+
+_KILLED_WHILE_WRITING_THE_SECOND_CHECKPOINT = """
+import os, signal, sys
+from mlagents_fast import atomic_io
+from mlagents_fast.trainers.learn import main
+
+commit = atomic_io._commit
+
+def commit_or_die(temp_path, path):
+    # The second checkpoint.pt: its bytes are in the temporary file, not yet renamed.
+    if os.path.basename(path) == "checkpoint.pt" and os.path.exists(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    commit(temp_path, path)
+
+atomic_io._commit = commit_or_die
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.smoke
+def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one_and_resume_goes_on(tmp_path, caplog):
+    """kill -9 in the middle of writing checkpoint.pt (deterministic, unlike the random
+    kill above): the previous checkpoint stays in place, intact; the next start removes the
+    temporary file and --resume continues from the previous checkpoint's step."""
+    config = tmp_path / "config.yaml"
+    config.write_text(KILL_CONFIG)
+    results = tmp_path / "results"
+    run_folder = results / "killed"
+    behavior_folder = run_folder / "GoalSeeker1D"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_WHILE_WRITING_THE_SECOND_CHECKPOINT,
+            str(config),
+            "--env",
+            "builtin:GoalSeeker1D",
+            "--run-id",
+            "killed",
+            "--results-dir",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    leftovers = [p.name for p in behavior_folder.iterdir() if p.name.startswith(".")]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".checkpoint.pt."), leftovers
+    _assert_every_file_is_readable(run_folder)
+    saved_step = load_checkpoint_file(str(behavior_folder / "checkpoint.pt"))["__mlagents_fast__"][
+        "step"
+    ]
+    assert saved_step > 0
+
+    options = yaml.safe_load(KILL_CONFIG)
+    options["behaviors"]["GoalSeeker1D"]["max_steps"] = saved_step + 30
+    caplog.set_level(logging.INFO, logger="mlagents_fast")
+    result = train(
+        "builtin:GoalSeeker1D",
+        RunOptions.from_dict(options),
+        run_id="killed",
+        results_dir=str(results),
+        seed=1,
+        resume=True,
+    )
+    assert result.steps["GoalSeeker1D"] >= saved_step + 30
+    summary_steps = [
+        int(r.getMessage().split("Step: ")[1].split(".")[0])
+        for r in caplog.records
+        if r.getMessage().startswith("GoalSeeker1D. Step: ")
+    ]
+    assert summary_steps and summary_steps[0] > saved_step, summary_steps
+    assert not [p for p in run_folder.rglob(".*") if p.is_file()]
+    resumed = load_checkpoint_file(str(behavior_folder / "checkpoint.pt"))["__mlagents_fast__"]
+    assert resumed["step"] >= saved_step + 30

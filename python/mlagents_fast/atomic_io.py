@@ -121,6 +121,25 @@ def _commit(temp_path: str, path: str) -> None:
 
 
 @contextlib.contextmanager
+def _replacing(path: str, permissions: int) -> Iterator[tuple[int, str]]:
+    """A new temporary file beside ``path`` (open descriptor, name): committed onto ``path``
+    when the block ends without an exception, removed otherwise. A refused system call
+    becomes a StorageIOError naming ``path``."""
+    fd, temp_path = _create_temp_file(path, permissions)
+    try:
+        yield fd, temp_path
+        _commit(temp_path, path)
+    except OSError as err:
+        _remove_quietly(temp_path)
+        if isinstance(err, StorageIOError):
+            raise
+        raise StorageIOError(f"cannot write {path}: {err.strerror or err}") from err
+    except BaseException:
+        _remove_quietly(temp_path)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(
     path: str | os.PathLike[str],
     *,
@@ -136,22 +155,12 @@ def atomic_write(
     :param permissions: mode bits asked for (the umask is taken off); 0o777 for executables.
     :raises StorageIOError: (an ``OSError``) naming ``path`` when the system refuses a step.
     """
-    path = os.path.abspath(os.fspath(path))
-    fd, temp_path = _create_temp_file(path, permissions)
-    try:
-        mode = "w" if text else "wb"
-        kwargs: dict[str, Any] = {"encoding": encoding, "newline": "\n"} if text else {}
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-        _commit(temp_path, path)
-    except OSError as err:
-        _remove_quietly(temp_path)
-        if isinstance(err, StorageIOError):
-            raise
-        raise StorageIOError(f"cannot write {path}: {err.strerror or err}") from err
-    except BaseException:
-        _remove_quietly(temp_path)
-        raise
+    kwargs: dict[str, Any] = {"encoding": encoding, "newline": "\n"} if text else {}
+    with (
+        _replacing(os.path.abspath(os.fspath(path)), permissions) as (fd, _),
+        os.fdopen(fd, "w" if text else "wb", **kwargs) as f,
+    ):
+        yield f
 
 
 def atomic_write_with(
@@ -167,20 +176,9 @@ def atomic_write_with(
     :raises StorageIOError: naming ``path`` when the system refuses a step (or ``write``
         raises an ``OSError``); other exceptions of ``write`` pass through unchanged.
     """
-    path = os.path.abspath(os.fspath(path))
-    fd, temp_path = _create_temp_file(path, permissions)
-    os.close(fd)
-    try:
+    with _replacing(os.path.abspath(os.fspath(path)), permissions) as (fd, temp_path):
+        os.close(fd)
         write(temp_path)
-        _commit(temp_path, path)
-    except OSError as err:
-        _remove_quietly(temp_path)
-        if isinstance(err, StorageIOError):
-            raise
-        raise StorageIOError(f"cannot write {path}: {err.strerror or err}") from err
-    except BaseException:
-        _remove_quietly(temp_path)
-        raise
 
 
 def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
