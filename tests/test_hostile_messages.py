@@ -37,7 +37,9 @@ from mlagents_fast.envs.rpc_utils import (
     set_decode_limits,
 )
 from mlagents_fast.envs.side_channel import (
+    DefaultTrainingAnalyticsSideChannel,
     EngineConfigurationChannel,
+    EnvironmentParametersChannel,
     FloatPropertiesChannel,
     IncomingMessage,
     RawBytesChannel,
@@ -46,6 +48,7 @@ from mlagents_fast.envs.side_channel import (
     StatsSideChannel,
 )
 from mlagents_fast.exceptions import InvalidArgumentError, MlagentsFastError
+from mlagents_fast.trainers.training_analytics_side_channel import TrainingAnalyticsSideChannel
 from proto_golden import agent_pb2, brain, observation_pb2, unity_message_pb2
 from repo_paths import REPO_ROOT
 from unity_fuzz import png_bytes, run_python_path
@@ -309,6 +312,29 @@ def test_user_channel_parse_errors_and_send_only_channels():
     assert isinstance(caught.value.__cause__, struct.error)
     with pytest.raises(UnityCommunicationException, match="EngineConfigurationChannel"):
         manager.process_side_channel_message(record(EngineConfigurationChannel.CHANNEL_ID, b"x"))
+
+
+@pytest.mark.parametrize(
+    "channel_class",
+    [
+        EngineConfigurationChannel,
+        EnvironmentParametersChannel,
+        DefaultTrainingAnalyticsSideChannel,
+        TrainingAnalyticsSideChannel,
+    ],
+)
+def test_a_message_on_a_send_only_channel_is_a_protocol_error(channel_class):
+    """Unity never writes to these channels: a message on one is a protocol error, and still
+    the UnityCommunicationException ML-Agents raises for it."""
+    channel = channel_class()
+    with pytest.raises(UnitySideChannelMessageException) as direct:
+        channel.on_message_received(IncomingMessage(b"x"))
+    assert isinstance(direct.value, UnityCommunicationException)
+    assert isinstance(direct.value, UnityProtocolException)
+    assert isinstance(direct.value, MlagentsFastError)
+    manager = SideChannelManager([channel])
+    with pytest.raises(UnitySideChannelMessageException, match=channel_class.__name__):
+        manager.process_side_channel_message(record(channel.channel_id, b"x"))
 
 
 def test_many_records_for_unknown_channels_log_a_few_lines(caplog):

@@ -17,7 +17,7 @@ import platform
 from typing import Any
 
 from mlagents_fast import __version__
-from mlagents_fast.envs.exception import UnityCommunicationException
+from mlagents_fast.envs.exception import UnitySideChannelMessageException
 from mlagents_fast.envs.side_channel.default_training_analytics_side_channel import (
     MLAGENTS_ENVS_VERSION,
     DefaultTrainingAnalyticsSideChannel,
@@ -44,7 +44,9 @@ class TrainingAnalyticsSideChannel(DefaultTrainingAnalyticsSideChannel):
         return hmac.new(_DIGEST_KEY, data.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def on_message_received(self, msg: IncomingMessage) -> None:
-        raise UnityCommunicationException(
+        # A UnityCommunicationException as in ML-Agents, and a protocol error like every
+        # other bad message from Unity.
+        raise UnitySideChannelMessageException(
             "The TrainingAnalyticsSideChannel received a message from Unity, "
             "this should not have happened."
         )
