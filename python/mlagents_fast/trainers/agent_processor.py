@@ -14,6 +14,15 @@ ML-Agents' ``Trajectory`` API (``steps``, ``to_agentbuffer()``, ...). Each says 
 ``terminated`` (a TerminalStep that was not interrupted), ``truncated`` (a TerminalStep with
 ``interrupted``: the episode hit its maximum length) or neither (cut at the time horizon).
 
+Groups (multi-agent): from the first step where an agent has a ``group_id`` other than 0,
+trajectories also carry what each step showed of the agent's group mates, as ML-Agents'
+``group_status`` (observation, action, reward and done of each mate, its most recent
+status: a mate that did not step keeps the one of its last step; an agent that leaves stays
+visible, done, for the rest of that step) and the mates' observations after the last step,
+in numeric group columns (see :class:`~mlagents_fast.trainers.trajectory.ColumnarTrajectory`).
+The order of updates is ML-Agents': the statuses of the agents that ended, their
+trajectories, then the statuses and trajectories of the agents that ask for a decision.
+
 What the processor uses from the policy is what ML-Agents' uses, and less is fine: previous
 actions (``retrieve_previous_action``, ``save_previous_action``, ``remove_previous_action``)
 and memories (``use_recurrent``, ``retrieve_previous_memories``, ``remove_memories``) are
@@ -46,13 +55,21 @@ class _SlotColumns:
     slot are filled. A step writes the rows of all its agents with one fancy-indexed
     assignment per field, so the cost per step does not grow with Python work per agent.
     Capacity doubles (up to the time horizon) when a slot needs more rows; slots double when
-    more agents are alive.
+    more agents are alive. Space not written yet holds the field's fill value (NaN for the
+    group mates' observations: ML-Agents' mark of an absent mate).
     """
 
-    def __init__(self, slots: int, capacity: int, shapes: dict[str, tuple[tuple[int, ...], Any]]):
-        self.shapes = shapes
+    def __init__(
+        self,
+        slots: int,
+        capacity: int,
+        shapes: dict[str, tuple[tuple[int, ...], Any]],
+        fills: dict[str, float] | None = None,
+    ):
+        self.shapes = dict(shapes)
+        self.fills = dict(fills or {})
         self.fields = {
-            name: np.zeros((slots, capacity, *shape), dtype=dtype)
+            name: np.full((slots, capacity, *shape), self.fills.get(name, 0), dtype=dtype)
             for name, (shape, dtype) in shapes.items()
         }
         self.lengths = np.zeros(slots, dtype=np.int64)
@@ -68,12 +85,173 @@ class _SlotColumns:
     def grow(self, slots: int, capacity: int) -> None:
         old_slots, old_capacity = self.slots, self.capacity
         for name, array in self.fields.items():
-            grown = np.zeros((slots, capacity, *array.shape[2:]), dtype=array.dtype)
+            grown = np.full(
+                (slots, capacity, *array.shape[2:]), self.fills.get(name, 0), dtype=array.dtype
+            )
             grown[:old_slots, :old_capacity] = array
             self.fields[name] = grown
         lengths = np.zeros(slots, dtype=np.int64)
         lengths[:old_slots] = self.lengths
         self.lengths = lengths
+
+    def add_fields(
+        self, shapes: dict[str, tuple[tuple[int, ...], Any]], fills: dict[str, float]
+    ) -> None:
+        """New fields (rows already written get the fill value)."""
+        self.fills.update(fills)
+        for name, (shape, dtype) in shapes.items():
+            self.shapes[name] = (shape, dtype)
+            self.fields[name] = np.full(
+                (self.slots, self.capacity, *shape), self.fills.get(name, 0), dtype=dtype
+            )
+
+    def widen(self, names: list[str], width: int) -> None:
+        """Give the fields ``names`` (row shape ``(width, ...)``) ``width`` columns."""
+        for name in names:
+            array = self.fields[name]
+            old_width = array.shape[2]
+            if width <= old_width:
+                continue
+            grown = np.full(
+                (*array.shape[:2], width, *array.shape[3:]),
+                self.fills.get(name, 0),
+                dtype=array.dtype,
+            )
+            grown[:, :, :old_width] = array
+            self.fields[name] = grown
+            shape, dtype = self.shapes[name]
+            self.shapes[name] = ((width, *shape[1:]), dtype)
+
+
+class _GroupStatuses:
+    """What each agent of a group shows its group mates (ML-Agents' ``_group_status`` and
+    ``_current_group_obs``), one row per slot.
+
+    An agent's status is set by a step that completes one of its transitions while its
+    ``group_id`` is not 0: the observation it decided on, the action it took, the reward and
+    the done (a TerminalStep) of that step, and the step's observation (``current_obs``, its
+    mates' bootstrap). It is kept until the agent leaves (its episode ends), so a mate that
+    did not step this time is seen as it was at its last step, as in ML-Agents.
+    """
+
+    def __init__(self) -> None:
+        # Per slot: group code (worker_id << 32 | group_id), -1 for no status.
+        self.group = np.full(0, -1, dtype=np.int64)
+        # Per slot: when the agent entered its group's statuses (mates are listed in order of
+        # entry, as ML-Agents' dicts list them).
+        self.entered = np.zeros(0, dtype=np.int64)
+        self._entries = 0
+        self.obs: list[np.ndarray] = []
+        self.current_obs: list[np.ndarray] = []
+        self.continuous = np.zeros((0, 0), dtype=np.float32)
+        self.discrete = np.zeros((0, 0), dtype=np.int32)
+        self.reward = np.zeros(0, dtype=np.float32)
+        self.done = np.zeros(0, dtype=bool)
+
+    @property
+    def slots(self) -> int:
+        return self.group.shape[0]
+
+    def grow(self, slots: int) -> None:
+        current = self.slots
+        if slots <= current:
+            return
+
+        def grown(array: np.ndarray, fill: Any = 0) -> np.ndarray:
+            out = np.full((slots, *array.shape[1:]), fill, dtype=array.dtype)
+            out[:current] = array
+            return out
+
+        self.group = grown(self.group, -1)
+        self.entered = grown(self.entered)
+        self.obs = [grown(obs) for obs in self.obs]
+        self.current_obs = [grown(obs) for obs in self.current_obs]
+        self.continuous = grown(self.continuous)
+        self.discrete = grown(self.discrete)
+        self.reward = grown(self.reward)
+        self.done = grown(self.done)
+
+    def set(
+        self,
+        slots: np.ndarray,
+        groups: np.ndarray,
+        obs: list[np.ndarray],
+        continuous: np.ndarray,
+        discrete: np.ndarray,
+        reward: np.ndarray,
+        done: bool,
+        current_obs: list[np.ndarray],
+    ) -> None:
+        """Set the statuses of ``slots`` (in groups ``groups``)."""
+        if not self.obs:
+            capacity = self.slots
+            self.obs = [np.zeros((capacity, *o.shape[1:]), np.float32) for o in obs]
+            self.current_obs = [np.zeros((capacity, *o.shape[1:]), np.float32) for o in obs]
+        if self.continuous.shape[1:] != continuous.shape[1:]:
+            self.continuous = np.zeros((self.slots, *continuous.shape[1:]), np.float32)
+        if self.discrete.shape[1:] != discrete.shape[1:]:
+            self.discrete = np.zeros((self.slots, *discrete.shape[1:]), np.int32)
+        new = self.group[slots] != groups
+        if new.any():
+            count = int(new.sum())
+            self.entered[slots[new]] = np.arange(self._entries, self._entries + count)
+            self._entries += count
+        self.group[slots] = groups
+        for k, rows in enumerate(obs):
+            self.obs[k][slots] = rows
+        for k, rows in enumerate(current_obs):
+            self.current_obs[k][slots] = rows
+        self.continuous[slots] = continuous
+        self.discrete[slots] = discrete
+        self.reward[slots] = reward
+        self.done[slots] = done
+
+    def clear(self, slots: np.ndarray | list[int]) -> None:
+        self.group[slots] = -1
+
+    def mates(self, slots: np.ndarray) -> np.ndarray:
+        """``(len(slots), W)`` slots of each agent's group mates that have a status (in order
+        of entry, left-aligned, -1 after the last); W is the most mates any of them has."""
+        members = np.nonzero(self.group >= 0)[0]
+        own = self.group[slots]
+        if not len(members) or not (own >= 0).any():
+            return np.full((len(slots), 0), -1, dtype=np.int64)
+        groups = self.group[members]
+        order = np.lexsort((self.entered[members], groups))
+        members, groups = members[order], groups[order]
+        codes, starts, counts = np.unique(groups, return_index=True, return_counts=True)
+        table = np.full((len(codes) + 1, int(counts.max())), -1, dtype=np.int64)
+        rank = np.arange(len(members)) - np.repeat(starts, counts)
+        table[np.repeat(np.arange(len(codes)), counts), rank] = members
+        # Rows of agents without a status read the last (empty) row of the table.
+        position = np.minimum(np.searchsorted(codes, own), len(codes) - 1)
+        position = np.where(codes[position] == own, position, len(codes))
+        candidates = table[position]
+        valid = (candidates >= 0) & (candidates != slots[:, np.newaxis])
+        compact = np.argsort(~valid, axis=1, kind="stable")
+        mates = np.take_along_axis(np.where(valid, candidates, -1), compact, axis=1)
+        return mates[:, : int(valid.sum(axis=1).max())]
+
+    def gather(self, arrays: np.ndarray, mates: np.ndarray, fill: Any) -> np.ndarray:
+        """``arrays[mates]`` with ``fill`` where ``mates`` is -1."""
+        out = arrays[np.maximum(mates, 0)]
+        out[mates < 0] = fill
+        return out
+
+
+def _group_codes(worker_id: int, group_ids: np.ndarray) -> np.ndarray:
+    """One int64 per (worker, group id): group ids are unique per environment only."""
+    return (np.int64(worker_id) << np.int64(32)) | np.asarray(group_ids).astype(np.int64)
+
+
+# Columns of the group mates (row shape (W, ...)): observations are NaN where there is no
+# mate (what MultiAgentNetworkBody reads as "absent"), everything else 0.
+_GROUP_FIELDS = (
+    "group_continuous_actions",
+    "group_discrete_actions",
+    "groupmate_rewards",
+    "group_dones",
+)
 
 
 class AgentProcessor:
@@ -119,6 +297,12 @@ class AgentProcessor:
         self._num_obs = 0
         # Discrete branch sizes (None until known: from the policy's spec or the first masks).
         self._branches: tuple[int, ...] | None = None
+        # Group statuses, from the first step with a group id other than 0 (None before:
+        # trajectories then carry no group columns).
+        self._statuses: _GroupStatuses | None = None
+        # Slots of agents that left during this step: their statuses stay visible to their
+        # group mates until the step is processed, so the slots are freed only then.
+        self._leaving: list[int] = []
 
     @property
     def behavior_id(self) -> str:
@@ -171,6 +355,8 @@ class AgentProcessor:
         self._last_action = {name: grown(array) for name, array in self._last_action.items()}
         if self._columns is not None:
             self._columns.grow(slots, self._columns.capacity)
+        if self._statuses is not None:
+            self._statuses.grow(slots)
 
     def _slots_for(self, worker_id: int, agent_ids: np.ndarray, create: bool) -> np.ndarray:
         """Slot of each agent (-1 for unknown agents when ``create`` is False)."""
@@ -197,7 +383,10 @@ class AgentProcessor:
     def _release(self, worker_id: int, agent_ids: np.ndarray, slots: np.ndarray) -> None:
         for agent_id, slot in zip(agent_ids.tolist(), slots.tolist()):
             del self._slot_of[(worker_id, agent_id)]
-            self._free_slots.append(slot)
+        if self._statuses is None:
+            self._free_slots.extend(slots.tolist())
+        else:
+            self._leaving.extend(slots.tolist())
         self._has_last[slots] = False
         self._has_action[slots] = False
         self._episode_steps[slots] = 0
@@ -237,17 +426,25 @@ class AgentProcessor:
             if len(action_slots):
                 self._store_actions(action_slots, outputs, np.nonzero(keep)[0])
 
+        if self._statuses is None and (_has_groups(decision_steps) or _has_groups(terminal_steps)):
+            self._statuses = _GroupStatuses()
+            self._statuses.grow(self._has_last.shape[0])
+        # As ML-Agents: every terminal agent's status first, then their transitions; then the
+        # same for the decision steps; the statuses of agents that left go last.
         if len(terminal_steps):
             slots = self._slots_for(worker_id, np.asarray(terminal_steps.agent_id), create=False)
             known = slots >= 0
             if known.any():
                 rows = np.nonzero(known)[0]
+                self._set_statuses(terminal_steps, rows, slots[known], worker_id, done=True)
                 self._add_transitions(terminal_steps, rows, slots[known], terminated=True)
                 self._release(worker_id, np.asarray(terminal_steps.agent_id)[known], slots[known])
         if len(decision_steps):
             self._ensure_mask_array(decision_steps)
             slots = self._slots_for(worker_id, np.asarray(decision_steps.agent_id), create=True)
-            self._add_transitions(decision_steps, np.arange(len(slots)), slots, terminated=False)
+            rows = np.arange(len(slots))
+            self._set_statuses(decision_steps, rows, slots, worker_id, done=False)
+            self._add_transitions(decision_steps, rows, slots, terminated=False)
             for k, obs in enumerate(decision_steps.obs):
                 self._last_obs[k][slots] = obs
             if self._last_mask is not None:
@@ -255,6 +452,11 @@ class AgentProcessor:
                 self._last_mask[slots] = False if mask is None else np.concatenate(mask, axis=1)
             self._has_last[slots] = True
             self._has_action[slots] = False
+        if self._leaving:
+            assert self._statuses is not None
+            self._statuses.clear(self._leaving)
+            self._free_slots.extend(self._leaving)
+            self._leaving = []
 
         if (
             len(action_slots)
@@ -289,6 +491,29 @@ class AgentProcessor:
         # Row of each slot in the ActionInfo, for save_previous_action at the end of the step.
         self._action_row_of = dict(zip(slots.tolist(), rows.tolist()))
 
+    def _set_statuses(
+        self, steps: Any, rows: np.ndarray, slots: np.ndarray, worker_id: int, done: bool
+    ) -> None:
+        """Record what the agents of ``slots`` that acted and are in a group show their mates."""
+        statuses = self._statuses
+        if statuses is None:
+            return
+        group_ids = np.asarray(steps.group_id)[rows]
+        chosen = self._has_last[slots] & self._has_action[slots] & (group_ids > 0)
+        if not chosen.any():
+            return
+        rows, slots = rows[chosen], slots[chosen]
+        statuses.set(
+            slots,
+            _group_codes(worker_id, group_ids[chosen]),
+            obs=[obs[slots] for obs in self._last_obs],
+            continuous=self._last_action["continuous_actions"][slots],
+            discrete=self._last_action["discrete_actions"][slots],
+            reward=np.asarray(steps.reward)[rows],
+            done=done,
+            current_obs=[np.asarray(obs)[rows] for obs in steps.obs],
+        )
+
     def _add_transitions(
         self, steps: Any, rows: np.ndarray, slots: np.ndarray, terminated: bool
     ) -> None:
@@ -297,6 +522,8 @@ class AgentProcessor:
         if not acted.any():
             return
         rows, slots = rows[acted], slots[acted]
+        statuses = self._statuses
+        mates = None if statuses is None else statuses.mates(slots)
         # Memories and previous actions as the policy keeps them (their widths size the
         # columns, so the policy needs no m_size or behavior_spec).
         per_policy: dict[str, np.ndarray] = {}
@@ -311,6 +538,8 @@ class AgentProcessor:
                     self.policy.retrieve_previous_action(global_ids), np.int32, len(slots)
                 )
         columns = self._columns_for(slots, per_policy)
+        if mates is not None:
+            columns.widen(self._group_field_names(), mates.shape[1])
         positions = columns.lengths[slots]
         fields = columns.fields
         for k in range(self._num_obs):
@@ -325,6 +554,9 @@ class AgentProcessor:
         group_reward = getattr(steps, "group_reward", None)
         if group_reward is not None:
             fields["group_rewards"][slots, positions] = np.asarray(group_reward)[rows]
+        if mates is not None:
+            assert statuses is not None
+            self._write_group_rows(columns, slots, positions, statuses, mates)
         columns.lengths[slots] = positions + 1
         if not terminated:
             self._episode_steps[slots] += 1
@@ -336,11 +568,17 @@ class AgentProcessor:
         )
         for index in np.nonzero(cut)[0].tolist():
             slot = int(slots[index])
+            next_group = None
+            if mates is not None:
+                assert statuses is not None
+                row_mates = mates[index][mates[index] >= 0]
+                next_group = [obs[row_mates] for obs in statuses.current_obs]
             trajectory = self._make_trajectory(
                 slot,
                 [obs[rows[index]] for obs in steps.obs],
                 done=terminated,
                 interrupted=bool(interrupted[index]),
+                next_group_obs=next_group,
             )
             columns.lengths[slot] = 0
             for trajectory_queue in self._trajectory_queues:
@@ -348,6 +586,35 @@ class AgentProcessor:
         if terminated:
             for steps_taken in self._episode_steps[slots].tolist():
                 self._stats_reporter.add_stat("Environment/Episode Length", steps_taken)
+
+    def _group_field_names(self) -> list[str]:
+        return [f"group_obs_{k}" for k in range(self._num_obs)] + list(_GROUP_FIELDS)
+
+    def _write_group_rows(
+        self,
+        columns: _SlotColumns,
+        slots: np.ndarray,
+        positions: np.ndarray,
+        statuses: _GroupStatuses,
+        mates: np.ndarray,
+    ) -> None:
+        """Write each agent's group mates (as their statuses are now) into its new row."""
+        width = columns.shapes["group_dones"][0][0]
+        if mates.shape[1] < width:
+            pad = np.full((len(mates), width - mates.shape[1]), -1, dtype=np.int64)
+            mates = np.concatenate([mates, pad], axis=1)
+        fields = columns.fields
+        for k, obs in enumerate(statuses.obs):
+            fields[f"group_obs_{k}"][slots, positions] = statuses.gather(obs, mates, np.nan)
+        fields["group_continuous_actions"][slots, positions] = statuses.gather(
+            statuses.continuous, mates, 0
+        )
+        fields["group_discrete_actions"][slots, positions] = statuses.gather(
+            statuses.discrete, mates, 0
+        )
+        fields["groupmate_rewards"][slots, positions] = statuses.gather(statuses.reward, mates, 0)
+        fields["group_dones"][slots, positions] = statuses.gather(statuses.done, mates, False)
+        fields["group_counts"][slots, positions] = (mates >= 0).sum(axis=1)
 
     @property
     def _records_memories(self) -> bool:
@@ -377,6 +644,8 @@ class AgentProcessor:
             capacity = min(self._max_trajectory_length, 64)
             columns = _SlotColumns(self._has_last.shape[0], capacity, shapes)
             self._columns = columns
+        if self._statuses is not None and "group_counts" not in columns.fields:
+            self._add_group_columns(columns)
         needed = int(columns.lengths[slots].max()) + 1
         if needed > columns.capacity or columns.slots < self._has_last.shape[0]:
             capacity = columns.capacity
@@ -385,16 +654,59 @@ class AgentProcessor:
             columns.grow(max(columns.slots, self._has_last.shape[0]), capacity)
         return columns
 
+    def _add_group_columns(self, columns: _SlotColumns) -> None:
+        """The group mates' columns, 0 mates wide (they widen as groups fill up)."""
+        assert self._statuses is not None
+        shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
+        fills: dict[str, float] = {}
+        for k, obs in enumerate(self._last_obs):
+            shapes[f"group_obs_{k}"] = ((0, *obs.shape[1:]), np.float32)
+            fills[f"group_obs_{k}"] = np.nan
+        continuous = self._last_action["continuous_actions"]
+        discrete = self._last_action["discrete_actions"]
+        shapes["group_continuous_actions"] = ((0, *continuous.shape[1:]), np.float32)
+        shapes["group_discrete_actions"] = ((0, *discrete.shape[1:]), np.int32)
+        shapes["groupmate_rewards"] = ((0,), np.float32)
+        shapes["group_dones"] = ((0,), bool)
+        shapes["group_counts"] = ((), np.int32)
+        columns.add_fields(shapes, fills)
+
     def _make_trajectory(
-        self, slot: int, next_obs: list[np.ndarray], done: bool, interrupted: bool
+        self,
+        slot: int,
+        next_obs: list[np.ndarray],
+        done: bool,
+        interrupted: bool,
+        next_group_obs: list[np.ndarray] | None = None,
     ) -> Any:
-        """Copy the slot's rows into one columnar trajectory."""
+        """Copy the slot's rows into one columnar trajectory (with its group mates' columns,
+        as wide as the most mates it had, when the behavior has groups)."""
         from mlagents_fast.trainers.trajectory import ColumnarTrajectory
 
         columns = self._columns
         assert columns is not None
         length = int(columns.lengths[slot])
-        fields = {name: array[slot, :length].copy() for name, array in columns.fields.items()}
+        group: dict[str, Any] = {}
+        if next_group_obs is not None:
+            counts = columns.fields["group_counts"][slot, :length].copy()
+            next_count = len(next_group_obs[0]) if next_group_obs else 0
+            width = max(int(counts.max()), next_count)
+            group = {
+                "group_obs": [
+                    columns.fields[f"group_obs_{k}"][slot, :length, :width].copy()
+                    for k in range(self._num_obs)
+                ],
+                "group_counts": counts,
+                "group_next_obs": [_nan_padded(rows, width) for rows in next_group_obs],
+                "next_group_count": next_count,
+            }
+            for name in _GROUP_FIELDS:
+                group[name] = columns.fields[name][slot, :length, :width].copy()
+        fields = {
+            name: array[slot, :length].copy()
+            for name, array in columns.fields.items()
+            if not name.startswith("group") or name == "group_rewards"
+        }
         dones = np.zeros(length, dtype=bool)
         dones[-1] = done
         return ColumnarTrajectory(
@@ -414,6 +726,7 @@ class AgentProcessor:
             agent_id=self._global_ids[slot],
             behavior_id=self._behavior_id,
             discrete_branches=self._branches or None,
+            **group,
         )
 
     def record_environment_stats(self, env_stats: dict[str, Any], worker_id: int) -> None:
@@ -438,6 +751,23 @@ class AgentProcessor:
         """Drop every agent's partial trajectory (a forced reset, e.g. on a lesson change)."""
         for (worker_id, agent_id), slot in list(self._slot_of.items()):
             self._release(worker_id, np.array([agent_id]), np.array([slot]))
+        if self._leaving:
+            assert self._statuses is not None
+            self._statuses.clear(self._leaving)
+            self._free_slots.extend(self._leaving)
+            self._leaving = []
+
+
+def _has_groups(steps: Any) -> bool:
+    group_id = getattr(steps, "group_id", None)
+    return group_id is not None and len(group_id) > 0 and bool(np.any(np.asarray(group_id) > 0))
+
+
+def _nan_padded(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` (n, ...) followed by NaN rows up to ``width``."""
+    out = np.full((width, *rows.shape[1:]), np.nan, dtype=np.float32)
+    out[: len(rows)] = rows
+    return out
 
 
 def _rows(values: Any, dtype: Any, count: int) -> np.ndarray:

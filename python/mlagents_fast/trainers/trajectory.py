@@ -48,10 +48,13 @@ key                                dtype, row shape       content
 
 Group fields (``GROUP_CONTINUOUS_ACTION``, ``GROUP_DISCRETE_ACTION``, ``GROUPMATE_REWARDS``,
 ``GROUP_NEXT_CONT_ACTION``, ``GROUP_NEXT_DISC_ACTION``, ``GROUP_DONES``, ``(GROUP_OBSERVATION,
-i)``, ``(NEXT_GROUP_OBSERVATION, i)``) hold ragged lists, as in ML-Agents. Unlike ML-Agents,
-``Trajectory.to_agentbuffer`` writes them only when some step has group mates (PPO and SAC
-never read them, and lists of empty lists would slow every shuffle); the columnar form never
-writes them.
+i)``, ``(NEXT_GROUP_OBSERVATION, i)``): ``Trajectory.to_agentbuffer`` writes ragged lists,
+as in ML-Agents, but only when some step has group mates (PPO and SAC never read them, and
+lists of empty lists would slow every shuffle). The columnar form of a behavior with groups
+writes them as numeric columns ``(T, W, ...)`` instead, ``W`` the most group mates at any
+step, mates left-aligned: observations are NaN after the last mate (what ML-Agents' padding
+gives and its critic reads as "absent"), actions, rewards and dones 0. :class:`GroupObsUtil`
+and ``AgentAction.group_from_buffer`` read both layouts the same way.
 """
 
 from __future__ import annotations
@@ -149,11 +152,19 @@ class GroupObsUtil:
         return list(map(list, zip(*list_list)))
 
     @staticmethod
+    def _per_mate(field: AgentBufferField) -> list[np.ndarray]:
+        """One array per group position, NaN where the mate was absent: from ragged entries
+        (ML-Agents' layout) or from a numeric ``(L, W, ...)`` column."""
+        if field.contains_lists or field.row_shape is None:
+            return field.padded_to_batch(pad_value=np.nan)
+        rows = np.asarray(field, dtype=np.float32)
+        return [rows[:, j] for j in range(rows.shape[1])]
+
+    @staticmethod
     def from_buffer(batch: AgentBuffer, num_obs: int) -> list[list[np.ndarray]]:
         """Per group mate, the list of its observations (NaN where it was absent)."""
         separated = [
-            batch[GroupObsUtil.get_name_at(i)].padded_to_batch(pad_value=np.nan)
-            for i in range(num_obs)
+            GroupObsUtil._per_mate(batch[GroupObsUtil.get_name_at(i)]) for i in range(num_obs)
         ]
         return GroupObsUtil._transpose_list_of_lists(separated)
 
@@ -161,10 +172,59 @@ class GroupObsUtil:
     def from_buffer_next(batch: AgentBuffer, num_obs: int) -> list[list[np.ndarray]]:
         """Per group mate, the list of its next observations (NaN where it was absent)."""
         separated = [
-            batch[GroupObsUtil.get_name_at_next(i)].padded_to_batch(pad_value=np.nan)
-            for i in range(num_obs)
+            GroupObsUtil._per_mate(batch[GroupObsUtil.get_name_at_next(i)]) for i in range(num_obs)
         ]
         return GroupObsUtil._transpose_list_of_lists(separated)
+
+
+def _group_fill(key: AgentBufferKey) -> float:
+    """What stands for "no mate" in a numeric group column."""
+    if isinstance(key, tuple):
+        return np.nan
+    return 0
+
+
+# Numeric group columns: keys whose rows are (W, ...) with W group positions.
+_GROUP_COLUMN_KEYS = (
+    BufferKey.GROUP_CONTINUOUS_ACTION,
+    BufferKey.GROUP_DISCRETE_ACTION,
+    BufferKey.GROUP_NEXT_CONT_ACTION,
+    BufferKey.GROUP_NEXT_DISC_ACTION,
+    BufferKey.GROUPMATE_REWARDS,
+    BufferKey.GROUP_DONES,
+)
+
+
+def _is_group_key(key: Any) -> bool:
+    if isinstance(key, tuple):
+        return key[0] in (
+            ObservationKeyPrefix.GROUP_OBSERVATION,
+            ObservationKeyPrefix.NEXT_GROUP_OBSERVATION,
+        )
+    return key in _GROUP_COLUMN_KEYS
+
+
+def group_width(buffer: AgentBuffer) -> int | None:
+    """How many group positions the numeric group columns of ``buffer`` have (None: it has
+    none, or only ragged ones)."""
+    for key, field in buffer.items():
+        if _is_group_key(key) and not field.contains_lists and field.row_shape:
+            return int(field.row_shape[0])
+    return None
+
+
+def pad_group_fields(buffer: AgentBuffer, width: int) -> None:
+    """Widen the numeric group columns of ``buffer`` to ``width`` group positions (the new
+    positions are absent mates), so that rows of trajectories with more mates can follow."""
+    for key, field in list(buffer.items()):
+        if not _is_group_key(key) or field.contains_lists or not field.row_shape:
+            continue
+        rows = np.asarray(field)
+        if rows.shape[1] >= width:
+            continue
+        padded = np.full((rows.shape[0], width, *rows.shape[2:]), _group_fill(key), rows.dtype)
+        padded[:, : rows.shape[1]] = rows
+        field.set(padded)
 
 
 def _column(
@@ -203,11 +263,16 @@ def _fill_agentbuffer(
     next_obs: list[np.ndarray],
     dones: np.ndarray,
     copy: bool,
+    next_group_obs: list[np.ndarray] | None = None,
 ) -> AgentBuffer:
     """The AgentBuffer of the module docstring from ``columns`` (one or more trajectories
     one after another): ``ends`` are the last rows of the trajectories, ``next_obs[i]`` holds
     observation ``i`` after each of them (shape ``(len(ends), *obs_shape)``), ``dones`` is the
-    ``DONE`` column. ``copy=False`` when the columns are fresh arrays nobody else holds."""
+    ``DONE`` column. ``copy=False`` when the columns are fresh arrays nobody else holds.
+
+    When ``columns`` has group columns they are written too; the "next" group fields only
+    when ``next_group_obs`` (per observation, ``(len(ends), W, *obs_shape)``: the mates
+    after each trajectory) is given."""
     steps = len(columns)
     if steps == 0:
         raise InvalidArgumentError("rewards: a trajectory needs at least one step")
@@ -268,7 +333,48 @@ def _fill_agentbuffer(
     else:
         group = np.zeros(steps, dtype=np.float32)
     put(BufferKey.GROUP_REWARD, group)
+    if columns.group_counts is not None:
+        _put_group_fields(put, column, columns, ends, next_group_obs)
     return buffer
+
+
+def _put_group_fields(
+    put: Any,
+    column: Any,
+    columns: ColumnarTrajectory,
+    ends: np.ndarray,
+    next_group_obs: list[np.ndarray] | None,
+) -> None:
+    """The numeric group columns of ``columns`` (see the module docstring)."""
+    assert columns.group_obs is not None
+    width = columns.group_width
+    for i, obs in enumerate(columns.group_obs):
+        obs = np.asarray(obs)
+        put(
+            (ObservationKeyPrefix.GROUP_OBSERVATION, i),
+            column(obs, np.float32, f"group_obs[{i}]", obs.ndim - 1),
+        )
+    continuous = column(columns.group_continuous_actions, np.float32, "group_continuous", 2)
+    discrete = column(columns.group_discrete_actions, np.int32, "group_discrete_actions", 2)
+    put(BufferKey.GROUP_CONTINUOUS_ACTION, continuous)
+    put(BufferKey.GROUP_DISCRETE_ACTION, discrete)
+    put(BufferKey.GROUPMATE_REWARDS, column(columns.groupmate_rewards, np.float32, "rewards", 1))
+    put(BufferKey.GROUP_DONES, column(columns.group_dones, bool, "group_dones", 1))
+    if next_group_obs is None:
+        return
+    # ML-Agents: the next step's mates; at a trajectory's end, its next group observations
+    # and (for actions) the last step's own mates.
+    for i, obs in enumerate(columns.group_obs):
+        rows = np.asarray(obs, dtype=np.float32)
+        after = np.asarray(next_group_obs[i], dtype=np.float32)
+        if after.shape != (len(ends), width, *rows.shape[2:]):
+            raise InvalidArgumentError(
+                f"next_group_obs[{i}]: expected shape {(len(ends), width, *rows.shape[2:])}, "
+                f"got {after.shape}"
+            )
+        put((ObservationKeyPrefix.NEXT_GROUP_OBSERVATION, i), _shifted(rows, ends, after))
+    put(BufferKey.GROUP_NEXT_CONT_ACTION, _shifted(continuous, ends, continuous[ends]))
+    put(BufferKey.GROUP_NEXT_DISC_ACTION, _shifted(discrete, ends, discrete[ends]))
 
 
 class TrajectorySteps(Sequence[AgentExperience]):
@@ -355,10 +461,37 @@ class ColumnarTrajectory:
     discrete_branches: tuple[int, ...] | None = None
     """Sizes of the discrete action branches, to give ``steps`` the per-branch action masks
     ML-Agents has; None: each step's mask is one array over all branches."""
+    group_counts: np.ndarray | None = None
+    """(T,) int: how many group mates the agent had at each step (ML-Agents'
+    ``len(group_status)``); they are the first ``group_counts[t]`` of the W positions of the
+    group columns below. None: no group columns (the behavior has no groups)."""
+    group_obs: list[np.ndarray] | None = None
+    """Per observation, (T, W, *obs_shape) float32: each mate's observation (the one it
+    decided on), NaN after the last mate."""
+    group_continuous_actions: np.ndarray | None = None
+    """(T, W, C) float32: each mate's continuous action, 0 after the last mate."""
+    group_discrete_actions: np.ndarray | None = None
+    """(T, W, D) int32: each mate's discrete action, 0 after the last mate."""
+    groupmate_rewards: np.ndarray | None = None
+    """(T, W) float32: each mate's reward at the step, 0 after the last mate."""
+    group_dones: np.ndarray | None = None
+    """(T, W) bool: the mate's episode ended at the step."""
+    group_next_obs: list[np.ndarray] | None = None
+    """Per observation, (W, *obs_shape): the mates' observations after the last step (their
+    bootstrap), NaN after the ``next_group_count`` first."""
+    next_group_count: int = 0
+    """How many mates ``group_next_obs`` holds."""
 
     def __len__(self) -> int:
         """Number of steps."""
         return int(np.shape(self.rewards)[0]) if np.ndim(self.rewards) else 0
+
+    @property
+    def group_width(self) -> int:
+        """W, the group positions of the group columns (0 without them)."""
+        if self.group_dones is None:
+            return 0
+        return int(np.shape(self.group_dones)[1])
 
     @property
     def steps(self) -> TrajectorySteps:
@@ -367,8 +500,13 @@ class ColumnarTrajectory:
 
     @property
     def next_group_obs(self) -> list[list[np.ndarray]]:
-        """Observations of the group mates after the last step: none in the columnar form."""
-        return []
+        """Per group mate, its observations after the last step (ML-Agents' layout)."""
+        if self.group_next_obs is None:
+            return []
+        return [
+            [np.asarray(obs[j]) for obs in self.group_next_obs]
+            for j in range(self.next_group_count)
+        ]
 
     @property
     def done_reached(self) -> bool:
@@ -388,8 +526,34 @@ class ColumnarTrajectory:
 
     @property
     def all_group_dones_reached(self) -> bool:
-        """True: the columnar form carries no group mates (``all([]) is True`` in ML-Agents)."""
-        return True
+        """True if every group mate is done at the last step (True without mates, as
+        ``all([])`` in ML-Agents)."""
+        if self.group_counts is None or self.group_dones is None:
+            return True
+        count = int(self.group_counts[-1])
+        return bool(np.all(np.asarray(self.group_dones)[-1, :count]))
+
+    def _group_status(self, t: int) -> list[AgentStatus]:
+        from mlagents_fast.envs.base_env import ActionTuple
+
+        if self.group_counts is None:
+            return []
+        assert self.group_obs is not None
+        assert self.group_continuous_actions is not None
+        assert self.group_discrete_actions is not None
+        assert self.groupmate_rewards is not None and self.group_dones is not None
+        return [
+            AgentStatus(
+                obs=[np.asarray(obs[t, j]) for obs in self.group_obs],
+                reward=np.float32(self.groupmate_rewards[t, j]),
+                action=ActionTuple(
+                    continuous=np.asarray(self.group_continuous_actions[t, j], np.float32),
+                    discrete=np.asarray(self.group_discrete_actions[t, j], np.int32),
+                ),
+                done=bool(self.group_dones[t, j]),
+            )
+            for j in range(int(self.group_counts[t]))
+        ]
 
     def _experience(self, t: int) -> AgentExperience:
         """Step ``t`` as ML-Agents' AgentExperience (field types as ML-Agents gives them)."""
@@ -422,7 +586,7 @@ class ColumnarTrajectory:
             prev_action=prev_action,
             interrupted=bool(self.interrupted) and t == len(self) - 1,
             memory=None if self.memories is None else np.asarray(self.memories[t], np.float32),
-            group_status=[],
+            group_status=self._group_status(t),
             group_reward=np.float32(0.0 if self.group_rewards is None else self.group_rewards[t]),
         )
 
@@ -431,14 +595,18 @@ class ColumnarTrajectory:
         return Trajectory(
             steps=list(self.steps),
             next_obs=list(self.next_obs),
-            next_group_obs=[],
+            next_group_obs=self.next_group_obs,
             agent_id=self.agent_id,
             behavior_id=self.behavior_id,
         )
 
     @classmethod
-    def from_trajectory(cls, trajectory: Trajectory) -> ColumnarTrajectory:
-        """Stacks the steps of an ML-Agents-style :class:`Trajectory` (group data dropped)."""
+    def from_trajectory(
+        cls, trajectory: Trajectory, group_columns: bool = True
+    ) -> ColumnarTrajectory:
+        """Stacks the steps of an ML-Agents-style :class:`Trajectory`; its group statuses
+        become group columns when some step has group mates (unless ``group_columns`` is
+        False)."""
         steps = trajectory.steps
         if not steps:
             raise InvalidArgumentError("trajectory.steps: a trajectory needs at least one step")
@@ -478,6 +646,7 @@ class ColumnarTrajectory:
             discrete_branches=None
             if first_mask is None
             else tuple(int(np.shape(branch)[0]) for branch in first_mask),
+            **(_group_columns_of(trajectory) if group_columns else {}),
         )
 
     @classmethod
@@ -539,13 +708,59 @@ class ColumnarTrajectory:
         """A new AgentBuffer of ``T`` rows per field (see the module docstring): one
         copy per field, no per-step Python."""
         steps = len(self)
+        next_group = None
+        if self.group_next_obs is not None:
+            next_group = [np.asarray(obs)[np.newaxis] for obs in self.group_next_obs]
         return _fill_agentbuffer(
             self,
             ends=np.array([steps - 1], dtype=np.int64),
             next_obs=[np.asarray(obs)[np.newaxis] for obs in self.next_obs],
             dones=self.dones,
             copy=True,
+            next_group_obs=next_group,
         )
+
+
+def _group_columns_of(trajectory: Trajectory) -> dict[str, Any]:
+    """The group columns of an ML-Agents-style trajectory (keyword arguments of
+    :class:`ColumnarTrajectory`); none when no step has group mates."""
+    steps = trajectory.steps
+    if not any(step.group_status for step in steps) and not trajectory.next_group_obs:
+        return {}
+    num_obs = len(steps[0].obs)
+    counts = np.array([len(step.group_status) for step in steps], dtype=np.int32)
+    next_count = len(trajectory.next_group_obs)
+    width = max(int(counts.max()), next_count)
+    length = len(steps)
+    # Group mates act for the same behavior: the agent's own shapes are theirs.
+    obs_shapes = [np.shape(o) for o in steps[0].obs]
+    group_obs = [np.full((length, width, *shape), np.nan, np.float32) for shape in obs_shapes]
+    continuous = np.zeros((length, width, *np.shape(steps[0].action.continuous)), np.float32)
+    discrete = np.zeros((length, width, *np.shape(steps[0].action.discrete)), np.int32)
+    rewards = np.zeros((length, width), np.float32)
+    dones = np.zeros((length, width), bool)
+    for t, step in enumerate(steps):
+        for j, status in enumerate(step.group_status):
+            for k in range(num_obs):
+                group_obs[k][t, j] = status.obs[k]
+            continuous[t, j] = status.action.continuous
+            discrete[t, j] = status.action.discrete
+            rewards[t, j] = status.reward
+            dones[t, j] = status.done
+    next_obs = [np.full((width, *shape), np.nan, np.float32) for shape in obs_shapes]
+    for j, mate_obs in enumerate(trajectory.next_group_obs):
+        for k in range(num_obs):
+            next_obs[k][j] = mate_obs[k]
+    return {
+        "group_counts": counts,
+        "group_obs": group_obs,
+        "group_continuous_actions": continuous,
+        "group_discrete_actions": discrete,
+        "groupmate_rewards": rewards,
+        "group_dones": dones,
+        "group_next_obs": next_obs,
+        "next_group_count": next_count,
+    }
 
 
 class Trajectory(NamedTuple):
@@ -576,7 +791,7 @@ class Trajectory(NamedTuple):
         """Converts the trajectory to an AgentBuffer with one row per step (the fields of
         ML-Agents, see the module docstring). Each field is stacked once and appended as
         one column; group fields are written only when some step has group mates."""
-        buffer = ColumnarTrajectory.from_trajectory(self).to_agentbuffer()
+        buffer = ColumnarTrajectory.from_trajectory(self, group_columns=False).to_agentbuffer()
         if any(step.group_status for step in self.steps) or any(self.next_group_obs):
             self._add_group_fields(buffer)
         return buffer
@@ -690,6 +905,12 @@ class TrajectoryBatch:
     """(N,) bool: the trajectory ends because its episode reached its maximum length."""
     agent_ids: list[str]
     """Agent id of each trajectory."""
+    all_group_dones_reached: np.ndarray = attrs.field(default=None)
+    """(N,) bool: every group mate was done at the trajectory's last step (True without
+    mates; ML-Agents' ``Trajectory.all_group_dones_reached``)."""
+    next_group_obs: list[np.ndarray] | None = None
+    """With group fields: per observation, (N, W, *obs_shape): the group mates after each
+    trajectory, NaN where there is none. None without group fields."""
 
     def __len__(self) -> int:
         """Number of trajectories."""
@@ -718,10 +939,18 @@ class TrajectoryBatch:
         return self.sums(per_step) / self.lengths
 
     @classmethod
-    def from_trajectories(cls, trajectories: Sequence[Any]) -> TrajectoryBatch:
+    def from_trajectories(
+        cls, trajectories: Sequence[Any], group_fields: bool = False
+    ) -> TrajectoryBatch:
         """One batch of ``trajectories``: :class:`ColumnarTrajectory` objects are used as they
-        are, ML-Agents-style :class:`Trajectory` objects are stacked first (their group data
-        is dropped: PPO and SAC do not read it)."""
+        are, ML-Agents-style :class:`Trajectory` objects are stacked first.
+
+        ``group_fields``: also write the group mates' columns (POCA reads them; PPO and SAC
+        do not, so by default they are left out), as wide as the most mates of any
+        trajectory: ``(GROUP_OBSERVATION, i)``, ``GROUP_CONTINUOUS_ACTION``,
+        ``GROUP_DISCRETE_ACTION``, ``GROUPMATE_REWARDS``, ``GROUP_DONES`` (not the "next"
+        group fields, which no trainer reads: :attr:`next_group_obs` has what follows each
+        trajectory)."""
         if not trajectories:
             raise InvalidArgumentError("trajectories: a batch needs at least one trajectory")
         columnar = [
@@ -748,6 +977,11 @@ class TrajectoryBatch:
         def field(name: str) -> Any:
             return _concatenated([getattr(t, name) for t in columnar], lengths, name)
 
+        group: dict[str, Any] = {}
+        next_group_obs = None
+        if group_fields:
+            group, next_group_obs = _batch_group_columns(columnar, lengths)
+
         terminated = np.array([t.terminated for t in columnar], dtype=bool)
         truncated = np.array([t.truncated for t in columnar], dtype=bool)
         # DONE marks terminal states only (see the class docstring).
@@ -770,6 +1004,7 @@ class TrajectoryBatch:
             prev_actions=field("prev_actions"),
             memories=field("memories"),
             group_rewards=field("group_rewards"),
+            **group,
         )
         try:
             next_obs = [
@@ -788,4 +1023,76 @@ class TrajectoryBatch:
             terminated=terminated,
             truncated=truncated,
             agent_ids=[t.agent_id for t in columnar],
+            all_group_dones_reached=np.array(
+                [t.all_group_dones_reached for t in columnar], dtype=bool
+            ),
+            next_group_obs=next_group_obs,
         )
+
+
+def _batch_group_columns(
+    columnar: list[ColumnarTrajectory], lengths: list[int]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The group columns of ``columnar`` one after another, each padded to the widest
+    (trajectories without group columns have no mates), and the next group observations
+    ``(N, W, *obs_shape)`` of every trajectory."""
+    width = max(t.group_width for t in columnar)
+    first = columnar[0]
+    obs_shapes = [np.shape(obs)[1:] for obs in first.obs]
+    continuous_shape = np.shape(first.continuous_actions)[1:]
+    discrete_shape = np.shape(first.discrete_actions)[1:]
+
+    def padded(value: Any, length: int, row_shape: tuple[int, ...], dtype: Any, fill: Any):
+        out = np.full((length, width, *row_shape), fill, dtype=dtype)
+        if value is not None:
+            array = np.asarray(value)
+            out[:, : array.shape[1]] = array
+        return out
+
+    def stacked(name: str, row_shape: tuple[int, ...], dtype: Any, fill: Any) -> np.ndarray:
+        return np.concatenate(
+            [
+                padded(getattr(t, name), length, row_shape, dtype, fill)
+                for t, length in zip(columnar, lengths)
+            ]
+        )
+
+    group_obs = []
+    for k, shape in enumerate(obs_shapes):
+        parts = [
+            padded(None if t.group_obs is None else t.group_obs[k], n, shape, np.float32, np.nan)
+            for t, n in zip(columnar, lengths)
+        ]
+        group_obs.append(np.concatenate(parts))
+    counts = np.concatenate(
+        [
+            np.zeros(n, np.int32) if t.group_counts is None else np.asarray(t.group_counts)
+            for t, n in zip(columnar, lengths)
+        ]
+    )
+    next_group_obs = [
+        np.stack(
+            [
+                padded(
+                    None if t.group_next_obs is None else t.group_next_obs[k][np.newaxis],
+                    1,
+                    shape,
+                    np.float32,
+                    np.nan,
+                )[0]
+                for t in columnar
+            ]
+        )
+        for k, shape in enumerate(obs_shapes)
+    ]
+    columns = {
+        "group_counts": counts,
+        "group_obs": group_obs,
+        "group_continuous_actions": stacked(
+            "group_continuous_actions", continuous_shape, np.float32, 0
+        ),
+        "group_discrete_actions": stacked("group_discrete_actions", discrete_shape, np.int32, 0),
+        "groupmate_rewards": stacked("groupmate_rewards", (), np.float32, 0),
+        "group_dones": stacked("group_dones", (), bool, False),
+    }
+    return columns, next_group_obs

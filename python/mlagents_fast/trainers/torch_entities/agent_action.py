@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from mlagents_fast.envs.base_env import ActionTuple
@@ -64,6 +65,38 @@ class AgentAction(NamedTuple):
             discrete = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
         return AgentAction(continuous, discrete)
 
+    @staticmethod
+    def _group_from_buffer(buff: Any, continuous_key: Any, discrete_key: Any) -> list[AgentAction]:
+        """One AgentAction per group position (absent mates are 0), from numeric ``(L, W, n)``
+        group columns or from ML-Agents' ragged entries."""
+        per_mate_continuous = _per_mate(buff, continuous_key, np.float32)
+        per_mate_discrete = _per_mate(buff, discrete_key, np.int64)
+        actions = []
+        for j in range(max(len(per_mate_continuous), len(per_mate_discrete))):
+            continuous = None
+            discrete = None
+            if j < len(per_mate_continuous):
+                continuous = torch.from_numpy(per_mate_continuous[j])
+            if j < len(per_mate_discrete):
+                indices = torch.from_numpy(per_mate_discrete[j])
+                discrete = [indices[..., b] for b in range(indices.shape[-1])]
+            actions.append(AgentAction(continuous, discrete))
+        return actions
+
+    @staticmethod
+    def group_from_buffer(buff: Any) -> list[AgentAction]:
+        """The group mates' actions at each row, one AgentAction per group position."""
+        return AgentAction._group_from_buffer(
+            buff, BufferKey.GROUP_CONTINUOUS_ACTION, BufferKey.GROUP_DISCRETE_ACTION
+        )
+
+    @staticmethod
+    def group_from_buffer_next(buff: Any) -> list[AgentAction]:
+        """The group mates' next actions at each row, one AgentAction per group position."""
+        return AgentAction._group_from_buffer(
+            buff, BufferKey.GROUP_NEXT_CONT_ACTION, BufferKey.GROUP_NEXT_DISC_ACTION
+        )
+
     def to_flat(self, discrete_branches: list[int]) -> torch.Tensor:
         """Continuous actions followed by one-hot discrete actions, (batch, cont + sum(branches))."""
         parts: list[torch.Tensor] = []
@@ -72,3 +105,16 @@ class AgentAction(NamedTuple):
         if self.discrete_list is not None and len(self.discrete_list) > 0:
             parts.extend(ModelUtils.actions_to_onehot(self.discrete_tensor, discrete_branches))
         return torch.cat(parts, dim=-1)
+
+
+def _per_mate(buff: Any, key: Any, dtype: Any) -> list[np.ndarray]:
+    """Rows of group column ``key`` split by group position (contiguous arrays)."""
+    if key not in buff:
+        return []
+    field = buff[key]
+    if field.contains_lists:
+        return [np.ascontiguousarray(a) for a in field.padded_to_batch(dtype=dtype)]
+    rows = np.asarray(field)
+    if rows.ndim < 2:
+        return []
+    return [np.ascontiguousarray(rows[:, j], dtype=dtype) for j in range(rows.shape[1])]

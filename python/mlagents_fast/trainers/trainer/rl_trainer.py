@@ -48,6 +48,10 @@ class RLTrainer(Trainer):
     (what the agent processor publishes) or ML-Agents-style ``Trajectory`` objects.
     """
 
+    #: Whether the batch path reads the group mates' columns (multi-agent trainers): batches
+    #: are built with them (``TrajectoryBatch.from_trajectories(group_fields=True)``).
+    reads_group_fields = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Reward signal name -> agent id -> reward collected in the agent's current episode.
@@ -276,12 +280,15 @@ class RLTrainer(Trainer):
         for trajectory in trajectories:
             step_after = self.get_step + len(trajectory.steps)
             if pending and (self._summary_due(step_after) or self._checkpoint_due(step_after)):
-                self._process_batch(TrajectoryBatch.from_trajectories(pending))
+                self._process_batch(self._batch_of(pending))
                 pending = []
             self._count_trajectory(trajectory)
             pending.append(trajectory)
         if pending:
-            self._process_batch(TrajectoryBatch.from_trajectories(pending))
+            self._process_batch(self._batch_of(pending))
+
+    def _batch_of(self, trajectories: list[Any]) -> TrajectoryBatch:
+        return TrajectoryBatch.from_trajectories(trajectories, group_fields=self.reads_group_fields)
 
     def _should_process(self, trajectory_queue: AgentManagerQueue[Any]) -> bool:
         """Whether to take the queued trajectories now (subclasses may wait for a batch)."""

@@ -25,9 +25,13 @@ class ExtrinsicRewardProvider(BaseRewardProvider):
             _as_ndarray(mini_batch[BufferKey.ENVIRONMENT_REWARDS]), dtype=np.float32
         )
         if BufferKey.GROUPMATE_REWARDS in mini_batch and self.add_groupmate_rewards:
-            total_rewards += np.array(
-                [np.sum(r) for r in mini_batch[BufferKey.GROUPMATE_REWARDS]], dtype=np.float32
-            )
+            groupmate = mini_batch[BufferKey.GROUPMATE_REWARDS]
+            if groupmate.contains_lists:  # ML-Agents' ragged entries
+                total_rewards += np.array([np.sum(r) for r in groupmate], dtype=np.float32)
+            elif len(groupmate):  # numeric (L, W) columns, 0 for absent mates
+                total_rewards += (
+                    np.asarray(groupmate, dtype=np.float32).reshape(len(groupmate), -1).sum(axis=1)
+                )
         if BufferKey.GROUP_REWARD in mini_batch:
             total_rewards += np.asarray(
                 _as_ndarray(mini_batch[BufferKey.GROUP_REWARD]), dtype=np.float32
