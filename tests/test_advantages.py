@@ -12,6 +12,7 @@ from mlagents_fast.exceptions import InvalidArgumentError
 from mlagents_fast.trainers.trainer.trainer_utils import (
     AdvantagesAndReturns,
     compute_gae_ragged,
+    compute_lambda_returns_ragged,
     discount_rewards,
     get_gae,
     lambda_return,
@@ -115,6 +116,44 @@ def test_ragged_matches_reference(gamma, lambd, dtype, seed, lengths):
         alone = get_gae(rewards[start:end], values[start:end], value_next[i], gamma, lambd)
         np.testing.assert_array_equal(result.advantages[start:end], alone)
     np.testing.assert_array_equal(result.returns, result.advantages + values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gamma=factors,
+    lambd=factors,
+    dtype=dtypes,
+    seed=seeds,
+    lengths=st.lists(st.sampled_from([0, 1, 3, 1000]), min_size=1, max_size=12),
+)
+def test_ragged_lambda_returns_match_reference(gamma, lambd, dtype, seed, lengths):
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rewards = rng.normal(size=offsets[-1]).astype(dtype)
+    values = rng.normal(size=offsets[-1]).astype(dtype)
+    value_next = rng.normal(size=len(lengths)).astype(dtype)
+
+    returns = compute_lambda_returns_ragged(rewards, values, offsets, value_next, gamma, lambd)
+    assert returns.dtype == dtype and returns.shape == rewards.shape
+    for i, (start, end) in enumerate(itertools.pairwise(offsets)):
+        expected = reference_lambda_return(
+            rewards[start:end], values[start:end], gamma, lambd, value_next[i]
+        )
+        assert_close(returns[start:end], expected, dtype)
+        alone = lambda_return(rewards[start:end], values[start:end], gamma, lambd, value_next[i])
+        np.testing.assert_array_equal(returns[start:end], alone)
+
+
+def test_ragged_lambda_returns_refuse_bad_input():
+    rewards = np.zeros(4, np.float32)
+    with pytest.raises(InvalidArgumentError, match="offsets"):
+        compute_lambda_returns_ragged(rewards, rewards, np.array([0, 3]), np.zeros(1, np.float32))
+    with pytest.raises(InvalidArgumentError, match="values"):
+        compute_lambda_returns_ragged(
+            rewards, rewards[:2], np.array([0, 4]), np.zeros(1, np.float32)
+        )
+    with pytest.raises(InvalidArgumentError, match="value_next"):
+        compute_lambda_returns_ragged(rewards, rewards, np.array([0, 4]), np.zeros(1))
 
 
 # ---------------------------------------------------------------------------

@@ -313,6 +313,76 @@ pub fn lambda_return<F: Real>(
     })
 }
 
+fn lambda_return_ragged_slots<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+    out: &mut Slots<F>,
+) -> CoreResult<()> {
+    check_factor("gamma", gamma)?;
+    check_factor("lambd", lambda)?;
+    let total = rewards.len();
+    check_len("values", values.len(), total, "one per reward")?;
+    check_len("out", out.len(), total, "one per reward")?;
+    // Valid offsets cover every step exactly once: every slot gets written.
+    check_offsets(offsets, value_next.len(), total)?;
+    for (i, &bootstrap) in value_next.iter().enumerate() {
+        let span = offsets[i]..offsets[i + 1];
+        lambda_return_slots(
+            &rewards[span.clone()],
+            &values[span.clone()],
+            gamma,
+            lambda,
+            bootstrap,
+            &mut out[span],
+        )?;
+    }
+    Ok(())
+}
+
+/// Batched lambda returns (POCA's value targets) over trajectories
+/// concatenated along one axis: trajectory `i` is
+/// `rewards[offsets[i]..offsets[i+1]]` (same for `values`), bootstrapped with
+/// `value_next[i]`, and gets exactly what [`lambda_return`] gives it alone.
+/// `offsets` follows the rules of [`gae_ragged_into`].
+#[allow(clippy::too_many_arguments)]
+pub fn lambda_return_ragged_into<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+    out: &mut [F],
+) -> CoreResult<()> {
+    lambda_return_ragged_slots(
+        rewards,
+        values,
+        offsets,
+        value_next,
+        gamma,
+        lambda,
+        as_slots(out),
+    )
+}
+
+/// [`lambda_return_ragged_into`] into a new vector.
+pub fn lambda_return_ragged<F: Real>(
+    rewards: &[F],
+    values: &[F],
+    offsets: &[usize],
+    value_next: &[F],
+    gamma: f64,
+    lambda: f64,
+) -> CoreResult<Vec<F>> {
+    filled_vec(rewards.len(), |out| {
+        lambda_return_ragged_slots(rewards, values, offsets, value_next, gamma, lambda, out)
+    })
+}
+
 /// Checks that `offsets` splits `total` steps into `trajectories` pieces:
 /// `offsets[0] == 0`, non-decreasing, `offsets[trajectories] == total`.
 pub fn check_offsets(offsets: &[usize], trajectories: usize, total: usize) -> CoreResult<()> {
@@ -718,6 +788,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ragged_lambda_returns_equal_one_call_per_trajectory() {
+        let mut rng = Pcg64::seed_from_u64(9);
+        for (trajectories, max_len) in [(1, 0), (4, 6), (25, 60)] {
+            let offsets = random_ragged(&mut rng, trajectories, max_len);
+            let total = *offsets.last().unwrap();
+            let r = random_vec(&mut rng, total);
+            let v = random_vec(&mut rng, total);
+            let v_next = random_vec(&mut rng, trajectories);
+            let out = lambda_return_ragged(&r, &v, &offsets, &v_next, 0.99, 0.8).unwrap();
+            for i in 0..trajectories {
+                let span = offsets[i]..offsets[i + 1];
+                let expected =
+                    lambda_return(&r[span.clone()], &v[span.clone()], 0.99, 0.8, v_next[i]);
+                assert_eq!(out[span], expected.unwrap()[..]);
+            }
+        }
+        let r = [0.0f32; 4];
+        let err = lambda_return_ragged(&r, &r, &[0, 3], &[0.0], 0.99, 0.8).unwrap_err();
+        assert!(
+            matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "offsets")
+        );
+        let err = lambda_return_ragged(&r, &r[..2], &[0, 4], &[0.0], 0.99, 0.8).unwrap_err();
+        assert!(
+            matches!(err, CoreError::InvalidArgument { ref argument, .. } if argument == "values")
+        );
     }
 
     #[test]

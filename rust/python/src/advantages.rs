@@ -355,6 +355,55 @@ fn gae_ragged<'py>(
     }
 }
 
+fn lambda_return_ragged_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    offsets: Vec<usize>,
+    value_next: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rewards = vector::<F>(rewards, "rewards", None)?;
+    let values = vector::<F>(values, "values", Some(rewards.len()))?;
+    let value_next = vector::<F>(value_next, "value_next", None)?;
+    let rewards = slice_of(&rewards, "rewards")?;
+    let values = slice_of(&values, "values")?;
+    let value_next = slice_of(&value_next, "value_next")?;
+    core::check_offsets(&offsets, value_next.len(), rewards.len()).py()?;
+    let offsets = offsets.as_slice();
+    let returns = py
+        .detach(|| core::lambda_return_ragged(rewards, values, offsets, value_next, gamma, lambd))
+        .py()?;
+    Ok(PyArray1::from_vec(py, returns).into_any())
+}
+
+/// Batched lambda returns over concatenated trajectories; see
+/// `compute_lambda_returns_ragged` in Python.
+#[pyfunction]
+#[pyo3(signature = (rewards, values, offsets, value_next, gamma, lambd))]
+fn lambda_return_ragged<'py>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    value_next: &Bound<'py, PyAny>,
+    gamma: f64,
+    lambd: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    check_factors(gamma, lambd)?;
+    let precision = precision_of(rewards, "rewards")?;
+    let offsets = offsets_of(offsets)?;
+    match precision {
+        Precision::F32 => lambda_return_ragged_typed::<f32>(
+            py, rewards, values, offsets, value_next, gamma, lambd,
+        ),
+        Precision::F64 => lambda_return_ragged_typed::<f64>(
+            py, rewards, values, offsets, value_next, gamma, lambd,
+        ),
+    }
+}
+
 /// Turns off the rayon pool in this process: called in a child after fork,
 /// where the parent's pool threads do not exist.
 #[pyfunction]
@@ -367,6 +416,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_gae, m)?)?;
     m.add_function(wrap_pyfunction!(lambda_return, m)?)?;
     m.add_function(wrap_pyfunction!(gae_ragged, m)?)?;
+    m.add_function(wrap_pyfunction!(lambda_return_ragged, m)?)?;
     m.add_function(wrap_pyfunction!(disable_parallelism, m)?)?;
     Ok(())
 }

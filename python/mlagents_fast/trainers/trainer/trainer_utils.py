@@ -10,10 +10,11 @@ dtype numpy would give ML-Agents' code: float32 in, float32 out; float64 as soon
 takes part (``get_gae`` with a Python-float ``value_next`` promotes, as ``np.append`` does).
 Integer rewards give exact float64 values (ML-Agents would truncate every stored step).
 
-The batched form, one call for a whole batch of trajectories concatenated along one axis
-(split by ``offsets``, each with its own bootstrap value), is :func:`compute_gae_ragged`,
-returning :class:`AdvantagesAndReturns`. It is what the PPO trainer calls: trajectories are
-per-agent segments of different lengths and start times, laid out one after another.
+The batched forms, one call for a whole batch of trajectories concatenated along one axis
+(split by ``offsets``, each with its own bootstrap value), are :func:`compute_gae_ragged`,
+returning :class:`AdvantagesAndReturns` (what the PPO trainer calls), and
+:func:`compute_lambda_returns_ragged` (POCA's value targets). Trajectories are per-agent
+segments of different lengths and start times, laid out one after another.
 
 The batched form does no hidden conversion: it takes C-contiguous float32 or float64 arrays,
 all of one dtype, and raises :class:`~mlagents_fast.exceptions.InvalidArgumentError` (a
@@ -33,6 +34,7 @@ from mlagents_fast.exceptions import InvalidArgumentError
 __all__ = [
     "AdvantagesAndReturns",
     "compute_gae_ragged",
+    "compute_lambda_returns_ragged",
     "discount_rewards",
     "get_gae",
     "lambda_return",
@@ -252,3 +254,30 @@ def compute_gae_ragged(
         rewards, values, offsets, value_next, float(gamma), float(lambd), *_out_arrays(out)
     )
     return AdvantagesAndReturns(advantages, returns)
+
+
+def compute_lambda_returns_ragged(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    offsets: np.ndarray,
+    value_next: np.ndarray,
+    gamma: float = 0.99,
+    lambd: float = 0.8,
+) -> np.ndarray:
+    """:func:`lambda_return` of many trajectories concatenated along one axis, in one call.
+
+    Trajectory ``i`` is ``rewards[offsets[i]:offsets[i+1]]`` (likewise ``values``),
+    bootstrapped with ``value_next[i]`` (0 for a trajectory that ended in a terminal state);
+    it gets exactly what :func:`lambda_return` gives it alone.
+
+    :param rewards: ``[L]`` float32 or float64, C-contiguous.
+    :param values: ``[L]`` value estimates, same dtype.
+    :param offsets: ``[N + 1]`` int64: starts at 0, non-decreasing, ends at ``L``.
+    :param value_next: ``[N]`` bootstrap values, same dtype as ``rewards``.
+    :param gamma: discount factor.
+    :param lambd: mixing factor between Monte Carlo (1) and one-step (0) targets.
+    :return: ``[L]`` returns, the dtype of ``rewards``.
+    """
+    return _native.lambda_return_ragged(
+        rewards, values, offsets, value_next, float(gamma), float(lambd)
+    )
