@@ -29,9 +29,6 @@ NOT_PROVIDED = {
     "mlagents.trainers.ghost": "self-play trainer: issue 13 part 2 (planned)",
     "mlagents.trainers.ghost.controller": "self-play trainer: issue 13 part 2 (planned)",
     "mlagents.trainers.ghost.trainer": "self-play trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.poca": "POCA trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.poca.optimizer_torch": "POCA trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.poca.trainer": "POCA trainer: issue 13 part 2 (planned)",
 }
 
 

@@ -6,72 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlagents_fast.envs.base_env import ActionTuple
 from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
 from mlagents_fast.trainers.settings import RewardSignalSettings
-from mlagents_fast.trainers.torch_entities.action_log_probs import LogProbsTuple
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.components.reward_providers.extrinsic_reward_provider import (
     ExtrinsicRewardProvider,
 )
 from mlagents_fast.trainers.trajectory import (
-    AgentExperience,
-    AgentStatus,
     ColumnarTrajectory,
     GroupObsUtil,
-    Trajectory,
     TrajectoryBatch,
     group_width,
     pad_group_fields,
 )
-
-
-def ragged_trajectory(mates_per_step: list[int], next_mates: int, seed: int = 0) -> Trajectory:
-    """A trajectory whose steps have ``mates_per_step[t]`` group mates (agents join and
-    leave), with two observations (a vector and a 2x2 grid), 1 continuous action and 2
-    discrete branches."""
-    rng = np.random.default_rng(seed)
-
-    def obs():
-        return [rng.random(3, dtype=np.float32), rng.random((2, 2), dtype=np.float32)]
-
-    def action():
-        return ActionTuple(
-            continuous=rng.random(1, dtype=np.float32),
-            discrete=rng.integers(0, 3, 2).astype(np.int32),
-        )
-
-    steps = []
-    for t, mates in enumerate(mates_per_step):
-        statuses = [
-            AgentStatus(obs=obs(), reward=float(rng.random()), action=action(), done=bool(j % 2))
-            for j in range(mates)
-        ]
-        steps.append(
-            AgentExperience(
-                obs=obs(),
-                reward=float(rng.random()),
-                done=t == len(mates_per_step) - 1,
-                action=action(),
-                action_probs=LogProbsTuple(
-                    continuous=rng.random(1, dtype=np.float32),
-                    discrete=rng.random(2, dtype=np.float32),
-                ),
-                action_mask=None,
-                prev_action=np.zeros(2, np.int32),
-                interrupted=False,
-                memory=None,
-                group_status=statuses,
-                group_reward=0.25,
-            )
-        )
-    return Trajectory(
-        steps=steps,
-        next_obs=obs(),
-        next_group_obs=[obs() for _ in range(next_mates)],
-        agent_id=f"agent-{seed}",
-        behavior_id="Team?team=0",
-    )
+from multiagent_fixtures import ragged_trajectory
 
 
 def test_columnar_group_columns_round_trip_the_steps():

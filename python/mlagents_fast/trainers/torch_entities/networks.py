@@ -24,6 +24,7 @@ from mlagents_fast.trainers.torch_entities.action_model import ActionModel
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.attention import (
     EntityEmbedding,
+    ResidualSelfAttention,
     get_zero_entities_mask,
 )
 from mlagents_fast.trainers.torch_entities.conditioning import ConditionalEncoder
@@ -38,6 +39,7 @@ __all__ = [
     "Critic",
     "GlobalSteps",
     "LearningRate",
+    "MultiAgentNetworkBody",
     "NetworkBody",
     "ObservationEncoder",
     "SharedActorCritic",
@@ -230,6 +232,134 @@ class NetworkBody(nn.Module):
             encoding, memories = self.lstm(encoding, memories)
             encoding = encoding.reshape([-1, self.m_size // 2])
         return encoding, memories
+
+
+class MultiAgentNetworkBody(nn.Module):
+    """A body over a group of agents that share one observation and action space (the
+    centralized critic of MA-POCA, Cohen et al. 2021, https://arxiv.org/abs/2111.05992).
+
+    Each agent's observations go through one shared ObservationEncoder; agents seen with
+    their action (``obs`` + ``actions``) are embedded by ``obs_action_encoder``, agents seen
+    without (``obs_only``) by ``obs_encoder``; one residual self-attention block over all of
+    them, with absent agents masked out, is followed by ``num_layers`` Swish layers (and an
+    LSTM with memory). The encoding ends with the number of agents present, scaled to
+    ``[-1, 1]`` by the most agents seen so far. An agent is absent in a row when its
+    observations are NaN there (the group columns' padding). Module names, sizes and
+    initialisations are ML-Agents 1.1.0's, so checkpoints load in both directions.
+    """
+
+    def __init__(self, observation_specs: list[Any], network_settings: Any, action_spec: Any):
+        super().__init__()
+        self.normalize = network_settings.normalize
+        self.use_lstm = network_settings.memory is not None
+        self.h_size = network_settings.hidden_units
+        self.m_size = network_settings.memory.memory_size if self.use_lstm else 0
+        self.action_spec = action_spec
+        self.observation_encoder = ObservationEncoder(
+            observation_specs, self.h_size, network_settings.vis_encode_type, self.normalize
+        )
+        self.processors = self.observation_encoder.processors
+        obs_size = self.observation_encoder.total_enc_size
+        action_size = int(sum(action_spec.discrete_branches)) + int(action_spec.continuous_size)
+        self.obs_encoder = EntityEmbedding(obs_size, None, self.h_size)
+        self.obs_action_encoder = EntityEmbedding(obs_size + action_size, None, self.h_size)
+        self.self_attn = ResidualSelfAttention(self.h_size)
+        self.linear_encoder = LinearEncoder(
+            self.h_size,
+            network_settings.num_layers,
+            self.h_size,
+            kernel_gain=(0.125 / self.h_size) ** 0.5,
+        )
+        self.lstm: LSTM | None = LSTM(self.h_size, self.m_size) if self.use_lstm else None
+        # The most agents seen in one row so far (a buffer of the checkpoint, not trained).
+        self._current_max_agents = nn.Parameter(torch.as_tensor(1.0), requires_grad=False)
+
+    @property
+    def memory_size(self) -> int:
+        return self.lstm.memory_size if self.lstm is not None else 0
+
+    def update_normalization(self, buffer: Any) -> None:
+        self.observation_encoder.update_normalization(buffer)
+
+    def copy_normalization(self, other_network: MultiAgentNetworkBody) -> None:
+        self.observation_encoder.copy_normalization(other_network.observation_encoder)
+
+    @staticmethod
+    def _absent(agents: list[list[torch.Tensor]]) -> torch.Tensor:
+        """(batch, n_agents) float: 1 where the agent's first observation starts with NaN."""
+        first = [obs[0].flatten(start_dim=1)[:, 0] for obs in agents]
+        return torch.stack(first, dim=1).isnan().float()
+
+    @staticmethod
+    def _without_nans(
+        agents: list[list[torch.Tensor]], absent: torch.Tensor
+    ) -> list[list[torch.Tensor]]:
+        """The observations with the rows of absent agents set to 0."""
+        cleaned = []
+        for index, agent_obs in enumerate(agents):
+            rows = absent[:, index].bool()
+            cleaned.append(
+                [
+                    obs.masked_fill(rows.reshape(-1, *([1] * (obs.dim() - 1))), 0.0)
+                    for obs in agent_obs
+                ]
+            )
+        return cleaned
+
+    def forward(
+        self,
+        obs_only: list[list[torch.Tensor]],
+        obs: list[list[torch.Tensor]],
+        actions: list[AgentAction],
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoding (batch, hidden + 1) of the group and the new memories.
+
+        :param obs_only: per agent seen without its action, its observations.
+        :param obs: per agent seen with its action, its observations.
+        :param actions: those agents' actions, in the same order.
+        """
+        masks: list[torch.Tensor] = []
+        embeddings: list[torch.Tensor] = []
+        if obs:
+            absent = self._absent(obs)
+            encoded = [
+                torch.cat(
+                    [
+                        self.observation_encoder(agent_obs),
+                        action.to_flat(list(self.action_spec.discrete_branches)),
+                    ],
+                    dim=1,
+                )
+                for agent_obs, action in zip(self._without_nans(obs, absent), actions)
+            ]
+            masks.append(absent)
+            embeddings.append(self.obs_action_encoder(None, torch.stack(encoded, dim=1)))
+        if obs_only:
+            absent = self._absent(obs_only)
+            encoded = [
+                self.observation_encoder(agent_obs)
+                for agent_obs in self._without_nans(obs_only, absent)
+            ]
+            masks.append(absent)
+            embeddings.append(self.obs_encoder(None, torch.stack(encoded, dim=1)))
+        state = self.self_attn(torch.cat(embeddings, dim=1), masks)
+
+        present = torch.sum(1 - torch.cat(masks, dim=1), dim=1, keepdim=True)
+        most = float(torch.max(present).item())
+        if most > float(self._current_max_agents.item()):
+            with torch.no_grad():
+                self._current_max_agents.fill_(most)
+        # -1 for a lone agent, +1 at the most agents seen.
+        scaled_count = present * 2.0 / self._current_max_agents - 1
+
+        encoding = self.linear_encoder(state)
+        if self.lstm is not None:
+            encoding = encoding.reshape([-1, sequence_length, self.h_size])
+            encoding, memories = self.lstm(encoding, memories)
+            encoding = encoding.reshape([-1, self.m_size // 2])
+        return torch.cat([encoding, scaled_count], dim=1), memories
 
 
 class Critic(abc.ABC):

@@ -1,7 +1,7 @@
 """Trainer types and the factory that builds a trainer per behavior.
 
 The counterpart of ``mlagents.trainers.trainer.trainer_factory`` plus ``mlagents.plugins``'
-trainer-type registry. Built in: ``ppo`` and ``sac``. A user package adds its own trainer type
+trainer-type registry. Built in: ``ppo``, ``sac`` and ``poca``. A user package adds its own trainer type
 through the ``mlagents_fast.trainer_type`` entry-point group (like ML-Agents'
 ``mlagents.trainer_type``)::
 
@@ -59,10 +59,13 @@ def register_trainer_type(
 
 
 def _builtin_trainer_types() -> dict[str, type[Trainer]]:
+    from mlagents_fast.trainers.poca.trainer import POCATrainer
     from mlagents_fast.trainers.ppo.trainer import PPOTrainer
     from mlagents_fast.trainers.sac.trainer import SACTrainer
 
-    return {PPOTrainer.get_trainer_name(): PPOTrainer, SACTrainer.get_trainer_name(): SACTrainer}
+    return {
+        trainer.get_trainer_name(): trainer for trainer in (PPOTrainer, SACTrainer, POCATrainer)
+    }
 
 
 def register_trainer_plugins() -> tuple[dict[str, type[Trainer]], dict[str, type]]:

@@ -1,0 +1,1 @@
+"""MA-POCA (``trainer_type: poca``): the counterpart of ``mlagents.trainers.poca``."""
