@@ -25,11 +25,7 @@ from repo_paths import FIXTURES
 
 MODULE_LIST = Path(FIXTURES) / "mlagents-1.1.0-modules.txt"
 
-NOT_PROVIDED = {
-    "mlagents.trainers.ghost": "self-play trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.ghost.controller": "self-play trainer: issue 13 part 2 (planned)",
-    "mlagents.trainers.ghost.trainer": "self-play trainer: issue 13 part 2 (planned)",
-}
+NOT_PROVIDED: dict[str, str] = {}
 
 
 def ml_agents_modules() -> list[str]:

@@ -196,8 +196,6 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path, caplog):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"trainer_type": "poca"}, "trainer_type: 'poca' is not a known trainer type"),
-        ({"self_play": {"window": 5}}, "self_play"),
         ({"behavioral_cloning": {"demo_path": "x.demo"}}, "behavioral_cloning.demo_path: .*x.demo"),
         ({"reward_signals": {"gail": {"demo_path": "x.demo"}}}, "gail.demo_path: .*x.demo"),
     ],

@@ -66,6 +66,8 @@ class TrainerController:
         self.trainer_threads: list[threading.Thread] = []
         self.kill_trainers = False
         self._status_lock = threading.Lock()
+        # Self-play: a change of learning team resets the environments.
+        self.ghost_controller = getattr(trainer_factory, "ghost_controller", None)
         np.random.seed(training_seed)
         torch.manual_seed(training_seed)
 
@@ -190,7 +192,8 @@ class TrainerController:
             trainer.end_episode()
 
     def reset_env_if_ready(self, env: EnvManager) -> None:
-        """Advance curriculum lessons; reset or re-parameterize the environments on a change."""
+        """Advance curriculum lessons; reset or re-parameterize the environments on a change
+        (reset too when the self-play learning team changed)."""
         trainer_steps = {name: t.get_step for name, t in self.trainers.items()}
         trainer_max_steps = {name: t.get_max_steps for name, t in self.trainers.items()}
         trainer_reward_buffer = {name: list(t.reward_buffer) for name, t in self.trainers.items()}
@@ -201,7 +204,8 @@ class TrainerController:
             for trainer in self.trainers.values():
                 trainer.reward_buffer.clear()
             self.save_training_status()
-        if param_must_reset:
+        ghost_reset = self.ghost_controller is not None and self.ghost_controller.should_reset()
+        if param_must_reset or ghost_reset:
             self._reset_env(env)
             self.end_trainer_episodes()
         elif updated:

@@ -225,7 +225,12 @@ class TorchModelSaver(BaseModelSaver):
         self.modules: dict[str, Any] = {}
 
     def register(self, module: Any) -> None:
-        if isinstance(module, (TorchPolicy, TorchOptimizer)):
+        """Save and load ``module``'s modules with the checkpoints: a TorchPolicy, a
+        TorchOptimizer, or any object whose ``get_modules()`` names objects with
+        ``state_dict()`` / ``load_state_dict()`` (self-play snapshots)."""
+        if isinstance(module, (TorchPolicy, TorchOptimizer)) or callable(
+            getattr(module, "get_modules", None)
+        ):
             self.modules.update(module.get_modules())
         else:
             raise UnityTrainerException(

@@ -335,9 +335,9 @@ class RLTrainer(Trainer):
             return
         if np.any(np.asarray(buffer[BufferKey.GROUP_REWARD].get_batch())):
             logger.warning(
-                "An agent received a group reward, but %s is not a multi-agent trainer and "
-                "ignores it; use the POCA trainer (trainer_type: poca) to learn from group "
-                "rewards.",
+                "An agent received a group reward, but %s is not a multi-agent trainer: it "
+                "adds the group reward to the agent's own; use the POCA trainer "
+                "(trainer_type: poca) for best results.",
                 type(self).__name__,
             )
             self._has_warned_group_rewards = True

@@ -136,6 +136,10 @@ class TrainerFactory:
         self.seed = seed
         self.param_manager = param_manager
         self.multi_gpu = multi_gpu
+        from mlagents_fast.trainers.ghost.controller import GhostController
+
+        # One for the run: every self-play trainer takes turns through it.
+        self.ghost_controller = GhostController()
 
     def generate(self, behavior_name: str) -> Trainer:
         """The trainer of ``behavior_name``."""
@@ -154,6 +158,7 @@ class TrainerFactory:
             self.load_model,
             self.seed,
             self.param_manager,
+            ghost_controller=self.ghost_controller,
         )
 
     @staticmethod
@@ -165,7 +170,10 @@ class TrainerFactory:
         load_model: bool,
         seed: int,
         param_manager: Any,
+        ghost_controller: Any = None,
     ) -> Trainer:
+        """The trainer of ``brain_name``; with ``self_play`` settings, wrapped in a
+        GhostTrainer that takes turns with the other teams through ``ghost_controller``."""
         trainer_types = get_trainer_types()
         trainer_type = str(
             getattr(trainer_settings.trainer_type, "value", trainer_settings.trainer_type)
@@ -176,17 +184,28 @@ class TrainerFactory:
                 f"behaviors.{brain_name}.trainer_type: '{trainer_type}' is not a known trainer type "
                 f"(known: {', '.join(sorted(trainer_types))})"
             )
-        if getattr(trainer_settings, "self_play", None) is not None:
-            raise TrainerConfigError(
-                f"behaviors.{brain_name}.self_play: self-play is not supported by mlagents-fast yet"
-            )
         min_lesson_length = param_manager.get_minimum_reward_buffer_size(brain_name)
-        return trainer_cls(
+        artifact_path = os.path.join(output_path, brain_name)
+        trainer = trainer_cls(
             brain_name,
             min_lesson_length,
             trainer_settings,
             train_model,
             load_model,
             seed,
-            os.path.join(output_path, brain_name),
+            artifact_path,
+        )
+        if getattr(trainer_settings, "self_play", None) is None:
+            return trainer
+        from mlagents_fast.trainers.ghost.controller import GhostController
+        from mlagents_fast.trainers.ghost.trainer import GhostTrainer
+
+        return GhostTrainer(
+            trainer,
+            brain_name,
+            ghost_controller if ghost_controller is not None else GhostController(),
+            min_lesson_length,
+            trainer_settings,
+            train_model,
+            artifact_path,
         )

@@ -1,0 +1,1 @@
+"""Self-play (``self_play:`` settings): the counterpart of ``mlagents.trainers.ghost``."""
