@@ -1,10 +1,8 @@
 """Every module path of ML-Agents 1.1.0 imports here with only the prefix changed.
 
 ``mlagents.trainers.X`` -> ``mlagents_fast.trainers.X`` and ``mlagents_envs.X`` ->
-``mlagents_fast.envs.X`` (the list: tests/fixtures/mlagents-1.1.0-modules.txt). The few
-modules not provided yet are listed below with the reason; each must still fail to import,
-so the list shrinks as they land. The other tests here exercise names that user code
-imports from those paths.
+``mlagents_fast.envs.X`` (the list: tests/fixtures/mlagents-1.1.0-modules.txt), all 132 of
+them. The other tests here exercise names that user code imports from those paths.
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ from repo_paths import FIXTURES
 
 MODULE_LIST = Path(FIXTURES) / "mlagents-1.1.0-modules.txt"
 
-NOT_PROVIDED: dict[str, str] = {}
-
 
 def ml_agents_modules() -> list[str]:
     lines = MODULE_LIST.read_text().splitlines()
@@ -43,26 +39,11 @@ def our_path(module: str) -> str:
 def test_the_module_list_is_ml_agents_1_1_0s():
     modules = ml_agents_modules()
     assert len(modules) == 132 and len(set(modules)) == len(modules)
-    assert set(NOT_PROVIDED) <= set(modules)
 
 
-@pytest.mark.parametrize(
-    "module", [m for m in ml_agents_modules() if m not in NOT_PROVIDED], ids=our_path
-)
+@pytest.mark.parametrize("module", ml_agents_modules(), ids=our_path)
 def test_ml_agents_module_path_imports(module):
     importlib.import_module(our_path(module))
-
-
-@pytest.mark.parametrize("module", sorted(NOT_PROVIDED), ids=our_path)
-def test_modules_listed_as_not_provided_really_are_missing(module):
-    try:
-        importlib.import_module(our_path(module))
-    except ModuleNotFoundError:
-        return
-    pytest.fail(
-        f"{our_path(module)} imports now: remove it from NOT_PROVIDED in "
-        "tests/test_mlagents_module_paths.py (and from the README's list of differences)"
-    )
 
 
 # --- names user code imports from those paths ----------------------------------------------
