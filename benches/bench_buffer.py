@@ -6,6 +6,9 @@ in the same process and ML-Agents 1.1.0 (benches/ref_mlagents_buffer.py) when it
   shuffle + 203 minibatches of 64 via make_mini_batch.
 - ppo_update_data_path_read_fields: the same, also turning every field of every minibatch
   into a numpy array (what the optimizer does before torch.from_numpy).
+- ppo_update_typed_minibatches: what the PPO trainer runs: the same 3 epochs of shuffle, with
+  the minibatches cut as typed batches (``trainers.batches.minibatches``) and every field the
+  update reads taken as a numpy array; compared with ML-Agents' make_mini_batch + read fields.
 - trajectory_to_agentbuffer: 13 trajectories of 1000 steps (3DBall time_horizon) turned into
   AgentBuffers; ours from the columnar form, ML-Agents from its per-step Trajectory.
 - trajectory_to_update_buffer: the same plus resequence_and_append into one update buffer
@@ -21,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, mlagents_python, report, run_reference
+from mlagents_fast.trainers.batches import minibatches
 from mlagents_fast.trainers.buffer import (
     AgentBuffer,
     BufferKey,
@@ -61,6 +65,24 @@ def ppo_update(buffer: AgentBuffer, read_fields: bool) -> None:
             if read_fields:
                 for field in batch.values():
                     np.asanyarray(field)
+
+
+def ppo_update_typed(buffer: AgentBuffer) -> None:
+    """The PPO trainer's epochs: typed minibatches, each field the update reads as an array."""
+    for _ in range(EPOCHS):
+        buffer.shuffle(sequence_length=1)
+        for batch in minibatches(buffer, MINIBATCH):
+            for array in (
+                batch.obs[0],
+                batch.continuous_actions,
+                batch.continuous_log_probs,
+                batch.advantages,
+                batch.returns["extrinsic"],
+                batch.value_estimates["extrinsic"],
+                batch.masks,
+                batch.done,
+            ):
+                np.asanyarray(array)
 
 
 def numpy_update(columns: dict, read_fields: bool) -> None:
@@ -136,6 +158,15 @@ def main() -> None:
             {"numpy": plain, "ML-Agents 1.1.0": reference.get(name)},
             f"{EPOCHS * UPDATE_STEPS / ours / 1e6:.1f} M rows/s",
         )
+
+    ours = best_time(lambda: ppo_update_typed(buffer), repeat=7)
+    plain = best_time(lambda: numpy_update(columns, True), repeat=7)
+    report(
+        "ppo_update_typed_minibatches (13k steps, 3x203 mb)",
+        ours,
+        {"numpy": plain, "ML-Agents 1.1.0": reference.get("ppo_update_data_path_read_fields")},
+        f"{EPOCHS * UPDATE_STEPS / ours / 1e6:.1f} M rows/s",
+    )
 
     trajectories = columnar_trajectories()
     ours = best_time(lambda: [t.to_agentbuffer() for t in trajectories], repeat=7)

@@ -405,6 +405,12 @@ class AgentBufferField:
         field._spare = None
         return field
 
+    @classmethod
+    def of_rows(cls, rows: np.ndarray, padding_value: float = 0.0) -> AgentBufferField:
+        """A field showing ``rows`` (a numpy array, rows along the first axis) without
+        copying them. The field never writes into ``rows``: a write copies them first."""
+        return cls._of(_shared_column(rows, None), padding_value, None)
+
     def _keep_spare(self) -> None:
         """Keeps the current storage for refills if nothing outside the field saw it."""
         column = self._column
@@ -521,6 +527,8 @@ class AgentBufferField:
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         column = self._column
+        if dtype is None and not copy and column.__class__ is NumericColumn:
+            return column.lend()  # the common case (np.asarray(field)), first
         if column.__class__ is ListColumn:
             return np.array(column.items, dtype=dtype)  # type: ignore[union-attr]
         rows = column.lend()
@@ -827,6 +835,18 @@ class AgentBufferField:
         return AgentBufferField._of(part, self.padding_value, self._name)
 
 
+def _shared_column(rows: Any, key: Any) -> NumericColumn:
+    """A column of ``rows`` (for the field of ``key``, or None) without copying; ``rows``
+    stays visible to the caller, so the column never writes into it."""
+    try:
+        if not isinstance(rows, np.ndarray):
+            raise RowError(f"expected a numpy array, got {type(rows).__name__}")
+        return NumericColumn.owning(rows, seen_outside=True)
+    except RowError as err:
+        argument = "rows" if key is None else f"rows of {_describe(key)}"
+        raise InvalidArgumentError(f"{argument}: {err}") from None
+
+
 def _column_of_parts(column: Column, parts: list[Any]) -> Column:
     """A new column of ``parts`` (from ``column.batch_parts``), which it owns."""
     if isinstance(column, NumericColumn):
@@ -1114,13 +1134,17 @@ class AgentBuffer(MutableMapping):
         then on: the caller must not write into it."""
         if self.CHECK_KEY_TYPES_AT_RUNTIME:
             self._check_key(key)
-        if not isinstance(rows, np.ndarray):
-            raise InvalidArgumentError(f"rows: expected a numpy array, got {type(rows).__name__}")
         try:
             column = NumericColumn.owning(rows, seen_outside=True)
-        except RowError as err:
-            raise InvalidArgumentError(f"rows of {_describe(key)}: {err}") from None
-        self._fields[key] = AgentBufferField._of(column, padding_value, key)
+        except (RowError, AttributeError):
+            column = _shared_column(rows, key)  # raises, naming the field
+        # AgentBufferField._of, inlined (trajectories adopt about 15 columns each).
+        field = object.__new__(AgentBufferField)
+        field.padding_value = padding_value
+        field._column = column
+        field._name = key
+        field._spare = None
+        self._fields[key] = field
 
     def to_arrays(
         self, key_list: Iterable[AgentBufferKey] | None = None

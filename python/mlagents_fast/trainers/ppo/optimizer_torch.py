@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from mlagents_fast.trainers.buffer import BufferKey, RewardSignalUtil
+from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.settings import PPOSettings
@@ -15,7 +16,6 @@ from mlagents_fast.trainers.torch_entities.action_log_probs import ActionLogProb
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.networks import ValueNetwork
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["PPOSettings", "TorchPPOOptimizer"]
 
@@ -74,10 +74,12 @@ class TorchPPOOptimizer(TorchOptimizer):
     def critic(self) -> Any:
         return self._critic
 
-    def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
-        """One gradient step on a minibatch. Needs, per experience: observations, actions,
+    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+        """One gradient step on a minibatch: a TrajectoryBatch (what the trainer passes) or
+        an AgentBuffer (ML-Agents' signature). Reads, per experience: observations, actions,
         action masks, old log-probs, advantages, loss masks, and per reward stream the old
         value estimates and returns (and memories with LSTM)."""
+        batch = TrajectoryBatch.of(batch)
         step = self.policy.get_current_step()
         decay_lr = self.decay_learning_rate.get_value(step)
         decay_eps = self.decay_epsilon.get_value(step)
@@ -85,26 +87,24 @@ class TorchPPOOptimizer(TorchOptimizer):
         returns = {}
         old_values = {}
         for name in self.reward_signals:
-            old_values[name] = ModelUtils.list_to_tensor(
-                batch[RewardSignalUtil.value_estimates_key(name)]
-            )
-            returns[name] = ModelUtils.list_to_tensor(batch[RewardSignalUtil.returns_key(name)])
+            old_values[name] = ModelUtils.list_to_tensor(batch.signal_rows("value_estimates", name))
+            returns[name] = ModelUtils.list_to_tensor(batch.signal_rows("returns", name))
 
         n_obs = len(self.policy.behavior_spec.observation_specs)
-        current_obs = [ModelUtils.list_to_tensor(obs) for obs in ObsUtil.from_buffer(batch, n_obs)]
+        current_obs = [ModelUtils.list_to_tensor(obs) for obs in batch.observations(n_obs)]
         act_masks = (
-            ModelUtils.list_to_tensor(batch[BufferKey.ACTION_MASK])
-            if BufferKey.ACTION_MASK in batch
+            ModelUtils.list_to_tensor(batch.action_masks)
+            if batch.action_masks is not None
             else None
         )
-        actions = AgentAction.from_buffer(batch)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         sequence_length = self.policy.sequence_length
         memories = None
         value_memories = None
         if self.policy.use_recurrent:
-            memories = _sequence_starts(batch[BufferKey.MEMORY], sequence_length)
-            if BufferKey.CRITIC_MEMORY in batch:
-                value_memories = _sequence_starts(batch[BufferKey.CRITIC_MEMORY], sequence_length)
+            memories = _sequence_starts(batch.require("memories"), sequence_length)
+            if batch.critic_memories is not None:
+                value_memories = _sequence_starts(batch.critic_memories, sequence_length)
 
         run_out = self.policy.actor.get_stats(
             current_obs,
@@ -118,13 +118,15 @@ class TorchPPOOptimizer(TorchOptimizer):
         values, _ = self.critic.critic_pass(
             current_obs, memories=value_memories, sequence_length=sequence_length
         )
-        old_log_probs = ActionLogProbs.from_buffer(batch).flatten()
-        loss_masks = ModelUtils.list_to_tensor(batch[BufferKey.MASKS], dtype=torch.bool)
+        old_log_probs = ActionLogProbs.from_arrays(
+            batch.continuous_log_probs, batch.discrete_log_probs
+        ).flatten()
+        loss_masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.bool)
         value_loss = ModelUtils.trust_region_value_loss(
             values, old_values, returns, decay_eps, loss_masks
         )
         policy_loss = ModelUtils.trust_region_policy_loss(
-            ModelUtils.list_to_tensor(batch[BufferKey.ADVANTAGES]),
+            ModelUtils.list_to_tensor(batch.require("advantages")),
             log_probs,
             old_log_probs,
             loss_masks,

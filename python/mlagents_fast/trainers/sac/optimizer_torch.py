@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlagents_fast.trainers.buffer import BufferKey, RewardSignalUtil
+from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.exception import UnityTrainerException
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
@@ -19,7 +20,6 @@ from mlagents_fast.trainers.torch_entities.action_log_probs import ActionLogProb
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.networks import SharedActorCritic, ValueNetwork
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["SACSettings", "TorchSACOptimizer"]
 
@@ -320,27 +320,29 @@ class TorchSACOptimizer(TorchOptimizer):
             condensed[key] = torch.mean(only_action_qs, dim=0).reshape(-1)
         return condensed
 
-    def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
-        """One SAC step on a minibatch: Q, value and policy losses, entropy coefficient, then
-        the target network moves by tau."""
+    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+        """One SAC step on a minibatch (a TrajectoryBatch, or an AgentBuffer as ML-Agents
+        passes it, with each reward signal's rewards filled in): Q, value and policy losses,
+        entropy coefficient, then the target network moves by tau."""
+        batch = TrajectoryBatch.of(batch)
         rewards = {
-            name: ModelUtils.list_to_tensor(batch[RewardSignalUtil.rewards_key(name)])
+            name: ModelUtils.list_to_tensor(batch.signal_rows("rewards", name))
             for name in self.reward_signals
         }
         n_obs = len(self.policy.behavior_spec.observation_specs)
-        current_obs = [ModelUtils.list_to_tensor(o) for o in ObsUtil.from_buffer(batch, n_obs)]
-        next_obs = [ModelUtils.list_to_tensor(o) for o in ObsUtil.from_buffer_next(batch, n_obs)]
+        current_obs = [ModelUtils.list_to_tensor(o) for o in batch.observations(n_obs)]
+        next_obs = [ModelUtils.list_to_tensor(o) for o in batch.next_observations(n_obs)]
         act_masks = (
-            ModelUtils.list_to_tensor(batch[BufferKey.ACTION_MASK])
-            if BufferKey.ACTION_MASK in batch
+            ModelUtils.list_to_tensor(batch.action_masks)
+            if batch.action_masks is not None
             else None
         )
-        actions = AgentAction.from_buffer(batch)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         sequence_length = self.policy.sequence_length
         memories = value_memories = q_memories = None
         if self.policy.use_recurrent:
-            memories = _sequence_starts(batch[BufferKey.MEMORY], sequence_length)
-            value_memories = _sequence_starts(batch[BufferKey.CRITIC_MEMORY], sequence_length)
+            memories = _sequence_starts(batch.require("memories"), sequence_length)
+            value_memories = _sequence_starts(batch.require("critic_memories"), sequence_length)
             # The Q networks' memories are zeros: they are not recorded during inference.
             q_memories = torch.zeros_like(value_memories)
 
@@ -388,8 +390,8 @@ class TorchSACOptimizer(TorchOptimizer):
             target_values, _ = self.target_network(
                 next_obs, memories=next_value_memories, sequence_length=sequence_length
             )
-        masks = ModelUtils.list_to_tensor(batch[BufferKey.MASKS], dtype=torch.bool)
-        dones = ModelUtils.list_to_tensor(batch[BufferKey.DONE])
+        masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.bool)
+        dones = ModelUtils.list_to_tensor(batch.require("done"))
 
         q1_loss, q2_loss = self.sac_q_loss(
             q1_stream, q2_stream, target_values, dones, rewards, masks

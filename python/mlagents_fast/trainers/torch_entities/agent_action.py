@@ -53,17 +53,25 @@ class AgentAction(NamedTuple):
         return ActionTuple(continuous=continuous, discrete=discrete)
 
     @staticmethod
+    def from_arrays(continuous: Any | None, discrete: Any | None) -> AgentAction:
+        """Actions read from a batch: continuous (batch, continuous_size), discrete
+        (batch, n_branches) indices; either may be None."""
+        continuous_tensor = None if continuous is None else ModelUtils.list_to_tensor(continuous)
+        discrete_list: list[torch.Tensor] | None = None
+        if discrete is not None:
+            discrete_tensor = ModelUtils.list_to_tensor(discrete, dtype=torch.long)
+            discrete_list = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
+        return AgentAction(continuous_tensor, discrete_list)
+
+    @staticmethod
     def from_buffer(buff: Any) -> AgentAction:
-        continuous: torch.Tensor | None = None
-        discrete: list[torch.Tensor] | None = None
-        if BufferKey.CONTINUOUS_ACTION in buff:
-            continuous = ModelUtils.list_to_tensor(buff[BufferKey.CONTINUOUS_ACTION])
-        if BufferKey.DISCRETE_ACTION in buff:
-            discrete_tensor = ModelUtils.list_to_tensor(
-                buff[BufferKey.DISCRETE_ACTION], dtype=torch.long
-            )
-            discrete = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
-        return AgentAction(continuous, discrete)
+        """Actions of an AgentBuffer (or anything answering its keys)."""
+        # Not buff.get(key): an AgentBuffer creates a missing field on access.
+        continuous, discrete = BufferKey.CONTINUOUS_ACTION, BufferKey.DISCRETE_ACTION
+        return AgentAction.from_arrays(
+            buff[continuous] if continuous in buff else None,  # noqa: SIM401
+            buff[discrete] if discrete in buff else None,  # noqa: SIM401
+        )
 
     @staticmethod
     def _group_from_buffer(buff: Any, continuous_key: Any, discrete_key: Any) -> list[AgentAction]:

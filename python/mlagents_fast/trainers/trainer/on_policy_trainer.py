@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mlagents_fast.trainers.batches import minibatches
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import BufferKey
 from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer
@@ -73,7 +74,6 @@ class OnPolicyTrainer(RLTrainer):
 
     def _update_policy(self) -> bool:
         """num_epoch shuffled passes of minibatch updates over the whole update buffer."""
-        buffer_length = self.update_buffer.num_experiences
         self.cumulative_returns_since_policy_update.clear()
         sequence_length = self.policy.sequence_length
         # batch_size must be a whole number of sequences, and at least one.
@@ -92,9 +92,8 @@ class OnPolicyTrainer(RLTrainer):
         batch_update_stats: dict[str, list[float]] = defaultdict(list)
         for _ in range(self.hyperparameters.num_epoch):
             self.update_buffer.shuffle(sequence_length=sequence_length)
-            max_num_batch = buffer_length // batch_size
-            for start in range(0, max_num_batch * batch_size, batch_size):
-                minibatch = self.update_buffer.make_mini_batch(start, start + batch_size)
+            # Typed minibatches (TrajectoryBatch) showing the shuffled rows, no copies.
+            for minibatch in minibatches(self.update_buffer, batch_size):
                 update_stats = self.optimizer.update(minibatch, n_sequences)
                 update_stats.update(self.optimizer.update_reward_signals(minibatch))
                 for stat_name, value in update_stats.items():

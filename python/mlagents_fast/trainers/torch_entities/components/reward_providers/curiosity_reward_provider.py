@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
@@ -21,9 +22,12 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_rewar
 from mlagents_fast.trainers.torch_entities.layers import LinearEncoder, linear_layer
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["ActionPredictionTuple", "CuriosityNetwork", "CuriosityRewardProvider"]
+
+
+# A typed batch, or an AgentBuffer as ML-Agents passes it.
+Batch = TrajectoryBatch | AgentBuffer
 
 
 class ActionPredictionTuple(NamedTuple):
@@ -57,17 +61,19 @@ class CuriosityNetwork(torch.nn.Module):
         hidden, _ = self._state_encoder([ModelUtils.list_to_tensor(o) for o in obs])
         return hidden
 
-    def get_current_state(self, mini_batch: Any) -> torch.Tensor:
-        return self._encode(ObsUtil.from_buffer(mini_batch, len(self._state_encoder.processors)))
+    def get_current_state(self, mini_batch: Batch) -> torch.Tensor:
+        batch = TrajectoryBatch.of(mini_batch)
+        return self._encode(batch.observations(len(self._state_encoder.processors)))
 
-    def get_next_state(self, mini_batch: Any) -> torch.Tensor:
-        n_obs = len(self._state_encoder.processors)
-        return self._encode(ObsUtil.from_buffer_next(mini_batch, n_obs))
+    def get_next_state(self, mini_batch: Batch) -> torch.Tensor:
+        batch = TrajectoryBatch.of(mini_batch)
+        return self._encode(batch.next_observations(len(self._state_encoder.processors)))
 
-    def predict_action(self, mini_batch: Any) -> ActionPredictionTuple:
+    def predict_action(self, mini_batch: Batch) -> ActionPredictionTuple:
         """Continuous: the predicted action; discrete: per-branch softmax probabilities."""
+        batch = TrajectoryBatch.of(mini_batch)
         inverse_input = torch.cat(
-            (self.get_current_state(mini_batch), self.get_next_state(mini_batch)), dim=1
+            (self.get_current_state(batch), self.get_next_state(batch)), dim=1
         )
         hidden = self.inverse_model_action_encoding(inverse_input)
         continuous_pred = discrete_pred = None
@@ -80,31 +86,33 @@ class CuriosityNetwork(torch.nn.Module):
             discrete_pred = torch.cat([torch.softmax(b, dim=1) for b in branches], dim=1)
         return ActionPredictionTuple(continuous_pred, discrete_pred)
 
-    def predict_next_state(self, mini_batch: Any) -> torch.Tensor:
-        actions = AgentAction.from_buffer(mini_batch)
+    def predict_next_state(self, mini_batch: Batch) -> torch.Tensor:
+        batch = TrajectoryBatch.of(mini_batch)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         forward_input = torch.cat(
-            (self.get_current_state(mini_batch), self._action_flattener.forward(actions)), dim=1
+            (self.get_current_state(batch), self._action_flattener.forward(actions)), dim=1
         )
         return self.forward_model_next_state_prediction(forward_input)
 
     @staticmethod
-    def _mean_over_kept(values: torch.Tensor, mini_batch: Any) -> torch.Tensor:
+    def _mean_over_kept(values: torch.Tensor, batch: TrajectoryBatch) -> torch.Tensor:
         # Mask rows may be scalars or shape (1,) (as ML-Agents' own buffers hold them):
         # masked_mean flattens them to one flag per step.
-        masks = ModelUtils.list_to_tensor(mini_batch[BufferKey.MASKS], dtype=torch.float)
+        masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.float)
         return ModelUtils.masked_mean(values, masks)
 
-    def compute_inverse_loss(self, mini_batch: Any) -> torch.Tensor:
+    def compute_inverse_loss(self, mini_batch: Batch) -> torch.Tensor:
         """Error of the predicted action: squared error (continuous) plus cross-entropy
         (discrete), averaged over unpadded steps."""
-        predicted = self.predict_action(mini_batch)
-        actions = AgentAction.from_buffer(mini_batch)
+        batch = TrajectoryBatch.of(mini_batch)
+        predicted = self.predict_action(batch)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         inverse_loss: Any = 0
         if predicted.continuous is not None:
             sq_difference = torch.sum(
                 (actions.continuous_tensor - predicted.continuous) ** 2, dim=1
             )
-            inverse_loss = inverse_loss + self._mean_over_kept(sq_difference, mini_batch)
+            inverse_loss = inverse_loss + self._mean_over_kept(sq_difference, batch)
         if predicted.discrete is not None:
             true_action = torch.cat(
                 ModelUtils.actions_to_onehot(actions.discrete_tensor, self._discrete_branches),
@@ -113,17 +121,19 @@ class CuriosityNetwork(torch.nn.Module):
             cross_entropy = torch.sum(
                 -torch.log(predicted.discrete + self.EPSILON) * true_action, dim=1
             )
-            inverse_loss = inverse_loss + self._mean_over_kept(cross_entropy, mini_batch)
+            inverse_loss = inverse_loss + self._mean_over_kept(cross_entropy, batch)
         return inverse_loss
 
-    def compute_reward(self, mini_batch: Any) -> torch.Tensor:
+    def compute_reward(self, mini_batch: Batch) -> torch.Tensor:
         """Half the squared error of the predicted next-state encoding, per step."""
-        predicted_next_state = self.predict_next_state(mini_batch)
-        target = self.get_next_state(mini_batch)
+        batch = TrajectoryBatch.of(mini_batch)
+        predicted_next_state = self.predict_next_state(batch)
+        target = self.get_next_state(batch)
         return torch.sum(0.5 * (target - predicted_next_state) ** 2, dim=1)
 
-    def compute_forward_loss(self, mini_batch: Any) -> torch.Tensor:
-        return self._mean_over_kept(self.compute_reward(mini_batch), mini_batch)
+    def compute_forward_loss(self, mini_batch: Batch) -> torch.Tensor:
+        batch = TrajectoryBatch.of(mini_batch)
+        return self._mean_over_kept(self.compute_reward(batch), batch)
 
 
 class CuriosityRewardProvider(BaseRewardProvider):
@@ -139,17 +149,18 @@ class CuriosityRewardProvider(BaseRewardProvider):
         )
         self._has_updated_once = False
 
-    def evaluate(self, mini_batch: Any) -> np.ndarray:
+    def evaluate(self, mini_batch: Batch) -> np.ndarray:
         """Rewards, capped so that reward * strength <= 1; zero until the first update."""
         with torch.no_grad():
             rewards = ModelUtils.to_numpy(self._network.compute_reward(mini_batch))
         rewards = np.minimum(rewards, 1.0 / self.strength)
         return rewards * self._has_updated_once
 
-    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: Batch) -> dict[str, np.ndarray]:
         self._has_updated_once = True
-        forward_loss = self._network.compute_forward_loss(mini_batch)
-        inverse_loss = self._network.compute_inverse_loss(mini_batch)
+        batch = TrajectoryBatch.of(mini_batch)
+        forward_loss = self._network.compute_forward_loss(batch)
+        inverse_loss = self._network.compute_inverse_loss(batch)
         loss = self.loss_multiplier * (self.beta * forward_loss + (1.0 - self.beta) * inverse_loss)
         self.optimizer.zero_grad()
         loss.backward()

@@ -11,12 +11,13 @@ import attr
 import numpy as np
 import torch
 
+from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
 )
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["RNDNetwork", "RNDRewardProvider", "encoder_settings_without_memory"]
 
@@ -43,12 +44,13 @@ class RNDNetwork(torch.nn.Module):
             specs.observation_specs, encoder_settings_without_memory(settings, "RND")
         )
 
-    def forward(self, mini_batch: Any) -> torch.Tensor:
+    def forward(self, mini_batch: TrajectoryBatch | AgentBuffer) -> torch.Tensor:
+        batch = TrajectoryBatch.of(mini_batch)
         n_obs = len(self._encoder.processors)
-        tensor_obs = [ModelUtils.list_to_tensor(o) for o in ObsUtil.from_buffer(mini_batch, n_obs)]
+        tensor_obs = [ModelUtils.list_to_tensor(o) for o in batch.observations(n_obs)]
         hidden, _ = self._encoder(tensor_obs)
         # As ML-Agents: the normaliser learns from every batch this network sees.
-        self._encoder.update_normalization(mini_batch)
+        self._encoder.update_normalization(batch)
         return hidden
 
 
@@ -64,17 +66,19 @@ class RNDRewardProvider(BaseRewardProvider):
             self._training_network.parameters(), lr=settings.learning_rate
         )
 
-    def evaluate(self, mini_batch: Any) -> np.ndarray:
+    def evaluate(self, mini_batch: TrajectoryBatch | AgentBuffer) -> np.ndarray:
+        batch = TrajectoryBatch.of(mini_batch)
         with torch.no_grad():
-            target = self._random_network(mini_batch)
-            prediction = self._training_network(mini_batch)
+            target = self._random_network(batch)
+            prediction = self._training_network(batch)
             rewards = torch.sum((prediction - target) ** 2, dim=1)
         return ModelUtils.to_numpy(rewards)
 
-    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: TrajectoryBatch | AgentBuffer) -> dict[str, np.ndarray]:
+        batch = TrajectoryBatch.of(mini_batch)
         with torch.no_grad():
-            target = self._random_network(mini_batch)
-        prediction = self._training_network(mini_batch)
+            target = self._random_network(batch)
+        prediction = self._training_network(batch)
         loss = torch.mean(torch.sum((prediction - target) ** 2, dim=1))
         self.optimizer.zero_grad()
         loss.backward()
