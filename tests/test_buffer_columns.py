@@ -100,18 +100,9 @@ def _apply(field: AgentBufferField, reference: list, operation: tuple, make) -> 
         else:
             target = operation[1]
         expected_error = None
+        probe = list(reference)
         try:
-            probe = list(reference)
-            if kind == "set_item":
-                probe[target] = make(operation[2])
-            elif kind == "set_slice":
-                probe[target] = [make(v) for v in operation[4]]
-            elif kind == "insert":
-                probe.insert(target, make(operation[2]))
-            elif kind == "pop":
-                popped = probe.pop(target)
-            else:
-                del probe[target]
+            popped = _mutate(probe, kind, target, operation, make)
         except (IndexError, ValueError) as err:
             expected_error = type(err)
         if expected_error is not None:
@@ -129,6 +120,7 @@ def _apply(field: AgentBufferField, reference: list, operation: tuple, make) -> 
 
 
 def _mutate(field, kind, target, operation, make):
+    """One list operation, the same on an AgentBufferField and on a Python list."""
     if kind == "set_item":
         field[target] = make(operation[2])
     elif kind == "set_slice":

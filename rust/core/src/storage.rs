@@ -1280,6 +1280,21 @@ mod tests {
         .unwrap();
     }
 
+    /// Writes `bytes` to `path`: load_fields and verify_fields must both refuse it, with
+    /// the same message.
+    fn assert_refused_alike(path: &Path, bytes: &[u8], case: &str) {
+        fs::write(path, bytes).unwrap();
+        let message = corrupt_message(load_fields(path, "test_kind"));
+        assert!(!message.is_empty(), "{case}");
+        let verified = corrupt_message(verify_fields(path, Some("test_kind")));
+        assert_eq!(verified, message, "{case}");
+        assert_eq!(
+            corrupt_message(verify_fields(path, None)),
+            message,
+            "{case}"
+        );
+    }
+
     fn corrupt_message<T: std::fmt::Debug>(result: CoreResult<T>) -> String {
         match result {
             Err(CoreError::CorruptFile { message, .. }) => message,
@@ -1362,11 +1377,7 @@ mod tests {
         let bytes = fs::read(&path).unwrap();
         let cut = dir.0.join("cut.fields");
         for len in 0..bytes.len() {
-            fs::write(&cut, &bytes[..len]).unwrap();
-            let message = corrupt_message(load_fields(&cut, "test_kind"));
-            assert!(!message.is_empty(), "length {len}");
-            let verified = corrupt_message(verify_fields(&cut, Some("test_kind")));
-            assert_eq!(verified, message, "length {len}");
+            assert_refused_alike(&cut, &bytes[..len], &format!("length {len}"));
         }
         fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
         assert!(corrupt_message(load_fields(&cut, "test_kind")).contains("truncated"));
@@ -1388,13 +1399,7 @@ mod tests {
         for index in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[index] ^= 0x10;
-            fs::write(&bad, &damaged).unwrap();
-            let message = corrupt_message(load_fields(&bad, "test_kind"));
-            assert_eq!(
-                corrupt_message(verify_fields(&bad, None)),
-                message,
-                "byte {index}"
-            );
+            assert_refused_alike(&bad, &damaged, &format!("byte {index}"));
         }
         let summary = verify_fields(&path, Some("test_kind")).unwrap();
         assert_eq!(summary.kind, "test_kind");
@@ -1610,21 +1615,12 @@ mod tests {
         let bytes = fs::read(&path).unwrap();
         let bad = dir.0.join("bad.fields");
         for len in 0..bytes.len() {
-            fs::write(&bad, &bytes[..len]).unwrap();
-            let message = corrupt_message(load_fields(&bad, "test_kind"));
-            let verified = corrupt_message(verify_fields(&bad, Some("test_kind")));
-            assert_eq!(verified, message, "length {len}");
+            assert_refused_alike(&bad, &bytes[..len], &format!("length {len}"));
         }
         for index in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[index] ^= 0x10;
-            fs::write(&bad, &damaged).unwrap();
-            let message = corrupt_message(load_fields(&bad, "test_kind"));
-            assert_eq!(
-                corrupt_message(verify_fields(&bad, None)),
-                message,
-                "byte {index}"
-            );
+            assert_refused_alike(&bad, &damaged, &format!("byte {index}"));
         }
         let summary = verify_fields(&path, Some("test_kind")).unwrap();
         assert_eq!(summary.version, 2);
