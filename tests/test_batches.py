@@ -1,6 +1,6 @@
-"""Typed minibatches: what minibatches() and TrajectoryBatch.of() cut from an AgentBuffer,
+"""Typed minibatches: what minibatches() and ExperienceBatch.of() cut from an AgentBuffer,
 ML-Agents' keys on a typed batch, rows that never change under a holder, and optimizers and
-reward signals that give the same result for an AgentBuffer and for its typed batch."""
+reward signals (GAIL included) that give the same result for an AgentBuffer and for its typed batch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from mlagents_fast.exceptions import InvalidArgumentError
-from mlagents_fast.trainers.batches import TrajectoryBatch, minibatches
+from mlagents_fast.trainers.batches import ExperienceBatch, minibatches
 from mlagents_fast.trainers.buffer import (
     AgentBuffer,
     AgentBufferField,
@@ -18,6 +18,7 @@ from mlagents_fast.trainers.buffer import (
     ObservationKeyPrefix,
     RewardSignalUtil,
 )
+from mlagents_fast.trainers.demo_loader import load_demonstration
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.sac.optimizer_torch import TorchSACOptimizer
 from mlagents_fast.trainers.settings import CuriositySettings, RewardSignalType, RNDSettings
@@ -28,6 +29,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers import (
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
 from mlagents_fast.trainers.trajectory import ObsUtil
 from policy_fixtures import behavior_spec, network_settings, single_thread_torch, vector_spec
+from test_gail import BALL_DEMO, gail_settings, policy_batch
 from test_torch_optimizers import make_ppo, rollout_batch, sac_batch, sac_settings
 
 single_thread_torch()
@@ -60,7 +62,7 @@ def update_buffer(length: int, first: int = 0) -> AgentBuffer:
     return buffer
 
 
-def assert_batch_of_rows(batch: TrajectoryBatch, ids: np.ndarray) -> None:
+def assert_batch_of_rows(batch: ExperienceBatch, ids: np.ndarray) -> None:
     """Every typed field of ``batch`` holds exactly rows ``ids`` of update_buffer()."""
     assert batch.num_experiences == len(ids)
     np.testing.assert_array_equal(batch.obs[0][:, 0], ids)
@@ -85,18 +87,18 @@ def test_minibatches_cut_consecutive_rows_into_named_arrays():
     batches = list(minibatches(buffer, 16))
     assert len(batches) == 3  # the trailing 2 rows make no whole minibatch
     for i, batch in enumerate(batches):
-        assert isinstance(batch, TrajectoryBatch)
+        assert isinstance(batch, ExperienceBatch)
         assert_batch_of_rows(batch, np.arange(16 * i, 16 * (i + 1)))
         assert np.shares_memory(batch.obs[0], np.asarray(buffer[OBS]))  # no copy
         assert batch.obs[0].flags.writeable  # torch.from_numpy takes it without a warning
-    whole = TrajectoryBatch.of(buffer)
+    whole = ExperienceBatch.of(buffer)
     assert_batch_of_rows(whole, np.arange(50))
-    assert TrajectoryBatch.of(whole) is whole
+    assert ExperienceBatch.of(whole) is whole
     for bad in (0, -1, 2.0, True):
         with pytest.raises(InvalidArgumentError, match="batch_size"):
             next(minibatches(buffer, bad))
-    with pytest.raises(InvalidArgumentError, match="AgentBuffer or a TrajectoryBatch"):
-        TrajectoryBatch.of({"obs": 1})
+    with pytest.raises(InvalidArgumentError, match="AgentBuffer or an ExperienceBatch"):
+        ExperienceBatch.of({"obs": 1})
 
 
 def test_typed_batches_answer_ml_agents_keys():
@@ -116,7 +118,7 @@ def test_typed_batches_answer_ml_agents_keys():
 def test_missing_fields_name_what_is_missing():
     buffer = AgentBuffer()
     buffer[OBS].extend(np.zeros((4, 2), np.float32))
-    batch = TrajectoryBatch.of(buffer)
+    batch = ExperienceBatch.of(buffer)
     assert batch.advantages is None and batch.returns == {} and batch.next_obs == []
     with pytest.raises(InvalidArgumentError, match="no advantages"):
         batch.require("advantages")
@@ -128,7 +130,7 @@ def test_missing_fields_name_what_is_missing():
         batch.signal_rows("returns", "gail")
 
 
-def _snapshot(batch: TrajectoryBatch) -> list[np.ndarray]:
+def _snapshot(batch: ExperienceBatch) -> list[np.ndarray]:
     arrays = [*batch.obs, *batch.next_obs, *batch.returns.values(), *batch.rewards.values()]
     arrays += [batch.advantages, batch.done, batch.continuous_actions, batch.discrete_actions]
     return [np.array(a, copy=True) for a in arrays]
@@ -165,7 +167,7 @@ def _same_update(make, update, buffer) -> None:
     torch.manual_seed(5)
     from_buffer = update(model, buffer)
     torch.manual_seed(5)
-    from_typed = update(twin, TrajectoryBatch.of(buffer))
+    from_typed = update(twin, ExperienceBatch.of(buffer))
     assert from_buffer == from_typed
     for name, module in model.get_modules().items():
         twin_state = twin.get_modules()[name].state_dict()
@@ -207,7 +209,25 @@ def test_reward_signals_read_agent_buffers_and_typed_batches_alike(signal):
     buffer = update_buffer(24)
     buffer[OBS].set(np.random.default_rng(2).standard_normal((24, 2)).astype(np.float32))
     del buffer[(ObservationKeyPrefix.OBSERVATION, 1)]
-    assert provider.update(buffer) == twin.update(TrajectoryBatch.of(buffer))
+    assert provider.update(buffer) == twin.update(ExperienceBatch.of(buffer))
     np.testing.assert_array_equal(
-        provider.evaluate(buffer), twin.evaluate(TrajectoryBatch.of(buffer))
+        provider.evaluate(buffer), twin.evaluate(ExperienceBatch.of(buffer))
     )
+
+
+def test_gail_reads_agent_buffers_and_typed_batches_alike():
+    # GAIL samples its expert batch with numpy's global generator and draws its
+    # gradient-penalty points with torch's: both seeded alike for the two runs.
+    spec, _, _ = load_demonstration(BALL_DEMO)
+    settings = gail_settings(BALL_DEMO, use_actions=True, use_vail=True)
+    torch.manual_seed(0)
+    provider = create_reward_provider(RewardSignalType.GAIL, spec, settings)
+    twin = copy.deepcopy(provider)
+    buffer = policy_batch(spec, 32, np.random.default_rng(4))
+    results = []
+    for model, batch in ((provider, buffer), (twin, ExperienceBatch.of(buffer))):
+        np.random.seed(6)
+        torch.manual_seed(6)
+        results.append((model.update(batch), model.evaluate(batch)))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])

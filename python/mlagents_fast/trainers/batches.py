@@ -1,11 +1,11 @@
 """Typed batches of experiences: what the optimizers and reward signals read.
 
-A :class:`TrajectoryBatch` holds one minibatch (or one trajectory) as named numpy arrays,
+A :class:`ExperienceBatch` holds one minibatch (or one trajectory) as named numpy arrays,
 one row per experience, cut from an :class:`~mlagents_fast.trainers.buffer.AgentBuffer`
 without copying (the buffer never writes lent rows again, see ``buffer_columns``). The PPO
 trainer builds them with :func:`minibatches`; an optimizer or reward signal given an
 AgentBuffer (ML-Agents' signature, e.g. ``optimizer.update(batch: AgentBuffer, n)`` in user
-code) turns it into one with :meth:`TrajectoryBatch.of`.
+code) turns it into one with :meth:`ExperienceBatch.of`.
 
 A batch also answers ML-Agents' buffer keys (``batch[BufferKey.DONE]``, ``key in batch``,
 ``batch.num_experiences``), each key giving an ``AgentBufferField`` that shows the rows, so
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from mlagents_fast.trainers.buffer import (
     RewardSignalKeyPrefix,
 )
 
-__all__ = ["TrajectoryBatch", "minibatches"]
+__all__ = ["BatchOrBuffer", "ExperienceBatch", "minibatches"]
 
 Rows = Any  # a numpy array of rows, or a list of group entries
 
@@ -58,7 +58,7 @@ _PER_SIGNAL_FIELDS: tuple[tuple[str, RewardSignalKeyPrefix], ...] = (
 
 
 @dataclasses.dataclass(slots=True, kw_only=True, eq=False)
-class TrajectoryBatch:
+class ExperienceBatch:
     """Experiences as named arrays, one row per experience (``n = num_experiences``);
     a field the buffer lacks is None (an empty dict or list for the grouped ones).
 
@@ -99,14 +99,14 @@ class TrajectoryBatch:
     # -- construction -----------------------------------------------------------------
 
     @staticmethod
-    def of(batch: TrajectoryBatch | AgentBuffer) -> TrajectoryBatch:
+    def of(batch: ExperienceBatch | AgentBuffer) -> ExperienceBatch:
         """``batch`` itself if typed, else a typed batch of every row of the AgentBuffer."""
-        if isinstance(batch, TrajectoryBatch):
+        if isinstance(batch, ExperienceBatch):
             return batch
         if isinstance(batch, AgentBuffer):
             return _Layout(batch.to_arrays()).cut(0, batch.num_experiences)
         raise InvalidArgumentError(
-            f"batch: expected an AgentBuffer or a TrajectoryBatch, got {type(batch).__name__}"
+            f"batch: expected an AgentBuffer or an ExperienceBatch, got {type(batch).__name__}"
         )
 
     # -- reading, with errors that say what is missing ---------------------------------
@@ -158,7 +158,11 @@ class TrajectoryBatch:
         return self[key] if key in self.source else default
 
 
-Mapping.register(TrajectoryBatch)
+Mapping.register(ExperienceBatch)
+
+#: What optimizers and reward signals accept: a typed batch (what our trainers pass) or an
+#: AgentBuffer (ML-Agents' signature); they read it through :meth:`ExperienceBatch.of`.
+BatchOrBuffer: TypeAlias = ExperienceBatch | AgentBuffer
 
 
 class _Layout:
@@ -177,12 +181,12 @@ class _Layout:
             keys = [(key[1], key) for key in arrays if isinstance(key, tuple) and key[0] is prefix]
             self.per_signal.append((name, keys))
 
-    def cut(self, start: int, stop: int) -> TrajectoryBatch:
+    def cut(self, start: int, stop: int) -> ExperienceBatch:
         arrays = self.arrays
         fields: dict[str, Any] = {name: arrays[key][start:stop] for name, key in self.single}
         for name, keys in self.per_signal:
             fields[name] = {signal: arrays[key][start:stop] for signal, key in keys}
-        return TrajectoryBatch(
+        return ExperienceBatch(
             num_experiences=stop - start,
             obs=[arrays[key][start:stop] for key in self.obs],
             next_obs=[arrays[key][start:stop] for key in self.next_obs],
@@ -210,7 +214,7 @@ def _observation_keys(
     return keys
 
 
-def minibatches(buffer: AgentBuffer, batch_size: int) -> Iterator[TrajectoryBatch]:
+def minibatches(buffer: AgentBuffer, batch_size: int) -> Iterator[ExperienceBatch]:
     """Consecutive minibatches of ``batch_size`` rows of ``buffer`` (a trailing partial
     one is left out), as PPO's epoch walks its shuffled update buffer. Nothing is copied:
     the batches show the buffer's rows, which it never writes again."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.batches import ExperienceBatch
 from mlagents_fast.trainers.buffer import AgentBuffer
 
 __all__ = ["Optimizer"]
@@ -16,7 +16,7 @@ class Optimizer(abc.ABC):
         self.reward_signals: dict[str, Any] = {}
 
     @abc.abstractmethod
-    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+    def update(self, batch: ExperienceBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
         """Update the policy on ``batch`` (a minibatch holding ``num_sequences`` recurrent
-        sequences: a TrajectoryBatch, or an AgentBuffer as ML-Agents passes it); returns
+        sequences: an ExperienceBatch, or an AgentBuffer as ML-Agents passes it); returns
         stats by name (e.g. "Losses/Policy Loss")."""

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.batches import ExperienceBatch
 from mlagents_fast.trainers.buffer import AgentBuffer, AgentBufferField
 from mlagents_fast.trainers.optimizer.optimizer import Optimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
@@ -49,7 +49,7 @@ class TorchOptimizer(Optimizer):
     def critic(self) -> Any:
         raise NotImplementedError
 
-    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+    def update(self, batch: ExperienceBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
         raise NotImplementedError
 
     def create_reward_signals(self, reward_signal_configs: dict[Any, Any]) -> None:
@@ -58,7 +58,7 @@ class TorchOptimizer(Optimizer):
                 reward_signal, self.policy.behavior_spec, settings
             )
 
-    def update_reward_signals(self, batch: TrajectoryBatch | AgentBuffer) -> dict[str, float]:
+    def update_reward_signals(self, batch: ExperienceBatch | AgentBuffer) -> dict[str, float]:
         update_stats: dict[str, float] = {}
         for reward_provider in self.reward_signals.values():
             update_stats.update(reward_provider.update(batch))

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.batches import ExperienceBatch
 from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
@@ -74,12 +74,12 @@ class TorchPPOOptimizer(TorchOptimizer):
     def critic(self) -> Any:
         return self._critic
 
-    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
-        """One gradient step on a minibatch: a TrajectoryBatch (what the trainer passes) or
+    def update(self, batch: ExperienceBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+        """One gradient step on a minibatch: an ExperienceBatch (what the trainer passes) or
         an AgentBuffer (ML-Agents' signature). Reads, per experience: observations, actions,
         action masks, old log-probs, advantages, loss masks, and per reward stream the old
         value estimates and returns (and memories with LSTM)."""
-        batch = TrajectoryBatch.of(batch)
+        batch = ExperienceBatch.of(batch)
         step = self.policy.get_current_step()
         decay_lr = self.decay_learning_rate.get_value(step)
         decay_eps = self.decay_epsilon.get_value(step)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
+from mlagents_fast.trainers.batches import ExperienceBatch
 from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.exception import UnityTrainerException
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
@@ -320,11 +320,11 @@ class TorchSACOptimizer(TorchOptimizer):
             condensed[key] = torch.mean(only_action_qs, dim=0).reshape(-1)
         return condensed
 
-    def update(self, batch: TrajectoryBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
-        """One SAC step on a minibatch (a TrajectoryBatch, or an AgentBuffer as ML-Agents
+    def update(self, batch: ExperienceBatch | AgentBuffer, num_sequences: int) -> dict[str, float]:
+        """One SAC step on a minibatch (an ExperienceBatch, or an AgentBuffer as ML-Agents
         passes it, with each reward signal's rewards filled in): Q, value and policy losses,
         entropy coefficient, then the target network moves by tau."""
-        batch = TrajectoryBatch.of(batch)
+        batch = ExperienceBatch.of(batch)
         rewards = {
             name: ModelUtils.list_to_tensor(batch.signal_rows("rewards", name))
             for name in self.reward_signals

@@ -92,7 +92,7 @@ class OnPolicyTrainer(RLTrainer):
         batch_update_stats: dict[str, list[float]] = defaultdict(list)
         for _ in range(self.hyperparameters.num_epoch):
             self.update_buffer.shuffle(sequence_length=sequence_length)
-            # Typed minibatches (TrajectoryBatch) showing the shuffled rows, no copies.
+            # Typed minibatches (ExperienceBatch) showing the shuffled rows, no copies.
             for minibatch in minibatches(self.update_buffer, batch_size):
                 update_stats = self.optimizer.update(minibatch, n_sequences)
                 update_stats.update(self.optimizer.update_reward_signals(minibatch))

@@ -14,16 +14,17 @@ from a zero memory.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import torch
 
+from mlagents_fast.trainers.batches import ExperienceBatch, minibatches
 from mlagents_fast.trainers.demo_loader import demo_buffer_for_training
 from mlagents_fast.trainers.settings import ScheduleType
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["BCModule"]
 
@@ -86,8 +87,8 @@ class BCModule:
         rows = self.n_sequences * sequence_length
         for _ in range(self.num_epoch):
             self.demonstration_buffer.shuffle(sequence_length=sequence_length)
-            for i in range(num_batches // sequence_length):
-                mini_batch = self.demonstration_buffer.make_mini_batch(i * rows, (i + 1) * rows)
+            epoch = minibatches(self.demonstration_buffer, rows)
+            for mini_batch in itertools.islice(epoch, num_batches // sequence_length):
                 batch_losses.append(self._update_batch(mini_batch))
         ModelUtils.update_learning_rate(self.optimizer, decay_lr)
         self.current_lr = decay_lr
@@ -127,14 +128,14 @@ class BCModule:
             )
         return bc_loss
 
-    def _update_batch(self, mini_batch: Any) -> float:
+    def _update_batch(self, mini_batch: ExperienceBatch) -> float:
         """One Adam step of the actor towards the expert's actions on ``mini_batch``."""
         spec = self.policy.behavior_spec
         n_obs = len(spec.observation_specs)
-        tensor_obs = [
-            ModelUtils.list_to_tensor(obs) for obs in ObsUtil.from_buffer(mini_batch, n_obs)
-        ]
-        expert_actions = AgentAction.from_buffer(mini_batch)
+        tensor_obs = [ModelUtils.list_to_tensor(obs) for obs in mini_batch.observations(n_obs)]
+        expert_actions = AgentAction.from_arrays(
+            mini_batch.continuous_actions, mini_batch.discrete_actions
+        )
         rows = self.n_sequences * self.policy.sequence_length
         masks = None
         if spec.action_spec.discrete_size > 0:

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlagents_fast.trainers.batches import BatchOrBuffer
+
 __all__ = ["BaseRewardProvider"]
 
 
@@ -38,12 +40,12 @@ class BaseRewardProvider(ABC):
         return self._ignore_done
 
     @abstractmethod
-    def evaluate(self, mini_batch: Any) -> np.ndarray:
-        """Rewards (float32, one per experience) of this signal for a buffer."""
+    def evaluate(self, mini_batch: BatchOrBuffer) -> np.ndarray:
+        """Rewards (float32, one per experience) of this signal for a batch."""
 
     @abstractmethod
-    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
-        """Train the signal's own model on a buffer; returns stats."""
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
+        """Train the signal's own model on a batch; returns stats."""
 
     def get_modules(self) -> dict[str, torch.nn.Module]:
         """Modules to save in checkpoints, by name."""

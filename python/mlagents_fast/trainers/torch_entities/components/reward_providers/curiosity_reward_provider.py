@@ -9,8 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
-from mlagents_fast.trainers.buffer import AgentBuffer
+from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
@@ -24,10 +23,6 @@ from mlagents_fast.trainers.torch_entities.networks import NetworkBody
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
 
 __all__ = ["ActionPredictionTuple", "CuriosityNetwork", "CuriosityRewardProvider"]
-
-
-# A typed batch, or an AgentBuffer as ML-Agents passes it.
-Batch = TrajectoryBatch | AgentBuffer
 
 
 class ActionPredictionTuple(NamedTuple):
@@ -61,17 +56,17 @@ class CuriosityNetwork(torch.nn.Module):
         hidden, _ = self._state_encoder([ModelUtils.list_to_tensor(o) for o in obs])
         return hidden
 
-    def get_current_state(self, mini_batch: Batch) -> torch.Tensor:
-        batch = TrajectoryBatch.of(mini_batch)
+    def get_current_state(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
+        batch = ExperienceBatch.of(mini_batch)
         return self._encode(batch.observations(len(self._state_encoder.processors)))
 
-    def get_next_state(self, mini_batch: Batch) -> torch.Tensor:
-        batch = TrajectoryBatch.of(mini_batch)
+    def get_next_state(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
+        batch = ExperienceBatch.of(mini_batch)
         return self._encode(batch.next_observations(len(self._state_encoder.processors)))
 
-    def predict_action(self, mini_batch: Batch) -> ActionPredictionTuple:
+    def predict_action(self, mini_batch: BatchOrBuffer) -> ActionPredictionTuple:
         """Continuous: the predicted action; discrete: per-branch softmax probabilities."""
-        batch = TrajectoryBatch.of(mini_batch)
+        batch = ExperienceBatch.of(mini_batch)
         inverse_input = torch.cat(
             (self.get_current_state(batch), self.get_next_state(batch)), dim=1
         )
@@ -86,8 +81,8 @@ class CuriosityNetwork(torch.nn.Module):
             discrete_pred = torch.cat([torch.softmax(b, dim=1) for b in branches], dim=1)
         return ActionPredictionTuple(continuous_pred, discrete_pred)
 
-    def predict_next_state(self, mini_batch: Batch) -> torch.Tensor:
-        batch = TrajectoryBatch.of(mini_batch)
+    def predict_next_state(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
+        batch = ExperienceBatch.of(mini_batch)
         actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         forward_input = torch.cat(
             (self.get_current_state(batch), self._action_flattener.forward(actions)), dim=1
@@ -95,16 +90,16 @@ class CuriosityNetwork(torch.nn.Module):
         return self.forward_model_next_state_prediction(forward_input)
 
     @staticmethod
-    def _mean_over_kept(values: torch.Tensor, batch: TrajectoryBatch) -> torch.Tensor:
+    def _mean_over_kept(values: torch.Tensor, batch: ExperienceBatch) -> torch.Tensor:
         # Mask rows may be scalars or shape (1,) (as ML-Agents' own buffers hold them):
         # masked_mean flattens them to one flag per step.
         masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.float)
         return ModelUtils.masked_mean(values, masks)
 
-    def compute_inverse_loss(self, mini_batch: Batch) -> torch.Tensor:
+    def compute_inverse_loss(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         """Error of the predicted action: squared error (continuous) plus cross-entropy
         (discrete), averaged over unpadded steps."""
-        batch = TrajectoryBatch.of(mini_batch)
+        batch = ExperienceBatch.of(mini_batch)
         predicted = self.predict_action(batch)
         actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
         inverse_loss: Any = 0
@@ -124,15 +119,15 @@ class CuriosityNetwork(torch.nn.Module):
             inverse_loss = inverse_loss + self._mean_over_kept(cross_entropy, batch)
         return inverse_loss
 
-    def compute_reward(self, mini_batch: Batch) -> torch.Tensor:
+    def compute_reward(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         """Half the squared error of the predicted next-state encoding, per step."""
-        batch = TrajectoryBatch.of(mini_batch)
+        batch = ExperienceBatch.of(mini_batch)
         predicted_next_state = self.predict_next_state(batch)
         target = self.get_next_state(batch)
         return torch.sum(0.5 * (target - predicted_next_state) ** 2, dim=1)
 
-    def compute_forward_loss(self, mini_batch: Batch) -> torch.Tensor:
-        batch = TrajectoryBatch.of(mini_batch)
+    def compute_forward_loss(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
+        batch = ExperienceBatch.of(mini_batch)
         return self._mean_over_kept(self.compute_reward(batch), batch)
 
 
@@ -149,16 +144,16 @@ class CuriosityRewardProvider(BaseRewardProvider):
         )
         self._has_updated_once = False
 
-    def evaluate(self, mini_batch: Batch) -> np.ndarray:
+    def evaluate(self, mini_batch: BatchOrBuffer) -> np.ndarray:
         """Rewards, capped so that reward * strength <= 1; zero until the first update."""
         with torch.no_grad():
             rewards = ModelUtils.to_numpy(self._network.compute_reward(mini_batch))
         rewards = np.minimum(rewards, 1.0 / self.strength)
         return rewards * self._has_updated_once
 
-    def update(self, mini_batch: Batch) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
         self._has_updated_once = True
-        batch = TrajectoryBatch.of(mini_batch)
+        batch = ExperienceBatch.of(mini_batch)
         forward_loss = self._network.compute_forward_loss(batch)
         inverse_loss = self._network.compute_inverse_loss(batch)
         loss = self.loss_multiplier * (self.beta * forward_loss + (1.0 - self.beta) * inverse_loss)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from mlagents_fast.trainers.batches import BatchOrBuffer
 from mlagents_fast.trainers.buffer import BufferKey
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
@@ -20,7 +21,7 @@ class ExtrinsicRewardProvider(BaseRewardProvider):
         super().__init__(specs, settings)
         self.add_groupmate_rewards = False
 
-    def evaluate(self, mini_batch: Any) -> np.ndarray:
+    def evaluate(self, mini_batch: BatchOrBuffer) -> np.ndarray:
         total_rewards = np.array(
             _as_ndarray(mini_batch[BufferKey.ENVIRONMENT_REWARDS]), dtype=np.float32
         )
@@ -38,5 +39,5 @@ class ExtrinsicRewardProvider(BaseRewardProvider):
             )
         return total_rewards
 
-    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
         return {}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.demo_loader import demo_buffer_for_training
 from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
@@ -26,7 +26,6 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_rewar
 from mlagents_fast.trainers.torch_entities.layers import Initialization, linear_layer
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils
-from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = ["DiscriminatorNetwork", "GAILRewardProvider"]
 
@@ -44,7 +43,7 @@ class GAILRewardProvider(BaseRewardProvider):
             self._discriminator_network.parameters(), lr=settings.learning_rate
         )
 
-    def evaluate(self, mini_batch: Any) -> np.ndarray:
+    def evaluate(self, mini_batch: BatchOrBuffer) -> np.ndarray:
         """``-log(1 - D(s, a))`` per step: large where the discriminator takes the agent's
         step for the expert's."""
         with torch.no_grad():
@@ -57,11 +56,14 @@ class GAILRewardProvider(BaseRewardProvider):
                 )
             )
 
-    def update(self, mini_batch: Any) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
         """One discriminator step on ``mini_batch`` against as many demonstration steps."""
-        expert_batch = self._demo_buffer.sample_mini_batch(mini_batch.num_experiences, 1)
+        policy_batch = ExperienceBatch.of(mini_batch)
+        expert_batch = ExperienceBatch.of(
+            self._demo_buffer.sample_mini_batch(policy_batch.num_experiences, 1)
+        )
         self._discriminator_network.encoder.update_normalization(expert_batch)
-        loss, stats = self._discriminator_network.compute_loss(mini_batch, expert_batch)
+        loss, stats = self._discriminator_network.compute_loss(policy_batch, expert_batch)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -107,19 +109,20 @@ class DiscriminatorNetwork(torch.nn.Module):
             linear_layer(estimator_input_size, 1, kernel_gain=0.2), torch.nn.Sigmoid()
         )
 
-    def get_action_input(self, mini_batch: Any) -> torch.Tensor:
+    def get_action_input(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         """Continuous actions and one-hot discrete actions, ``[batch, flattened_size]``."""
-        return self._action_flattener.forward(AgentAction.from_buffer(mini_batch))
+        batch = ExperienceBatch.of(mini_batch)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        return self._action_flattener.forward(actions)
 
-    def get_state_inputs(self, mini_batch: Any) -> list[torch.Tensor]:
+    def get_state_inputs(self, mini_batch: BatchOrBuffer) -> list[torch.Tensor]:
         n_obs = len(self.encoder.processors)
-        return [ModelUtils.list_to_tensor(obs) for obs in ObsUtil.from_buffer(mini_batch, n_obs)]
+        batch = ExperienceBatch.of(mini_batch)
+        return [ModelUtils.list_to_tensor(obs) for obs in batch.observations(n_obs)]
 
     @staticmethod
-    def _dones(mini_batch: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(mini_batch[BufferKey.DONE]), dtype=torch.float).reshape(
-            -1, 1
-        )
+    def _dones(batch: ExperienceBatch) -> torch.Tensor:
+        return torch.as_tensor(batch.require("done"), dtype=torch.float).reshape(-1, 1)
 
     def _sample_code(self, hidden: torch.Tensor, use_vail_noise: bool) -> tuple:
         """VAIL: the mean code, plus noise of scale ``z_sigma`` when sampling."""
@@ -127,15 +130,14 @@ class DiscriminatorNetwork(torch.nn.Module):
         return z_mu + torch.randn_like(z_mu) * self._z_sigma * use_vail_noise, z_mu
 
     def compute_estimate(
-        self, mini_batch: Any, use_vail_noise: bool = False
+        self, mini_batch: BatchOrBuffer, use_vail_noise: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``D(s, a)``, how much the discriminator believes each step is the expert's
         (``[batch, 1]``), and the VAIL mean code (None without VAIL)."""
-        inputs = self.get_state_inputs(mini_batch)
+        batch = ExperienceBatch.of(mini_batch)
+        inputs = self.get_state_inputs(batch)
         if self._use_actions:
-            action_inputs = torch.cat(
-                [self.get_action_input(mini_batch), self._dones(mini_batch)], dim=1
-            )
+            action_inputs = torch.cat([self.get_action_input(batch), self._dones(batch)], dim=1)
             hidden, _ = self.encoder(inputs, action_inputs)
         else:
             hidden, _ = self.encoder(inputs)
@@ -145,11 +147,15 @@ class DiscriminatorNetwork(torch.nn.Module):
         return self._estimator(hidden), z_mu
 
     def compute_loss(
-        self, policy_batch: Any, expert_batch: Any
+        self, policy_batch: BatchOrBuffer, expert_batch: BatchOrBuffer
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Binary cross-entropy of the discriminator (expert = 1, agent = 0), plus the VAIL
         KL term and the gradient penalty. Returns the loss and ML-Agents' statistics."""
         stats: dict[str, float] = {}
+        policy_batch, expert_batch = (
+            ExperienceBatch.of(policy_batch),
+            ExperienceBatch.of(expert_batch),
+        )
         policy_estimate, policy_mu = self.compute_estimate(policy_batch, use_vail_noise=True)
         expert_estimate, expert_mu = self.compute_estimate(expert_batch, use_vail_noise=True)
         stats["Policy/GAIL Policy Estimate"] = policy_estimate.mean().item()
@@ -189,8 +195,14 @@ class DiscriminatorNetwork(torch.nn.Module):
             total_loss = total_loss + gradient_magnitude_loss
         return total_loss, stats
 
-    def compute_gradient_magnitude(self, policy_batch: Any, expert_batch: Any) -> torch.Tensor:
+    def compute_gradient_magnitude(
+        self, policy_batch: BatchOrBuffer, expert_batch: BatchOrBuffer
+    ) -> torch.Tensor:
         """``mean((||grad D(x)|| - 1)^2)`` at points drawn between agent and expert steps."""
+        policy_batch, expert_batch = (
+            ExperienceBatch.of(policy_batch),
+            ExperienceBatch.of(expert_batch),
+        )
         interp_inputs = []
         for policy_input, expert_input in zip(
             self.get_state_inputs(policy_batch), self.get_state_inputs(expert_batch), strict=True

@@ -11,8 +11,7 @@ import attr
 import numpy as np
 import torch
 
-from mlagents_fast.trainers.batches import TrajectoryBatch
-from mlagents_fast.trainers.buffer import AgentBuffer
+from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
 )
@@ -44,8 +43,8 @@ class RNDNetwork(torch.nn.Module):
             specs.observation_specs, encoder_settings_without_memory(settings, "RND")
         )
 
-    def forward(self, mini_batch: TrajectoryBatch | AgentBuffer) -> torch.Tensor:
-        batch = TrajectoryBatch.of(mini_batch)
+    def forward(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
+        batch = ExperienceBatch.of(mini_batch)
         n_obs = len(self._encoder.processors)
         tensor_obs = [ModelUtils.list_to_tensor(o) for o in batch.observations(n_obs)]
         hidden, _ = self._encoder(tensor_obs)
@@ -66,16 +65,16 @@ class RNDRewardProvider(BaseRewardProvider):
             self._training_network.parameters(), lr=settings.learning_rate
         )
 
-    def evaluate(self, mini_batch: TrajectoryBatch | AgentBuffer) -> np.ndarray:
-        batch = TrajectoryBatch.of(mini_batch)
+    def evaluate(self, mini_batch: BatchOrBuffer) -> np.ndarray:
+        batch = ExperienceBatch.of(mini_batch)
         with torch.no_grad():
             target = self._random_network(batch)
             prediction = self._training_network(batch)
             rewards = torch.sum((prediction - target) ** 2, dim=1)
         return ModelUtils.to_numpy(rewards)
 
-    def update(self, mini_batch: TrajectoryBatch | AgentBuffer) -> dict[str, np.ndarray]:
-        batch = TrajectoryBatch.of(mini_batch)
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
+        batch = ExperienceBatch.of(mini_batch)
         with torch.no_grad():
             target = self._random_network(batch)
         prediction = self._training_network(batch)
