@@ -96,6 +96,16 @@ def test_3dball_spec_matches_the_example():
     assert BuiltinEnv("3DBall", seed=0, num_areas=3).num_agents == 36
 
 
+def test_3dball_observations_are_in_the_frame_of_unity_demonstrations():
+    """The example's platform is a 5 x 5 x 5 cube and observations are relative to its
+    centre: the ball drops from y = 4 and rests at y = 2.5 + 0.5, as in the Unity-recorded
+    Expert3DBall.demo (ball y between 2.9 and 3.2 once landed), so its experts transfer."""
+    env = BuiltinEnv("3DBall", seed=2)
+    _, _, last_obs = run_ball(env, 60, balancing_actions)
+    np.testing.assert_allclose(np.median(last_obs[:, 3]), 3.0, atol=0.05)
+    assert np.all((last_obs[:, 3] > 2.9) & (last_obs[:, 3] < 3.2))
+
+
 def test_visual_gridworld_is_chw():
     env = BuiltinEnv("VisualGridWorld", seed=0)
     (obs_spec,) = env.behavior_specs["GridWorld?team=0"].observation_specs
@@ -141,7 +151,7 @@ def test_scale_and_mass_change_the_motion():
         env = BuiltinEnv("3DBall", seed=0, side_channels=[channel])
         env.reset()
         push = ActionTuple(continuous=np.tile(np.float32([1.0, 0.0]), (12, 1)))
-        for _ in range(12):  # fall onto the platform, then tilt it for a while
+        for _ in range(10):  # land on the cube (a 1-unit drop), then tilt it, not off
             env.set_actions(BALL, push)
             env.step()
         obs = env.get_steps(BALL)[0].obs[0]
@@ -238,13 +248,14 @@ def test_gravity_zero_through_the_parameters_channel_keeps_the_ball_floating():
     assert len(terminal_steps) == 0
     np.testing.assert_array_equal(decision_steps.obs[0][:, 3], 4.0)  # still 4 above
     np.testing.assert_array_equal(decision_steps.obs[0][:, 6], 0.0)  # not falling
-    # Without the parameter the same balls land on the platform within 15 decisions.
+    # Without the parameter the same balls land on the cube (top face 2.5 above its centre)
+    # within 15 decisions.
     plain = BuiltinEnv("3DBall", seed=0)
     plain.reset()
     for _ in range(15):
         plain.step()
         assert len(plain.get_steps(BALL)[1]) == 0
-    assert np.all(plain.get_steps(BALL)[0].obs[0][:, 3] < 1.0)
+    assert np.all(plain.get_steps(BALL)[0].obs[0][:, 3] < 3.5)
 
 
 def test_samplers_draw_per_episode_and_are_seeded():
