@@ -337,3 +337,25 @@ def test_resume_restores_snapshots_and_elo(tmp_path, monkeypatch):
     for index, elo in enumerate(saved["policy_elos"][:-1]):
         if index != slot:
             assert seen["elos"][index] == pytest.approx(elo)
+
+
+def test_policies_are_created_in_name_order_whatever_the_hash_seed(monkeypatch):
+    """Team policies draw from the seeded generators as they are created: the order must not
+    follow set order (the per-process string hash seed), or seeded self-play runs differ."""
+    from mlagents_fast.trainers.env_manager import EnvironmentStep
+    from mlagents_fast.trainers.trainer_controller import TrainerController
+
+    controller = TrainerController.__new__(TrainerController)
+    controller.registered_behavior_ids = {"Duel?team=2"}
+    created = []
+    monkeypatch.setattr(
+        TrainerController,
+        "_create_trainer_and_manager",
+        lambda self, env_manager, behavior_id: created.append(behavior_id),
+    )
+    names = ["Duel?team=3", "Duel?team=1", "Duel?team=2", "Duel?team=0"]
+    steps = [EnvironmentStep(dict.fromkeys(names[:2]), 0, {}, {})]
+    steps.append(EnvironmentStep(dict.fromkeys(names[2:]), 1, {}, {}))
+    controller._register_new_behaviors(None, steps)
+    assert created == ["Duel?team=0", "Duel?team=1", "Duel?team=3"]
+    assert controller.registered_behavior_ids == set(names)

@@ -46,6 +46,8 @@ from mlagents_fast.trainers.exception import (
 from mlagents_fast.trainers.learning_curves import LearningCurveWriter
 from mlagents_fast.trainers.progress import ProgressWriter
 from mlagents_fast.trainers.stats import (
+    ELO_KEY,
+    GROUP_REWARD_KEY,
     LESSON_KEY_PREFIX,
     REWARD_KEY,
     ConsoleWriter,
@@ -75,6 +77,10 @@ class TrainingResult:
     """Behavior name -> (step, mean cumulative episode reward) at each summary."""
     lesson_history: dict[str, list[tuple[int, int]]] = attrs.field(factory=dict)
     """Environment parameter -> (step, lesson number) at each summary of the behaviors."""
+    group_reward_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
+    """Behavior name -> (step, mean group episode reward) at each summary (POCA)."""
+    elo_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
+    """Behavior name -> (step, ELO of the learning policy) at each summary (self-play)."""
 
     @property
     def final_mean_reward(self) -> dict[str, float]:
@@ -83,18 +89,25 @@ class TrainingResult:
 
 
 class _RewardHistoryWriter(StatsWriter):
-    """Keeps (step, mean reward) of every summary for :class:`TrainingResult`."""
+    """Keeps (step, mean) of the rewards and ELO of every summary for :class:`TrainingResult`."""
 
     LESSON_PREFIX = LESSON_KEY_PREFIX
 
     def __init__(self) -> None:
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.group_history: dict[str, list[tuple[int, float]]] = {}
+        self.elo_history: dict[str, list[tuple[int, float]]] = {}
         self.lessons: dict[str, list[tuple[int, int]]] = {}
 
     def write_stats(self, category: str, values: dict[str, StatsSummary], step: int) -> None:
-        reward = values.get(REWARD_KEY)
-        if reward is not None and reward.num > 0:
-            self.history.setdefault(category, []).append((step, reward.mean))
+        for key, history in (
+            (REWARD_KEY, self.history),
+            (GROUP_REWARD_KEY, self.group_history),
+            (ELO_KEY, self.elo_history),
+        ):
+            summary = values.get(key)
+            if summary is not None and summary.num > 0:
+                history.setdefault(category, []).append((step, summary.mean))
         for key, summary in values.items():
             if key.startswith(self.LESSON_PREFIX) and summary.num > 0:
                 parameter = key[len(self.LESSON_PREFIX) :]
@@ -258,6 +271,8 @@ def run_training(
         steps={name: trainer.get_step for name, trainer in controller.trainers.items()},
         reward_history=reward_history.history,
         lesson_history=reward_history.lessons,
+        group_reward_history=reward_history.group_history,
+        elo_history=reward_history.elo_history,
     )
 
 

@@ -144,7 +144,7 @@ class TrainerController:
             trainer_thread.start()
 
     def _create_trainers_and_managers(
-        self, env_manager: EnvManager, behavior_ids: set[str]
+        self, env_manager: EnvManager, behavior_ids: list[str]
     ) -> None:
         for behavior_id in behavior_ids:
             self._create_trainer_and_manager(env_manager, behavior_id)
@@ -236,7 +236,9 @@ class TrainerController:
         step_behavior_ids: set[str] = set()
         for step_info in step_infos:
             step_behavior_ids |= set(step_info.name_behavior_ids)
-        new_behavior_ids = step_behavior_ids - self.registered_behavior_ids
+        # Sorted, not set order (which follows the per-process string hash seed): policies are
+        # created, and draw from the seeded generators, in the same order in every run.
+        new_behavior_ids = sorted(step_behavior_ids - self.registered_behavior_ids)
         self._create_trainers_and_managers(env_manager, new_behavior_ids)
         self.registered_behavior_ids |= step_behavior_ids
 
