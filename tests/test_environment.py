@@ -310,6 +310,26 @@ def test_first_reset_carries_queued_side_channels():
     assert unity.replies[2] == _native.encode_close()
 
 
+def test_an_analytics_channel_of_the_callers_is_left_to_the_caller():
+    # The trainer's worker 0 brings its own analytics channel and fills it with the run: the
+    # environment then sends no message of its own on it (ML-Agents' default channel only
+    # speaks when the environment created it).
+    from mlagents_fast.trainers.training_analytics_side_channel import (
+        TrainingAnalyticsSideChannel,
+    )
+
+    port = free_port()
+    unity = FakeUnity(port, [academy("1.5.0"), EMPTY_OUTPUT, EMPTY_OUTPUT])
+    analytics = TrainingAnalyticsSideChannel()
+    env = UnityEnvironment(None, base_port=port, timeout_wait=10, side_channels=[analytics])
+    assert analytics.message_queue == []
+    env.reset()
+    env.close()
+    unity.join()
+    reset = _native.decode_unity_input(unity.replies[1])["rl_input"]
+    assert reset["side_channel"] == b""
+
+
 def test_worker_in_use_and_editor_worker_id():
     port = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:

@@ -119,7 +119,8 @@ def test_side_channels_reach_the_environment_in_the_actor(ray_instance):
         from mlagents_fast.envs.side_channel.incoming_message import IncomingMessage
         from mlagents_fast.envs.side_channel.outgoing_message import OutgoingMessage
 
-        parameters, engine, stats = side_channels
+        # ML-Agents' three channels first; worker 0 also gets the training analytics one.
+        parameters, engine, stats = side_channels[:3]
 
         class Reporting(BaseEnv):
             """GoalSeeker1D that reports, as stats, what its side channels received."""

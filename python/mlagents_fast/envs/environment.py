@@ -127,17 +127,15 @@ class UnityEnvironment(BaseEnv):
                 "the worker-id must be 0 in order to connect with the Editor."
             )
         side_channels = list(side_channels or [])
-        analytics_channel = next(
-            (
-                channel
-                for channel in side_channels
-                if channel.channel_id == DefaultTrainingAnalyticsSideChannel.CHANNEL_ID
-            ),
-            None,
-        )
-        if analytics_channel is None:
-            analytics_channel = DefaultTrainingAnalyticsSideChannel()
-            side_channels.append(analytics_channel)
+        # Without an analytics channel of the caller's (the trainer's worker 0 brings one
+        # and fills it itself), the default one says which mlagents-envs this is.
+        default_analytics: DefaultTrainingAnalyticsSideChannel | None = None
+        if all(
+            channel.channel_id != DefaultTrainingAnalyticsSideChannel.CHANNEL_ID
+            for channel in side_channels
+        ):
+            default_analytics = DefaultTrainingAnalyticsSideChannel()
+            side_channels.append(default_analytics)
         self._side_channel_manager = SideChannelManager(side_channels)
         self.academy_capabilities: UnityRLCapabilities | None = None
         self._env_state: dict[str, tuple[DecisionSteps, TerminalSteps]] = {}
@@ -193,7 +191,8 @@ class UnityEnvironment(BaseEnv):
                 init_output["package_version"],
             )
         self._apply_decoded(decoded)
-        analytics_channel.environment_initialized()
+        if default_analytics is not None:
+            default_analytics.environment_initialized()
 
     def _get_communicator(self, worker_id: int, base_port: int, timeout_wait: int) -> Any:
         """The link to Unity; a subclass may return a protobuf-level

@@ -68,10 +68,16 @@ class EnvChannels:
     """EngineConfigurationChannel: resolution, time scale, frame rates."""
     stats: Any = attrs.field(default=None)
     """StatsSideChannel: stats the environment reports."""
+    training_analytics: Any = attrs.field(default=None)
+    """TrainingAnalyticsSideChannel of worker 0 (None elsewhere, and once the environment said
+    it does not take analytics): as in ML-Agents, only worker 0 tells Unity about the run."""
 
     @staticmethod
-    def create(engine_settings: dict[str, Any] | None) -> EnvChannels:
-        """Fresh channels; the engine channel carries ``engine_settings`` when given."""
+    def create(
+        engine_settings: dict[str, Any] | None, with_training_analytics: bool = False
+    ) -> EnvChannels:
+        """Fresh channels; the engine channel carries ``engine_settings`` when given, and
+        ``with_training_analytics`` adds the run's analytics channel (worker 0 only)."""
         from mlagents_fast.envs.side_channel.engine_configuration_channel import (
             EngineConfig,
             EngineConfigurationChannel,
@@ -80,11 +86,15 @@ class EnvChannels:
             EnvironmentParametersChannel,
         )
         from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
+        from mlagents_fast.trainers.training_analytics_side_channel import (
+            TrainingAnalyticsSideChannel,
+        )
 
         channels = EnvChannels(
             environment_parameters=EnvironmentParametersChannel(),
             engine_configuration=EngineConfigurationChannel(),
             stats=StatsSideChannel(),
+            training_analytics=TrainingAnalyticsSideChannel() if with_training_analytics else None,
         )
         if engine_settings:
             channels.engine_configuration.set_configuration(EngineConfig(**engine_settings))
@@ -92,7 +102,25 @@ class EnvChannels:
 
     def as_list(self) -> list[Any]:
         """In the order ML-Agents hands them to an environment factory."""
-        return [self.environment_parameters, self.engine_configuration, self.stats]
+        channels = [self.environment_parameters, self.engine_configuration, self.stats]
+        if self.training_analytics is not None:
+            channels.append(self.training_analytics)
+        return channels
+
+    def environment_initialized(self, env: Any, run_options: Any) -> None:
+        """Queue the run's analytics for ``env`` (just created) when it takes them: Unity
+        declares ``trainingAnalytics`` in its capabilities. Otherwise the channel is dropped,
+        so no message goes to an environment that does not know the channel."""
+        capabilities = getattr(env, "academy_capabilities", None)
+        if not getattr(capabilities, "trainingAnalytics", False) or run_options is None:
+            self.training_analytics = None
+        if self.training_analytics is not None:
+            self.training_analytics.environment_initialized(run_options)
+
+    def training_started(self, behavior_name: str, trainer_settings: Any) -> None:
+        """Queue the analytics of the trainer just created for ``behavior_name``."""
+        if self.training_analytics is not None:
+            self.training_analytics.training_started(behavior_name, trainer_settings)
 
 
 def engine_settings_of(run_options: Any) -> dict[str, Any] | None:
@@ -156,10 +184,13 @@ class EnvFactory:
             no_graphics_monitor=bool(getattr(engine, "no_graphics_monitor", False)),
         )
 
-    def create(self, worker_id: int) -> tuple[Any, EnvChannels]:
-        """Create environment ``worker_id`` with its side channels."""
-        channels = EnvChannels.create(self.engine_settings)
-        return self(worker_id, channels.as_list()), channels
+    def create(self, worker_id: int, run_options: Any = None) -> tuple[Any, EnvChannels]:
+        """Create environment ``worker_id`` with its side channels (worker 0 also tells Unity
+        about the run given by ``run_options``, see :meth:`EnvChannels.environment_initialized`)."""
+        channels = EnvChannels.create(self.engine_settings, with_training_analytics=worker_id == 0)
+        env = self(worker_id, channels.as_list())
+        channels.environment_initialized(env, run_options)
+        return env, channels
 
     def __call__(self, worker_id: int, side_channels: Sequence[Any]) -> Any:
         """Environment ``worker_id`` talking through ``side_channels`` (ML-Agents' factory call)."""
@@ -188,6 +219,7 @@ class EnvironmentCommand(enum.Enum):
     RESET = 4
     CLOSE = 5
     ENV_EXITED = 6
+    TRAINING_STARTED = 7
 
 
 class EnvironmentRequest(NamedTuple):
@@ -217,13 +249,16 @@ class EnvWorker:
         pickled_factory: bytes,
         worker_id: int,
         engine_settings: dict[str, Any] | None,
+        run_options: Any = None,
     ) -> None:
-        """Create the environment: ``cloudpickle.loads(pickled_factory)(worker_id, channels)``."""
+        """Create the environment: ``cloudpickle.loads(pickled_factory)(worker_id, channels)``;
+        worker 0 tells Unity about the run (``run_options``), as ML-Agents' worker 0 does."""
         self.worker_id = worker_id
         self.env: Any = None
         factory = cloudpickle.loads(pickled_factory)
-        self.channels = EnvChannels.create(engine_settings)
+        self.channels = EnvChannels.create(engine_settings, with_training_analytics=worker_id == 0)
         self.env = factory(worker_id, self.channels.as_list())
+        self.channels.environment_initialized(self.env, run_options)
 
     def handle(self, request: EnvironmentRequest) -> EnvironmentResponse | None:
         """Carry out ``request``; the answer to send back, or None for requests without one
@@ -247,6 +282,9 @@ class EnvWorker:
             self._apply_parameters(request.payload)
             self.env.reset()
             return EnvironmentResponse(cmd, self.worker_id, self._all_step_result())
+        if cmd == EnvironmentCommand.TRAINING_STARTED:
+            self.channels.training_started(*request.payload)
+            return None
         if cmd == EnvironmentCommand.CLOSE:
             return None
         raise ValueError(f"environment worker {self.worker_id}: unknown command {cmd!r}")
@@ -375,6 +413,11 @@ class WorkerPoolEnvManager(EnvManager):
             getattr(env_settings, "timeout_wait", DEFAULT_TIMEOUT_WAIT),
         )
         self.timeout_seconds = float(max(60, timeout_wait * 2))
+
+    def _analytics_run_options(self, worker_id: int) -> Any:
+        """What worker ``worker_id`` needs of the run options: worker 0 sends the run's
+        training analytics, the others nothing (so only worker 0's copy travels)."""
+        return self.run_options if worker_id == 0 else None
 
     @property
     @abstractmethod
@@ -575,6 +618,11 @@ class WorkerPoolEnvManager(EnvManager):
         self.env_parameters = config
         for worker in self.workers:
             worker.send(EnvironmentCommand.ENVIRONMENT_PARAMETERS, config)
+
+    def on_training_started(self, behavior_name: str, trainer_settings: Any) -> None:
+        # Only worker 0 has the analytics channel; the others ignore it, as in ML-Agents.
+        for worker in self.workers:
+            worker.send(EnvironmentCommand.TRAINING_STARTED, (behavior_name, trainer_settings))
 
     @property
     def training_behaviors(self) -> dict[str, Any]:

@@ -63,12 +63,16 @@ class EnvActor:
     """
 
     def __init__(
-        self, pickled_factory: bytes, worker_id: int, engine_settings: dict[str, Any] | None
+        self,
+        pickled_factory: bytes,
+        worker_id: int,
+        engine_settings: dict[str, Any] | None,
+        run_options: Any = None,
     ) -> None:
         self._worker: EnvWorker | None = None
         self._start_error: BaseException | None = None
         try:
-            self._worker = EnvWorker(pickled_factory, worker_id, engine_settings)
+            self._worker = EnvWorker(pickled_factory, worker_id, engine_settings, run_options)
         except Exception as err:  # noqa: BLE001 - raised again by every call
             logger.error("Environment worker %d failed: %s", worker_id, err)
             self._start_error = err
@@ -296,7 +300,12 @@ class RayEnvManager(WorkerPoolEnvManager):
         return self._steps
 
     def _create_worker(self, worker_id: int) -> _RayWorker:
-        actor = self._actor_class.remote(self._pickled_factory, worker_id, self._engine_settings)
+        actor = self._actor_class.remote(
+            self._pickled_factory,
+            worker_id,
+            self._engine_settings,
+            self._analytics_run_options(worker_id),
+        )
         return _RayWorker(self._ray, actor, worker_id, self._steps)
 
     def close(self) -> None:

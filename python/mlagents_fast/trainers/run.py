@@ -313,7 +313,7 @@ def _create_env_manager(
     if env_settings.num_envs > 1:
         return SubprocessEnvManager(factory, options, env_settings.num_envs)
     try:
-        env_instance, channels = factory.create(worker_id=0)
+        env_instance, channels = factory.create(worker_id=0, run_options=options)
     except KeyboardInterrupt:
         # Imported here: the Unity link pulls in grpc, which built-ins do not need.
         from mlagents_fast.envs.environment import UnityEnvironment
@@ -325,7 +325,9 @@ def _create_env_manager(
             else f"starting the environment {env_settings.env_path}"
         )
         raise InterruptedBeforeTraining(f"interrupted while {what}; nothing was trained") from None
-    return SimpleEnvManager(env_instance, channels.environment_parameters, channels.stats)
+    return SimpleEnvManager(
+        env_instance, channels.environment_parameters, channels.stats, channels.training_analytics
+    )
 
 
 class EnvironmentPathError(TrainerConfigError, UnityEnvironmentException):

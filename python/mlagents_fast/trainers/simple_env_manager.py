@@ -16,15 +16,24 @@ __all__ = ["SimpleEnvManager"]
 class SimpleEnvManager(EnvManager):
     """Steps a single BaseEnv in the calling thread."""
 
-    def __init__(self, env: Any, env_params: Any = None, stats_channel: Any = None) -> None:
+    def __init__(
+        self,
+        env: Any,
+        env_params: Any = None,
+        stats_channel: Any = None,
+        training_analytics_channel: Any = None,
+    ) -> None:
         """
         :param env: the BaseEnv to train on.
         :param env_params: its EnvironmentParametersChannel (None when it has none).
         :param stats_channel: its StatsSideChannel (None when it has none).
+        :param training_analytics_channel: its TrainingAnalyticsSideChannel, told about each
+            trainer created (None when the environment takes no analytics).
         """
         super().__init__()
         self.env_params = env_params
         self.stats_channel = stats_channel
+        self.training_analytics_channel = training_analytics_channel
         self.env = env
         self.previous_step: EnvironmentStep = EnvironmentStep.empty(0)
         self.previous_all_action_info: dict[str, Any] = {}
@@ -54,6 +63,10 @@ class SimpleEnvManager(EnvManager):
         if config is not None and self.env_params is not None:
             for key, value in config.items():
                 value.apply(key, self.env_params)
+
+    def on_training_started(self, behavior_name: str, trainer_settings: Any) -> None:
+        if self.training_analytics_channel is not None:
+            self.training_analytics_channel.training_started(behavior_name, trainer_settings)
 
     @property
     def training_behaviors(self) -> dict[str, Any]:

@@ -64,11 +64,12 @@ def _worker(
     pickled_factory: bytes,
     worker_id: int,
     engine_settings: dict[str, Any] | None,
+    run_options: Any = None,
 ) -> None:
     """Worker process main: create the environment, then serve requests until CLOSE."""
     worker = None
     try:
-        worker = EnvWorker(pickled_factory, worker_id, engine_settings)
+        worker = EnvWorker(pickled_factory, worker_id, engine_settings, run_options)
         while True:
             request: EnvironmentRequest = parent_conn.recv()
             response = worker.handle(request)
@@ -214,6 +215,7 @@ class SubprocessEnvManager(WorkerPoolEnvManager):
                 self._pickled_factory,
                 worker_id,
                 self._engine_settings,
+                self._analytics_run_options(worker_id),
             ),
             daemon=True,
         )
