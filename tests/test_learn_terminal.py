@@ -2,6 +2,7 @@
 a terminal (run in a pseudo-terminal here)."""
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -14,6 +15,7 @@ import time
 
 import mlagents_fast
 import pytest
+from mlagents_fast.trainers.progress import _make_progress, compact_count
 
 pytestmark = pytest.mark.smoke
 
@@ -74,10 +76,12 @@ def test_log_output_has_banner_and_mlagents_lines_with_speed_apart(tmp_path):
 
 
 def run_in_terminal(argv, cwd, timeout=240):
-    """Run ``argv`` with stdout/stderr on a 160x40 pseudo-terminal; return (rc, output)."""
+    """Run ``argv`` with stdout/stderr on an 80x24 pseudo-terminal (a new terminal window's
+    size); return (rc, output)."""
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="160")
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
     for name in ("NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)
     process = subprocess.Popen(
@@ -113,7 +117,7 @@ def test_terminal_shows_live_bars_with_speed_reward_and_time_left(tmp_path):
     assert rc == 0, output[-3000:]
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
     bars = re.findall(
-        r"GoalSeeker1D .*?(\d[\d,]*)/3,000 steps\W+(\S+) steps/s\W+mean reward (\S+)", plain
+        r"GoalSeeker1D .*?(\d[\d,]*)/3,000 steps\W+(\S+) steps/s\W+reward (\S+)", plain
     )
     assert bars, plain[-3000:]
     # The bar moved, and finished at max_steps with the last summary's reward.
@@ -124,3 +128,49 @@ def test_terminal_shows_live_bars_with_speed_reward_and_time_left(tmp_path):
     # ML-Agents' lines still scroll above the bars; the speed is in the bars, not in a line.
     assert re.search(r"GoalSeeker1D\. Step: 512\. Time Elapsed: [\d.]+ s\. ", plain)
     assert "Steps/s:" not in plain
+
+
+def test_compact_counts():
+    assert [compact_count(v) for v in (0, 950, 9999, 10_000, 12_345, 99_950, 999_499)] == [
+        "0",
+        "950",
+        "9,999",
+        "10.0k",
+        "12.3k",
+        "100k",
+        "999k",
+    ]
+    assert [compact_count(v) for v in (999_500, 1_500_000, 12_345_678)] == [
+        "1.00M",
+        "1.50M",
+        "12.3M",
+    ]
+
+
+def render_bars(width, names, completed=123_456, total=500_000):
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
+    progress = _make_progress(console)
+    for name in names:
+        task = progress.add_task(name, total=total, completed=completed, reward=None)
+        progress.update(task, reward=-93.125)
+    console.print(progress.make_tasks_table(progress.tasks))
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_bars_are_one_line_per_behavior_on_an_80_column_terminal(width):
+    lines = render_bars(width, ["3DBall"])
+    assert len(lines) == 1 and len(lines[0].rstrip()) <= width
+    assert re.fullmatch(
+        r"3DBall \u2501+\S* +25% 123k/500k steps  \S+ steps/s  reward -93\.125  ETA \S+",
+        lines[0].rstrip(),
+    ), lines
+    # Long names are cut; the figures stay whole, one line per behavior, names aligned.
+    lines = render_bars(80, ["3DBall", "WalkerDynamicVariableSpeedLongName"])
+    assert len(lines) == 2 and all(len(line.rstrip()) <= 80 for line in lines)
+    assert lines[1].startswith("WalkerDynamicVariab\u2026 ")
+    assert all("123k/500k steps" in line and "reward -93.125" in line for line in lines)
+    assert lines[0].index("123k") == lines[1].index("123k")

@@ -172,49 +172,69 @@ class ProgressWriter(StatsWriter):
         return task
 
 
+def compact_count(value: float) -> str:
+    """``950``, ``9,999``, ``12.3k``, ``500k``, ``1.50M``: three significant figures past 9,999."""
+    value = float(value)
+    if abs(value) < 10_000:
+        return f"{value:,.0f}"
+    scaled, unit = value / 1e3, "k"
+    if abs(scaled) >= 999.5:
+        scaled, unit = value / 1e6, "M"
+    digits = 0 if abs(scaled) >= 99.95 else 1 if abs(scaled) >= 9.995 else 2
+    return f"{scaled:.{digits}f}{unit}"
+
+
+NAME_WIDTH = 20
+"""Behavior names longer than this are cut (with an ellipsis) in the bars."""
+BAR_WIDTH = 30
+"""The widest bar; it narrows to leave the figures room on a narrow terminal."""
+
+
 def _make_progress(console: Any) -> Any:
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        ProgressColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """One line per behavior, never wrapped: the name, the bar, then the figures; on a narrow
+    terminal (80 columns) the bar gives up width first, then the line is cut."""
+    from rich.progress import Progress, ProgressBar, ProgressColumn
+    from rich.table import Table
     from rich.text import Text
 
-    class StepsColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            total = "?" if task.total is None else f"{int(task.total):,}"
-            return Text(f"{int(task.completed):,}/{total} steps", style="progress.download")
+    class BehaviorLine(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self.progress: Any = None  # set once the Progress exists
 
-    class SpeedColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.speed
-            text = "- steps/s" if speed is None else f"{speed:,.0f} steps/s"
-            return Text(text, style="progress.data.speed")
-
-    class RewardColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
+        def render(self, task: Any) -> Any:
+            percent = "" if task.total is None else f"{task.percentage:3.0f}% "
+            total = "?" if task.total is None else compact_count(task.total)
+            speed = "-" if task.speed is None else compact_count(task.speed)
             reward = task.fields.get("reward")
-            text = "mean reward -" if reward is None else f"mean reward {reward:.3f}"
-            return Text(text, style="bold")
+            left = task.time_remaining
+            figures = Text.assemble(
+                percent,
+                (f"{compact_count(task.completed)}/{total} steps", "progress.download"),
+                "  ",
+                (f"{speed} steps/s", "progress.data.speed"),
+                "  ",
+                ("reward -" if reward is None else f"reward {reward:.3f}", "bold"),
+                "  ",
+                ("ETA " + ("-" if left is None else format_duration(left)), "progress.remaining"),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+            names = [t.description for t in self.progress.tasks] if self.progress else []
+            name_width = min(NAME_WIDTH, max([len(n) for n in names] + [len(task.description)]))
+            name = Text(task.description, style="bold blue", no_wrap=True, overflow="ellipsis")
+            name.truncate(name_width, overflow="ellipsis", pad=True)
+            width = self.progress.console.width if self.progress else 80
+            bar_width = max(0, min(BAR_WIDTH, width - name_width - figures.cell_len - 2))
+            line = Table.grid(padding=(0, 1) if bar_width else 0)
+            if bar_width:
+                bar = ProgressBar(total=task.total, completed=task.completed, width=bar_width)
+                line.add_row(name, bar, figures)
+            else:
+                line.add_row(Text.assemble(name, " ", figures, no_wrap=True, overflow="ellipsis"))
+            return line
 
-    return Progress(
-        TextColumn("[bold blue]{task.description}"),
-        BarColumn(bar_width=30),
-        TaskProgressColumn(),
-        TextColumn("\u2022"),
-        StepsColumn(),
-        TextColumn("\u2022"),
-        SpeedColumn(),
-        TextColumn("\u2022"),
-        RewardColumn(),
-        TextColumn("\u2022 elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("\u2022 ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        refresh_per_second=4,
-    )
+    column = BehaviorLine()
+    progress = Progress(column, console=console, refresh_per_second=4)
+    column.progress = progress
+    return progress
