@@ -160,3 +160,18 @@ def test_self_play_raises_elo_and_beats_a_random_player_at_tennis(tmp_path):
     # opponents) and the policy wins about 74 % of the points against random paddles.
     assert elo[-1] >= 1208.0 and elo[-1] >= min(elo) + 8.0, f"ELO {elo}, won {rate}"
     assert rate >= 0.65, f"ELO {elo}, won {rate}"
+
+
+def test_poca_self_play_two_a_side_learns_tennis(tmp_path):
+    """SoccerTwos' set-up: POCA with self_play, teams of two paddles (each team one group)."""
+    settings = behavior("poca", 40_000, self_play=True)
+    settings["summary_freq"] = 4000
+    options = RunOptions.from_dict({"behaviors": {"Tennis": settings}})
+    env = BuiltinEnv("Tennis", seed=2, num_areas=8, agents_per_area=4)
+    result = train(env, options, run_id="doubles", results_dir=str(tmp_path), seed=2)
+    elo = [round(rating, 1) for _, rating in result.elo_history["Tennis"]]
+    rate = win_rate_against_random(os.path.join(result.run_dir, "Tennis.onnx"), 4)
+    # Seed 2: the ELO climbs from 1199 to 1229 and the pair wins about 70 % of the points
+    # against random paddles (four paddles learn slower than two).
+    assert elo[-1] >= 1215.0 and elo[-1] >= min(elo) + 15.0, f"ELO {elo}, won {rate}"
+    assert rate >= 0.6, f"ELO {elo}, won {rate}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
 import threading
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ from mlagents_fast.envs.cli import UnityHost, env_factory_for, write_launcher
 from mlagents_fast.envs.environment import UnityEnvironment
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue, AgentProcessor
 from mlagents_fast.trainers.buffer import BufferKey
+from mlagents_fast.trainers.model_saver.torch_model_saver import load_checkpoint_file
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.stats import StatsReporter
 from mlagents_fast.trainers.subprocess_env_manager import EnvFactory, SubprocessEnvManager
@@ -355,3 +357,39 @@ def test_mlagents_envs_decodes_groups_teams_and_buffer_sensors_from_our_host(tmp
                 choice = np.argmax(rng.random(allowed.shape) * allowed, axis=1)[:, None]
                 local.set_actions(behavior, ActionTuple(discrete=choice.astype(np.int32)))
             local.step()
+
+
+@pytest.mark.smoke
+def test_our_poca_self_play_trains_doubles_through_launchers_in_two_workers(tmp_path):
+    """mlagents-fast-learn with POCA and self_play (SoccerTwos' set-up) on Tennis two a side,
+    over the gRPC link of two launched hosts (--num-envs=2): both teams' behaviors arrive by
+    their ``?team=N`` names, the groups of two reach the centralized critic, ELO is reported."""
+    config = tmp_path / "doubles.yaml"
+    config.write_text(short_run("Tennis", "poca", normalize=False, extra=SELF_PLAY))
+    write_launcher("builtin:Tennis", str(tmp_path / "envs"), extra_args=["--agents-per-area=4"])
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlagents_fast.trainers.learn",
+            str(config),
+            f"--env={tmp_path / 'envs' / 'Tennis'}",
+            "--run-id=doubles",
+            "--num-envs=2",
+            "--no-graphics",
+            f"--base-port={free_port()}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        check=False,
+    )
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert "Tennis. Step: 600." in log and "ELO" in log, log[-3000:]
+    run_dir = tmp_path / "results" / "doubles"
+    checkpoint = load_checkpoint_file(str(run_dir / "Tennis" / "checkpoint.pt"))
+    assert float(checkpoint["Optimizer:critic"]["network_body._current_max_agents"]) == 2.0
+    assert checkpoint["SelfPlay"]["snapshots"]
+    assert (run_dir / "Tennis.onnx").exists()
