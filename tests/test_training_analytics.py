@@ -143,6 +143,23 @@ def test_only_worker_0_sends_the_run_and_each_trainer_to_unity(tmp_path):
     ]
 
 
+def test_run_options_that_are_not_a_run_options_send_nothing(tmp_path):
+    # Managers built with a plain namespace of settings (as tests do) still train.
+    path = tmp_path / "0.jsonl"
+
+    def create(worker_id, side_channels):
+        return AnalyticsRecordingEnv(worker_id, side_channels, path)
+
+    namespace = SimpleNamespace(env_settings=SimpleNamespace(num_envs=1))
+    worker = EnvWorker(cloudpickle.dumps(create), 0, None, namespace)
+    try:
+        assert worker.channels.training_analytics is None
+        worker.handle(EnvironmentRequest(EnvironmentCommand.RESET))
+    finally:
+        worker.close()
+    assert [r for r in records(path) if "message" in r] == []
+
+
 def test_an_environment_without_the_capability_gets_no_analytics(tmp_path):
     path = tmp_path / "0.jsonl"
 

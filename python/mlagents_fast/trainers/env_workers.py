@@ -112,7 +112,11 @@ class EnvChannels:
         declares ``trainingAnalytics`` in its capabilities. Otherwise the channel is dropped,
         so no message goes to an environment that does not know the channel."""
         capabilities = getattr(env, "academy_capabilities", None)
-        if not getattr(capabilities, "trainingAnalytics", False) or run_options is None:
+        # Run options that are not a RunOptions (a test's namespace) have nothing to report:
+        # analytics never stop a run.
+        if not getattr(capabilities, "trainingAnalytics", False) or not hasattr(
+            run_options, "as_dict"
+        ):
             self.training_analytics = None
         if self.training_analytics is not None:
             self.training_analytics.environment_initialized(run_options)
