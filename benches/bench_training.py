@@ -1,18 +1,22 @@
-"""End-to-end training throughput: env steps per second over a PPO run on 3DBall.
+"""End-to-end training throughput: env steps per second over a training run.
 
-Same config (``config/ppo/3DBall.yaml``, max_steps overridable), same
-environment (built-in 3DBall served by ``mlagents-fast-env`` through a launcher file, so both
-trainers talk gRPC to the same Unity-side host), two trainers:
+Workloads (``--workload``): ``3dball`` (PPO, ``config/ppo/3DBall.yaml``), and the multi-agent
+ones: ``dungeon-poca`` (POCA, ``config/poca/DungeonEscape.yaml`` on builtin:DungeonEscape),
+``tennis-self-play`` (PPO with self-play, ``config/ppo/Tennis.yaml`` on builtin:Tennis) and
+``tennis-poca-self-play`` (POCA with self-play, ``config/poca/SoccerTwos.yaml`` renamed to
+Tennis, on builtin:Tennis two a side). Same config (ML-Agents' as shipped, max_steps and
+summary_freq overridable), same environment (the built-in served by ``mlagents-fast-env``
+through a launcher file, so both trainers talk gRPC to the same Unity-side host), two trainers:
 
 - ours: ``mlagents-fast-learn CONFIG --env <launcher>``
 - ML-Agents 1.1.0: ``mlagents-learn CONFIG --env <launcher>`` in the anchor venv
 
-plus ours on ``--env builtin:3DBall`` (in-process, no gRPC), the way built-ins normally run.
+plus ours on ``--env builtin:<Name>`` (in-process, no gRPC), the way built-ins normally run.
 Steps/s is measured from the trainers' own progress lines (same format in both):
 (last step - first step) / (elapsed at last - elapsed at first), so start-up is excluded. The
 reward column is the mean reward of the last summary and the best summary.
 
-    python benches/bench_training.py [--max-steps N]
+    python benches/bench_training.py [--workload NAME] [--max-steps N] [--summary-freq N]
 """
 
 from __future__ import annotations
@@ -33,9 +37,20 @@ from common import MLAGENTS_VENV, machine_line, mlagents_python
 PROGRESS = re.compile(r"Step: (\d+)\. Time Elapsed: ([\d.]+) s\. (?:Mean Reward: (-?[\d.]+)\.)?")
 
 
-def ball_config() -> Path:
-    """ML-Agents' 3DBall config as shipped in this repository's config/."""
-    return Path(__file__).resolve().parent.parent / "config" / "ppo" / "3DBall.yaml"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+# Workload -> (built-in, ML-Agents config as shipped in config/, its behavior, launcher options).
+WORKLOADS = {
+    "3dball": ("3DBall", "ppo/3DBall.yaml", "3DBall", []),
+    "dungeon-poca": ("DungeonEscape", "poca/DungeonEscape.yaml", "DungeonEscape", []),
+    "tennis-self-play": ("Tennis", "ppo/Tennis.yaml", "Tennis", []),
+    "tennis-poca-self-play": (
+        "Tennis",
+        "poca/SoccerTwos.yaml",
+        "SoccerTwos",
+        ["--agents-per-area", "4"],
+    ),
+}
 
 
 def parse_progress(output: str) -> dict:
@@ -68,42 +83,54 @@ def run(command: list[str], cwd: Path, timeout: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     """``argv`` defaults to none (run_all.py calls ``main()`` with its own sys.argv)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="3dball")
     parser.add_argument("--max-steps", type=int, default=500_000)
+    parser.add_argument(
+        "--summary-freq", type=int, default=None, help="default: the config's (as shipped)"
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv if argv is not None else [])
+    env_name, config_file, config_behavior, launcher_options = WORKLOADS[args.workload]
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     try:
-        config = yaml.safe_load(ball_config().read_text())
-        config["behaviors"]["3DBall"]["max_steps"] = args.max_steps
-        config_path = work / "3DBall.yaml"
+        config = yaml.safe_load((CONFIG_DIR / config_file).read_text())
+        # A config written for another scene trains the built-in under the built-in's name.
+        behavior = config["behaviors"].pop(config_behavior)
+        config["behaviors"][env_name] = behavior
+        behavior["max_steps"] = args.max_steps
+        if args.summary_freq is not None:
+            behavior["summary_freq"] = args.summary_freq
+        config_path = work / f"{env_name}.yaml"
         config_path.write_text(yaml.safe_dump(config))
         host = shutil.which("mlagents-fast-env") or "mlagents-fast-env"
         run(
             [
                 host,
                 "--write-launcher",
-                "builtin:3DBall",
+                f"builtin:{env_name}",
                 "--launcher-dir",
                 str(work),
                 "--launcher-name",
-                "3DBall",
+                env_name,
+                *launcher_options,
             ],
             work,
             120,
         )
-        launcher = str(work / "3DBall")
+        launcher = str(work / env_name)
         common = [str(config_path), "--no-graphics", "--seed", "1", "--force"]
         ours_cli = [sys.executable, "-m", "mlagents_fast.trainers.learn"]
 
         results = {}
-        results["ours, builtin (in-process)"] = parse_progress(
-            run(
-                [*ours_cli, *common, "--env", "builtin:3DBall", "--run-id", "ours-builtin"],
-                work,
-                args.timeout,
+        if not launcher_options:  # (--agents-per-area is a launcher option only)
+            results["ours, builtin (in-process)"] = parse_progress(
+                run(
+                    [*ours_cli, *common, "--env", f"builtin:{env_name}", "--run-id", "ours-b"],
+                    work,
+                    args.timeout,
+                )
             )
-        )
         results["ours, launcher (gRPC)"] = parse_progress(
             run(
                 [
@@ -140,7 +167,9 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         print(machine_line())
-        print(f"3DBall PPO, {args.max_steps} steps, config {ball_config().name}")
+        print(
+            f"{args.workload} on builtin:{env_name}, {args.max_steps} steps, config {config_file}"
+        )
         reference = results.get("ML-Agents 1.1.0, launcher (gRPC)")
         print("| trainer | env steps/s | vs ML-Agents | final mean reward | best mean reward |")
         print("|---|---|---|---|---|")

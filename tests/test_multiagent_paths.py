@@ -212,25 +212,18 @@ SHORT_RUN = {
 }
 
 
-@pytest.mark.smoke
-@pytest.mark.skipif(
-    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
-)
-@pytest.mark.parametrize(
-    "name,trainer",
-    [("DungeonEscape", "poca"), ("Tennis", "ghost"), ("Sorter", "attention")],
-)
-def test_official_mlagents_learn_trains_multiagent_builtins(tmp_path, name, trainer):
-    """ML-Agents 1.1.0's mlagents-learn trains the new built-ins through our launcher: POCA on
-    the cooperative one, PPO with its ghost (self-play) trainer on the two teams, and its
-    attention body on Sorter's buffer sensor."""
-    config = tmp_path / f"{name}.yaml"
-    config.write_text(SHORT_RUN[name])
-    write_launcher(f"builtin:{name}", str(tmp_path / "envs"))
+def learn_through_launcher(
+    learn: list[str], config: str, name: str, tmp_path, launcher_options: list[str] = ()
+) -> str:
+    """Runs ``learn`` (a trainer's command line) with ``config`` on a launcher of
+    ``builtin:<name>``, run id ``link``; returns its output once it succeeded."""
+    config_path = tmp_path / f"{name}.yaml"
+    config_path.write_text(config)
+    write_launcher(f"builtin:{name}", str(tmp_path / "envs"), extra_args=launcher_options)
     run = subprocess.run(
         [
-            str(ANCHOR_PYTHON.parent / "mlagents-learn"),
-            str(config),
+            *learn,
+            str(config_path),
             f"--env={tmp_path / 'envs' / name}",
             "--run-id=link",
             "--no-graphics",
@@ -244,6 +237,24 @@ def test_official_mlagents_learn_trains_multiagent_builtins(tmp_path, name, trai
     )
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.smoke
+@pytest.mark.skipif(
+    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+)
+@pytest.mark.parametrize(
+    "name,trainer",
+    [("DungeonEscape", "poca"), ("Tennis", "ghost"), ("Sorter", "attention")],
+)
+def test_official_mlagents_learn_trains_multiagent_builtins(tmp_path, name, trainer):
+    """ML-Agents 1.1.0's mlagents-learn trains the new built-ins through our launcher: POCA on
+    the cooperative one, PPO with its ghost (self-play) trainer on the two teams, and its
+    attention body on Sorter's buffer sensor."""
+    log = learn_through_launcher(
+        [str(ANCHOR_PYTHON.parent / "mlagents-learn")], SHORT_RUN[name], name, tmp_path
+    )
     assert f"{name}. Step: 600." in log, log[-3000:]
     assert (tmp_path / "results" / "link" / f"{name}.onnx").exists()
     if trainer == "ghost":
@@ -364,31 +375,15 @@ def test_our_poca_self_play_trains_doubles_through_launchers_in_two_workers(tmp_
     """mlagents-fast-learn with POCA and self_play (SoccerTwos' set-up) on Tennis two a side,
     over the gRPC link of two launched hosts (--num-envs=2): both teams' behaviors arrive by
     their ``?team=N`` names, the groups of two reach the centralized critic, ELO is reported."""
-    config = tmp_path / "doubles.yaml"
-    config.write_text(short_run("Tennis", "poca", normalize=False, extra=SELF_PLAY))
-    write_launcher("builtin:Tennis", str(tmp_path / "envs"), extra_args=["--agents-per-area=4"])
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlagents_fast.trainers.learn",
-            str(config),
-            f"--env={tmp_path / 'envs' / 'Tennis'}",
-            "--run-id=doubles",
-            "--num-envs=2",
-            "--no-graphics",
-            f"--base-port={free_port()}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=500,
-        check=False,
+    log = learn_through_launcher(
+        [sys.executable, "-m", "mlagents_fast.trainers.learn", "--num-envs=2"],
+        short_run("Tennis", "poca", normalize=False, extra=SELF_PLAY),
+        "Tennis",
+        tmp_path,
+        ["--agents-per-area=4"],
     )
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-3000:]
     assert "Tennis. Step: 600." in log and "ELO" in log, log[-3000:]
-    run_dir = tmp_path / "results" / "doubles"
+    run_dir = tmp_path / "results" / "link"
     checkpoint = load_checkpoint_file(str(run_dir / "Tennis" / "checkpoint.pt"))
     assert float(checkpoint["Optimizer:critic"]["network_body._current_max_agents"]) == 2.0
     assert checkpoint["SelfPlay"]["snapshots"]
