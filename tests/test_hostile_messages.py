@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlagents_fast import _native
 from mlagents_fast.envs import rpc_utils
 from mlagents_fast.envs.exception import (
     UnityCommunicationException,
@@ -335,6 +336,109 @@ def test_a_message_on_a_send_only_channel_is_a_protocol_error(channel_class):
     manager = SideChannelManager([channel])
     with pytest.raises(UnitySideChannelMessageException, match=channel_class.__name__):
         manager.process_side_channel_message(record(channel.channel_id, b"x"))
+
+
+def trainer_step(n_agents, continuous_size, discrete_size, side_channel=b""):
+    """A step message from the trainer, as the mlagents-fast-env host receives it."""
+    return _native.encode_rl_input(
+        0,
+        side_channel,
+        [
+            (
+                "A",
+                np.full((n_agents, continuous_size), 0.5, np.float32),
+                np.ones((n_agents, discrete_size), np.int32),
+            )
+        ],
+    )
+
+
+ROOMY_FOR_TRAINER_STEP = {
+    "max_agents": 50,
+    "max_action_size": 3,
+    "max_discrete_branches": 2,
+    "max_message_bytes": 50 * 5 * 4,
+}
+
+
+@pytest.mark.parametrize("limit", sorted(ROOMY_FOR_TRAINER_STEP))
+def test_trainer_messages_are_checked_against_the_decoder_limits(limit):
+    """The host-side decoder (bytes from a trainer) has the guarantees of the Unity-side
+    one: sizes checked against DecodeLimits before allocating, limit errors naming the limit."""
+    data = trainer_step(50, 3, 2)
+    decoded = _native.decode_unity_input(data, DecodeLimits(**ROOMY_FOR_TRAINER_STEP))
+    continuous, discrete = decoded["rl_input"]["actions"]["A"]
+    assert continuous.shape == (50, 3) and discrete.shape == (50, 2)
+    tight = DecodeLimits(**{**ROOMY_FOR_TRAINER_STEP, limit: ROOMY_FOR_TRAINER_STEP[limit] - 1})
+    with pytest.raises(UnityMessageLimitException, match=limit) as caught:
+        _native.decode_unity_input(data, tight)
+    assert "MLAGENTS_FAST_DECODE_LIMITS" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        trainer_step(3, 2, 1)[:-7],
+        b"\x0a\xff\xff\xff\xff\x0f",
+        b"\x1a\x05\x0a\x03\x0a\x01",
+        bytes(range(256)),
+    ],
+    ids=["cut short", "huge length", "nested cut short", "noise"],
+)
+def test_broken_trainer_messages_are_protocol_errors(data):
+    with pytest.raises(UnityMessageDecodeException):
+        _native.decode_unity_input(data)
+
+
+class _FakeTrainerChannel:
+    """A gRPC channel whose exchanges answer with the given replies."""
+
+    def __init__(self, replies):
+        self.replies = iter(replies)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def unary_unary(self, method):
+        return lambda request, **kwargs: next(self.replies)
+
+
+def test_the_host_refuses_a_hostile_trainer_with_one_line(monkeypatch, caplog):
+    """mlagents-fast-env: a handshake answer above the limits, then a step whose
+    side-channel records are cut short: a protocol error each, one line from the command."""
+    from mlagents_fast.envs import cli
+
+    monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: None)
+    hostile = {
+        "too many agents": ([trainer_step(5, 1, 0)], "max_agents"),
+        "cut side channel": (
+            [
+                _native.encode_init_input(0, "1.5.0", "1.1.0", [True] * 7, 1),
+                trainer_step(1, 1, 0, side_channel=bytes(30)),
+            ],
+            "side-channel record",
+        ),
+    }
+    set_decode_limits(max_agents=4)
+    try:
+        for replies, expected in hostile.values():
+            monkeypatch.setattr(
+                cli.grpc, "insecure_channel", lambda *a, r=replies, **k: _FakeTrainerChannel(r)
+            )
+            host = cli.UnityHost(cli.env_factory_for("builtin:3DBall"), "localhost:1")
+            with pytest.raises(UnityProtocolException, match=expected):
+                host.run()
+            caplog.clear()
+            argv = ["--env", "builtin:3DBall", "--mlagents-port", "1"]
+            assert cli.main(argv) == 1
+            errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert len(errors) == 1 and expected in errors[0], errors
+            assert not any(r.exc_info for r in caplog.records)
+    finally:
+        set_decode_limits()
 
 
 def test_many_records_for_unknown_channels_log_a_few_lines(caplog):

@@ -135,8 +135,24 @@ class BuiltinVectorEnv:
 
 # --- Unity wire codec (rust/python/src/proto.rs) ---
 
+class DecodeLimits:
+    def __init__(
+        self,
+        *,
+        max_agents: int = ...,
+        max_observations: int = ...,
+        max_observation_elements: int = ...,
+        max_png_pixels: int = ...,
+        max_discrete_branches: int = ...,
+        max_action_size: int = ...,
+        max_message_bytes: int = ...,
+    ) -> None: ...
+    def as_dict(self) -> dict[str, int]: ...
+
 def decode_unity_output(
-    data: bytes, known_specs: list[tuple[str, list[tuple[int, ...]], tuple[int, ...]]]
+    data: bytes,
+    known_specs: list[tuple[str, list[tuple[int, ...]], tuple[int, ...]]],
+    limits: DecodeLimits | None = None,
 ) -> dict[str, Any]: ...
 def encode_init_input(
     seed: int,
@@ -151,7 +167,7 @@ def encode_rl_input(
     actions: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.int32]]],
 ) -> bytes: ...
 def encode_close() -> bytes: ...
-def decode_unity_input(data: bytes) -> dict[str, Any]: ...
+def decode_unity_input(data: bytes, limits: DecodeLimits | None = None) -> dict[str, Any]: ...
 def encode_unity_output(
     status: int,
     with_output: bool,

@@ -40,8 +40,13 @@ from mlagents_fast import __version__, _native
 from mlagents_fast.atomic_io import write_text_atomically
 from mlagents_fast.envs.base_env import ActionTuple, BaseEnv
 from mlagents_fast.envs.environment import UnityEnvironment
-from mlagents_fast.envs.exception import UnityEnvironmentException
+from mlagents_fast.envs.exception import (
+    UnityEnvironmentException,
+    UnityProtocolException,
+    UnitySideChannelMessageException,
+)
 from mlagents_fast.envs.rpc_communicator import EXCHANGE_METHOD, MAX_MESSAGE_BYTES
+from mlagents_fast.envs.rpc_utils import get_decode_limits
 from mlagents_fast.envs.side_channel import (
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
@@ -80,12 +85,18 @@ def _split_side_channel_records(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
     records, offset = [], 0
     while offset < len(data):
         if len(data) - offset < 20:
-            raise UnityEnvironmentException("truncated side-channel record from the trainer")
+            raise UnitySideChannelMessageException(
+                f"truncated side-channel record from the trainer: {len(data) - offset} bytes "
+                f"left at offset {offset}, fewer than the 20-byte record header"
+            )
         channel_id = uuid.UUID(bytes_le=data[offset : offset + 16])
         length = int.from_bytes(data[offset + 16 : offset + 20], "little", signed=True)
         offset += 20
         if length < 0 or offset + length > len(data):
-            raise UnityEnvironmentException("truncated side-channel record from the trainer")
+            raise UnitySideChannelMessageException(
+                f"truncated side-channel record from the trainer: channel {channel_id} "
+                f"declares {length} bytes but {len(data) - offset} remain"
+            )
         records.append((channel_id, data[offset : offset + length]))
         offset += length
     return records
@@ -142,7 +153,7 @@ class UnityHost:
             wait_for_ready=True,
             timeout=CONNECT_TIMEOUT_S,
         )
-        reply = _native.decode_unity_input(first)
+        reply = _native.decode_unity_input(first, get_decode_limits())
         init = reply["init_input"]
         if reply["status"] != 200 or init is None:
             logger.error("the trainer did not send an initialization message")
@@ -161,7 +172,7 @@ class UnityHost:
         # Message 2 of the handshake: an empty output, answered by the first reset.
         message = exchange(_native.encode_unity_output(200, False, None, [], b""))
         while True:
-            reply = _native.decode_unity_input(message)
+            reply = _native.decode_unity_input(message, get_decode_limits())
             if reply["status"] != 200:
                 logger.info("the trainer closed the link (status %s)", reply["status"])
                 return 0
@@ -452,6 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         factory = env_factory_for(args.env, args.agents_per_area)
         host = UnityHost(factory, f"{args.host}:{args.mlagents_port}", args.num_areas)
         return host.run()
+    except UnityProtocolException as err:
+        # Bytes from the trainer that break the protocol: one line, as the trainer gives.
+        logger.error("mlagents-fast-env: the trainer sent a message that cannot be read: %s", err)
+        return 1
     except Exception:
         logger.exception("mlagents-fast-env failed")
         return 1

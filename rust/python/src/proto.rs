@@ -411,18 +411,27 @@ fn encode_close(py: Python<'_>) -> Bound<'_, PyBytes> {
     PyBytes::new(py, &input::encode_close())
 }
 
-/// decode_unity_input(data)
+/// decode_unity_input(data, limits=None)
 /// --
 ///
-/// Decodes a message sent by the trainer (used by the Unity-side host).
-/// Returns a dict with `status`, `init_input` (dict or None) and `rl_input`
-/// (None or a dict with `command`, `side_channel` and `actions`: behavior name
-/// -> `(continuous float32 (n, c), discrete int32 (n, d))`).
+/// Decodes a message sent by the trainer (used by the Unity-side host), with the same
+/// guarantees as `decode_unity_output`: sizes are checked against `limits` (a
+/// DecodeLimits; None: the defaults) before anything is allocated, and every failure
+/// raises a subclass of UnityProtocolException. Returns a dict with `status`,
+/// `init_input` (dict or None) and `rl_input` (None or a dict with `command`,
+/// `side_channel` and `actions`: behavior name -> `(continuous float32 (n, c), discrete
+/// int32 (n, d))`).
 #[pyfunction]
-fn decode_unity_input<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (data, limits = None))]
+fn decode_unity_input<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    limits: Option<Bound<'py, PyDecodeLimits>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let limits = limits.map_or(DecodeLimits::DEFAULT, |l| l.get().limits);
     panic_guard(py, "decoding a message from the trainer", || {
         let decoded = py
-            .detach(|| input::decode_unity_input(data))
+            .detach(|| input::decode_unity_input_limited(data, &limits))
             .map_err(|e| proto_error(py, e))?;
         decoded_input_to_py(py, decoded)
     })

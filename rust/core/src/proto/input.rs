@@ -5,8 +5,9 @@
 //! Unity-side host decodes them.
 
 use super::fields::{HEADER_STATUS, MESSAGE_HEADER, MESSAGE_INPUT};
+use super::limits::Budget;
 use super::wire::{Reader, Writer};
-use super::{decode_header_status, Capabilities, ProtoError};
+use super::{decode_header_status, Capabilities, DecodeLimits, ProtoError};
 
 pub const COMMAND_STEP: i32 = 0;
 pub const COMMAND_RESET: i32 = 1;
@@ -143,18 +144,35 @@ fn decode_init_input(bytes: &[u8]) -> Result<InitInput, ProtoError> {
     Ok(init)
 }
 
-fn decode_actions(name: String, bytes: &[u8]) -> Result<BehaviorActions, ProtoError> {
+/// Bytes one decoded action value takes (f32 or i32), charged to the message budget.
+const ACTION_VALUE_BYTES: usize = 4;
+
+fn decode_actions(
+    name: String,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    budget: &mut Budget,
+) -> Result<BehaviorActions, ProtoError> {
     const CTX: &str = "AgentActionProto";
     let mut actions = BehaviorActions {
         name,
         ..BehaviorActions::default()
     };
-    let mut deprecated_rows: Vec<Vec<f32>> = Vec::new();
+    // The deprecated vector of every agent, flat, kept only while no agent has continuous
+    // or discrete actions (pre-1.3 trainers); None once rows of different widths came.
+    let mut deprecated_flat: Option<Vec<f32>> = Some(Vec::new());
+    let mut deprecated_width = 0usize;
     let mut list = Reader::new(bytes, "ListAgentActionProto");
     while let Some((field, value)) = list.next_field()? {
         if field != 1 {
             continue;
         }
+        DecodeLimits::check(
+            actions.n_agents.checked_add(1),
+            limits.max_agents,
+            "max_agents",
+            || format!("the agent count of the actions of {:?}", actions.name),
+        )?;
         let mut continuous = Vec::new();
         let mut discrete = Vec::new();
         let mut deprecated = Vec::new();
@@ -168,8 +186,31 @@ fn decode_actions(name: String, bytes: &[u8]) -> Result<BehaviorActions, ProtoEr
             }
         }
         if actions.n_agents == 0 {
+            let what = || format!("the actions of {:?}", actions.name);
+            DecodeLimits::check(
+                Some(continuous.len()),
+                limits.max_action_size,
+                "max_action_size",
+                || format!("the continuous action count of {}", what()),
+            )?;
+            DecodeLimits::check(
+                Some(discrete.len()),
+                limits.max_discrete_branches,
+                "max_discrete_branches",
+                || format!("the discrete branch count of {}", what()),
+            )?;
+            if continuous.is_empty() && discrete.is_empty() {
+                // Only then is the deprecated vector kept (as continuous actions).
+                DecodeLimits::check(
+                    Some(deprecated.len()),
+                    limits.max_action_size,
+                    "max_action_size",
+                    || format!("the deprecated action vector of {}", what()),
+                )?;
+            }
             actions.continuous_size = continuous.len();
             actions.discrete_size = discrete.len();
+            deprecated_width = deprecated.len();
         } else if continuous.len() != actions.continuous_size
             || discrete.len() != actions.discrete_size
         {
@@ -183,24 +224,41 @@ fn decode_actions(name: String, bytes: &[u8]) -> Result<BehaviorActions, ProtoEr
                 actions.discrete_size
             )));
         }
+        let keep_deprecated = actions.continuous_size == 0
+            && actions.discrete_size == 0
+            && deprecated.len() == deprecated_width;
+        let kept = if keep_deprecated { deprecated.len() } else { 0 };
+        budget.charge(
+            continuous.len() + discrete.len() + kept,
+            ACTION_VALUE_BYTES,
+            || format!("the actions of {:?}", actions.name),
+        )?;
         actions.continuous.extend(continuous);
         actions.discrete.extend(discrete);
-        deprecated_rows.push(deprecated);
+        deprecated_flat = match deprecated_flat {
+            Some(mut flat) if keep_deprecated => {
+                flat.extend(deprecated);
+                Some(flat)
+            }
+            _ => None,
+        };
         actions.n_agents += 1;
     }
     // Pre-1.3 trainers only fill the deprecated vector: treat it as continuous.
-    if actions.continuous_size == 0 && actions.discrete_size == 0 {
-        if let Some(width) = deprecated_rows.first().map(Vec::len) {
-            if deprecated_rows.iter().all(|row| row.len() == width) {
-                actions.continuous_size = width;
-                actions.continuous = deprecated_rows.concat();
-            }
+    if let Some(flat) = deprecated_flat {
+        if actions.n_agents > 0 && actions.continuous_size == 0 && actions.discrete_size == 0 {
+            actions.continuous_size = deprecated_width;
+            actions.continuous = flat;
         }
     }
     Ok(actions)
 }
 
-fn decode_rl_input(bytes: &[u8]) -> Result<RlInput, ProtoError> {
+fn decode_rl_input(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    budget: &mut Budget,
+) -> Result<RlInput, ProtoError> {
     const CTX: &str = "UnityRLInputProto";
     let mut rl = RlInput::default();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -220,7 +278,7 @@ fn decode_rl_input(bytes: &[u8]) -> Result<RlInput, ProtoError> {
                 }
                 // Map semantics: a later entry for a name replaces the earlier one (by hash,
                 // so many entries cost linear time).
-                let actions = decode_actions(name, list)?;
+                let actions = decode_actions(name, list, limits, budget)?;
                 match index.get(&actions.name) {
                     Some(&at) => rl.actions[at] = actions,
                     None => {
@@ -237,9 +295,21 @@ fn decode_rl_input(bytes: &[u8]) -> Result<RlInput, ProtoError> {
     Ok(rl)
 }
 
-/// Decodes a message from the trainer (used by the Unity-side host).
+/// [`decode_unity_input_limited`] with the default [`DecodeLimits`].
 pub fn decode_unity_input(data: &[u8]) -> Result<DecodedInput, ProtoError> {
+    decode_unity_input_limited(data, &DecodeLimits::DEFAULT)
+}
+
+/// Decodes a message from the trainer (used by the Unity-side host). Like the decoder of
+/// messages from Unity, it never panics or allocates more than the bytes present allow:
+/// agent counts, action sizes and the decoded size are checked against `limits`
+/// (`max_agents`, `max_action_size`, `max_discrete_branches`, `max_message_bytes`).
+pub fn decode_unity_input_limited(
+    data: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DecodedInput, ProtoError> {
     const CTX: &str = "UnityMessageProto";
+    let mut budget = Budget::new(limits);
     let mut decoded = DecodedInput::default();
     let mut reader = Reader::new(data, CTX);
     while let Some((field, value)) = reader.next_field()? {
@@ -252,6 +322,8 @@ pub fn decode_unity_input(data: &[u8]) -> Result<DecodedInput, ProtoError> {
                         1 => {
                             decoded.rl_input = Some(decode_rl_input(
                                 input_value.as_bytes("UnityInputProto", input_field)?,
+                                limits,
+                                &mut budget,
                             )?)
                         }
                         2 => {
@@ -366,5 +438,126 @@ mod tests {
             ..RlInput::default()
         };
         assert!(encode_rl_input(&rl).is_err());
+    }
+
+    fn step_with(n_agents: usize, continuous_size: usize, discrete_size: usize) -> Vec<u8> {
+        encode_rl_input(&RlInput {
+            actions: vec![BehaviorActions {
+                name: "A".into(),
+                n_agents,
+                continuous: vec![0.5; n_agents * continuous_size],
+                continuous_size,
+                discrete: vec![1; n_agents * discrete_size],
+                discrete_size,
+            }],
+            ..RlInput::default()
+        })
+        .unwrap()
+    }
+
+    fn limit_error(bytes: &[u8], limits: &DecodeLimits) -> String {
+        match decode_unity_input_limited(bytes, limits) {
+            Err(ProtoError::Limit(message)) => message,
+            other => panic!("expected a limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes_from_the_trainer_are_checked_against_the_limits() {
+        let bytes = step_with(4, 3, 2);
+        let roomy = DecodeLimits {
+            max_agents: 4,
+            max_action_size: 3,
+            max_discrete_branches: 2,
+            max_message_bytes: 4 * (3 + 2) * 4,
+            ..DecodeLimits::DEFAULT
+        };
+        let decoded = decode_unity_input_limited(&bytes, &roomy).unwrap();
+        assert_eq!(decoded.rl_input.unwrap().actions[0].n_agents, 4);
+        for (tight, limit) in [
+            (
+                DecodeLimits {
+                    max_agents: 3,
+                    ..roomy
+                },
+                "max_agents",
+            ),
+            (
+                DecodeLimits {
+                    max_action_size: 2,
+                    ..roomy
+                },
+                "max_action_size",
+            ),
+            (
+                DecodeLimits {
+                    max_discrete_branches: 1,
+                    ..roomy
+                },
+                "max_discrete_branches",
+            ),
+            (
+                DecodeLimits {
+                    max_message_bytes: roomy.max_message_bytes - 1,
+                    ..roomy
+                },
+                "max_message_bytes",
+            ),
+        ] {
+            let message = limit_error(&bytes, &tight);
+            assert!(
+                message.contains(limit) && message.contains("\"A\""),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_empty_agents_stop_at_max_agents() {
+        // 2 bytes per agent: a small message may not make a long list of empty rows.
+        let mut list = Writer::new();
+        for _ in 0..10_000 {
+            list.message(1, |_| {});
+        }
+        let mut message = Writer::new();
+        message.message(MESSAGE_INPUT, |input| {
+            input.message(1, |rl| {
+                rl.message(1, |entry| {
+                    entry.string(1, "A");
+                    entry.len_field(2, &list.buf);
+                })
+            })
+        });
+        let limits = DecodeLimits {
+            max_agents: 100,
+            ..DecodeLimits::DEFAULT
+        };
+        assert!(limit_error(&message.buf, &limits).contains("max_agents"));
+        let decoded = decode_unity_input(&message.buf).unwrap();
+        assert_eq!(decoded.rl_input.unwrap().actions[0].n_agents, 10_000);
+    }
+
+    #[test]
+    fn deprecated_vectors_of_different_widths_are_not_actions() {
+        let mut list = Writer::new();
+        for width in [2, 3] {
+            list.message(1, |action| action.packed_floats(1, &vec![1.0; width]));
+        }
+        let mut message = Writer::new();
+        message.message(MESSAGE_INPUT, |input| {
+            input.message(1, |rl| {
+                rl.message(1, |entry| {
+                    entry.string(1, "A");
+                    entry.len_field(2, &list.buf);
+                })
+            })
+        });
+        let actions = &decode_unity_input(&message.buf)
+            .unwrap()
+            .rl_input
+            .unwrap()
+            .actions[0];
+        assert_eq!((actions.n_agents, actions.continuous_size), (2, 0));
+        assert!(actions.continuous.is_empty());
     }
 }
