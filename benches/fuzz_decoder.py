@@ -1,6 +1,7 @@
 """Fuzz campaign over the Python path of messages from Unity (issue 10).
 
     python benches/fuzz_decoder.py --inputs 1000000 [--workers N] [--seed S] [--timeout 10]
+    python benches/fuzz_decoder.py --target host ...   # messages from a trainer, host side
 
 Runs mutated Unity messages (``tests/unity_fuzz.py``: seeds from our encoder and protobuf
 golden messages, structure-aware mutations) through ``decode_output`` -> specs ->
@@ -32,7 +33,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
 
 import common
-from unity_fuzz import DOCUMENTED_OUTCOMES, Mutator, build_seeds, run_campaign
+from unity_fuzz import DOCUMENTED_OUTCOMES, TARGETS, Mutator, build_seeds, run_campaign
 
 
 def mlagents_reference(inputs: int, seed: int, timeout_s: float) -> dict | None:
@@ -72,12 +73,20 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--artifacts", type=Path, default=BENCH_DIR / "fuzz_artifacts")
     parser.add_argument("--reference", type=int, default=5_000)
+    parser.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default="unity",
+        help="unity: messages from Unity through the trainer's path; host: messages from a "
+        "trainer through the mlagents-fast-env host's path (no ML-Agents reference: it has "
+        "no such decoder)",
+    )
     args = parser.parse_args()
 
     print(f"# fuzz_decoder, {time.strftime('%Y-%m-%d %H:%M')}, {common.machine_line()}")
     print(
         f"inputs {args.start}..{args.start + args.inputs} of seed {args.seed}, "
-        f"{args.workers} worker processes, {args.timeout:g} s per input",
+        f"{args.workers} worker processes, {args.timeout:g} s per input, target {args.target}",
         flush=True,
     )
     last = [time.perf_counter()]
@@ -96,6 +105,7 @@ def main() -> int:
         timeout_s=args.timeout,
         artifacts=args.artifacts,
         progress=progress,
+        target=args.target,
     )
     print(
         f"ours: {result.inputs:,} inputs in {result.seconds:.1f} s = {result.rate:,.0f} inputs/s; "
@@ -113,7 +123,11 @@ def main() -> int:
     for path in result.saved[:10]:
         print(f"  saved {path}")
 
-    reference = mlagents_reference(args.reference, args.seed, args.timeout)
+    reference = (
+        mlagents_reference(args.reference, args.seed, args.timeout)
+        if args.target == "unity"
+        else None
+    )
     if reference is None:
         print("ML-Agents 1.1.0: n/a (anchor venv not built)")
     elif "inputs" in reference:

@@ -9,22 +9,30 @@ channels either returns or raises a ``UnityProtocolException`` subclass.
 from __future__ import annotations
 
 import pytest
-from mlagents_fast.envs.exception import UnityProtocolException
+from mlagents_fast.envs.exception import UnityMessageLimitException, UnityProtocolException
 from unity_fuzz import (
     DOCUMENTED_OUTCOMES,
+    HOST_FUZZ_LIMITS,
     SELF_TEST_ENV,
     Mutator,
+    build_host_seeds,
     build_seeds,
     classify,
     corpus_files,
     parse_tree,
     run_campaign,
+    run_host_path,
     run_python_path,
 )
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda path: path.stem)
 def test_corpus_reproducer_raises_a_protocol_error(path):
+    if path.name.startswith("limit-trainer-"):
+        # A message from a trainer, above the fuzzing limits: the host's path refuses it.
+        with pytest.raises(UnityMessageLimitException):
+            run_host_path(path.read_bytes(), HOST_FUZZ_LIMITS)
+        return
     with pytest.raises(UnityProtocolException):
         run_python_path(path.read_bytes())
 
@@ -61,6 +69,21 @@ def test_quick_campaign_in_worker_processes(tmp_path):
     assert set(result.histogram) <= DOCUMENTED_OUTCOMES
     assert sum(result.histogram.values()) == 4000
     assert result.histogram["ok"] > 400
+
+
+def test_host_seeds_decode_and_the_host_campaign_finds_nothing(tmp_path):
+    """The mlagents-fast-env host's decoder of trainer messages, fuzzed the same way."""
+    seeds = build_host_seeds()
+    assert sum(run_host_path(seed) for seed in seeds) >= 15
+    assert all(parse_tree(seed) is not None for seed in seeds)
+    result = run_campaign(
+        2000, seed=20261204, workers=2, chunk=1000, artifacts=tmp_path, target="host"
+    )
+    assert result.crashes == [] and result.hangs == []
+    assert result.undocumented == [], result.undocumented[:3]
+    assert set(result.histogram) <= DOCUMENTED_OUTCOMES
+    assert sum(result.histogram.values()) == 2000
+    assert result.histogram["ok"] > 200
 
 
 def test_campaign_counts_crashes_and_hangs_and_goes_on(tmp_path, monkeypatch):

@@ -17,6 +17,9 @@ Used by ``tests/test_fuzz_decoder.py`` (committed corpus replay + a quick campai
   sometimes byte-level edits of the whole message.
 - **campaign**: :func:`run_campaign` runs inputs in worker subprocesses, so a process death
   is counted (and its input saved), never fatal; an input running past the timeout is a hang.
+- **host target**: the same mutator and campaign over messages from a trainer
+  (:func:`build_host_seeds`), through what the ``mlagents-fast-env`` host does with them
+  (:func:`run_host_path`): ``target="host"``.
 """
 
 from __future__ import annotations
@@ -51,14 +54,16 @@ PRIMITIVES_CHANNEL_ID = uuid.UUID("9b4c1e8e-6f1a-4c55-8d9e-3c1f0a7e5b21")
 STATS_CHANNEL_ID = uuid.UUID("a1d8f7b7-cec8-50f9-b78b-d3e165a78520")
 FLOAT_PROPERTIES_ID = uuid.UUID("60ccf7d0-4f7e-11ea-b238-784f4387d1f7")
 ENGINE_CHANNEL_ID = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
+ENVIRONMENT_PARAMETERS_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
+TRAINING_ANALYTICS_ID = uuid.UUID("b664a4a9-d86f-5a5f-95cb-e8353a7e8356")
 CHANNEL_IDS = (
     RAW_CHANNEL_ID,
     PRIMITIVES_CHANNEL_ID,
     STATS_CHANNEL_ID,
     FLOAT_PROPERTIES_ID,
     ENGINE_CHANNEL_ID,
-    uuid.UUID("534c891e-810f-11ea-a9d0-822485860400"),  # environment parameters
-    uuid.UUID("b664a4a9-d86f-5a5f-95cb-e8353a7e8356"),  # training analytics
+    ENVIRONMENT_PARAMETERS_ID,
+    TRAINING_ANALYTICS_ID,
 )
 
 
@@ -387,6 +392,101 @@ def run_python_path(data: bytes) -> int:
     return agents
 
 
+# --- the host side: messages from a trainer --------------------------------------------------
+
+# The limits of fuzz/src/lib.rs (FUZZ_LIMITS) that trainer messages meet: the committed
+# limit-trainer-* reproducers exceed these, not the (much larger) defaults.
+HOST_FUZZ_LIMITS = {
+    "max_agents": 4096,
+    "max_discrete_branches": 64,
+    "max_action_size": 1 << 16,
+    "max_message_bytes": 64 << 20,
+}
+
+
+def build_host_seeds() -> list[bytes]:
+    """Valid messages from a trainer, as the mlagents-fast-env host receives them: the
+    handshake, resets with the side channels it relays, steps with continuous, discrete,
+    hybrid and several behaviors' actions, quit and close."""
+    from mlagents_fast import _native
+
+    rng = np.random.default_rng(1)
+
+    def step(command, behaviors, side_channel=b""):
+        actions = [
+            (name, np.asarray(c, np.float32), np.asarray(d, np.int32)) for name, c, d in behaviors
+        ]
+        return _native.encode_rl_input(command, side_channel, actions)
+
+    relayed = b"".join(
+        [
+            side_channel_record(
+                ENVIRONMENT_PARAMETERS_ID, _string("gravity") + struct.pack("<if", 0, 9.81)
+            ),
+            side_channel_record(ENGINE_CHANNEL_ID, struct.pack("<iii", 0, 80, 80)),
+            side_channel_record(TRAINING_ANALYTICS_ID, b"\x0a\x04test"),
+            side_channel_record(uuid.UUID(int=5), b"unknown channel"),
+        ]
+    )
+    vector = ("Vector?team=0", rng.normal(size=(4, 2)), np.zeros((4, 0)))
+    masked = ("Masked?team=1", np.zeros((3, 0)), rng.integers(0, 3, size=(3, 2)))
+    hybrid = ("Hybrid", rng.normal(size=(5, 1)), rng.integers(0, 4, size=(5, 1)))
+    return [
+        _native.encode_init_input(42, "1.5.0", "1.1.0", [True] * 7, 2),
+        step(1, [], relayed),
+        step(0, [vector]),
+        step(0, [masked, vector], relayed),
+        step(0, [hybrid]),
+        step(2, []),
+        _native.encode_close(),
+    ]
+
+
+_HOST = []
+
+
+def run_host_path(data: bytes, limits=None) -> int:
+    """Everything the mlagents-fast-env host does with ``data`` received from a trainer
+    (``decode_unity_input`` with the process's limits or ``limits``, capabilities, the
+    side-channel relay, the actions it hands its environment), short of stepping the
+    environment; returns the number of agents with actions. Raises only
+    UnityProtocolException subclasses (anything else, or a crash, is a decoder bug)."""
+    from mlagents_fast import _native
+    from mlagents_fast.envs.base_env import ActionTuple
+    from mlagents_fast.envs.cli import UnityHost
+    from mlagents_fast.envs.environment import UnityRLCapabilities
+    from mlagents_fast.envs.rpc_utils import DecodeLimits, get_decode_limits
+
+    if not _HOST:
+        _HOST.append(UnityHost(lambda *args: None, "localhost:1"))
+    host = _HOST[0]
+    limits = get_decode_limits() if limits is None else DecodeLimits(**limits)
+    decoded = _native.decode_unity_input(data, limits)
+    init = decoded["init_input"]
+    if init is not None:
+        UnityRLCapabilities(*init["capabilities"])
+    rl_input = decoded["rl_input"]
+    if rl_input is None:
+        return 0
+    host._relay_side_channels(rl_input["side_channel"])
+    for relay in host._relays.values():
+        relay.message_queue.clear()
+    agents = 0
+    for continuous, discrete in rl_input["actions"].values():
+        actions = ActionTuple(continuous=continuous, discrete=discrete)
+        agents += len(actions.continuous)
+        float(actions.continuous.sum())
+        int(actions.discrete.sum())
+    return agents
+
+
+# What each fuzz target runs, and the valid messages its mutations start from.
+TARGETS = {
+    "unity": (run_python_path, build_seeds),
+    "host": (run_host_path, build_host_seeds),
+}
+
+
 # --- mutator -------------------------------------------------------------------------------
 
 INTERESTING = (
@@ -695,13 +795,14 @@ class CampaignResult:
         return self.inputs / self.seconds if self.seconds else 0.0
 
 
-def classify(data: bytes) -> tuple[str, str | None]:
+def classify(data: bytes, target: str = "unity") -> tuple[str, str | None]:
     """``("ok", None)``, ``(exception type, None)`` for documented protocol errors, or
-    ``(exception type, message)`` for anything else."""
+    ``(exception type, message)`` for anything else, of ``data`` through ``target``."""
     from mlagents_fast.envs.exception import UnityProtocolException
 
+    run_target = TARGETS[target][0]
     try:
-        run_python_path(data)
+        run_target(data)
     except UnityProtocolException as err:
         return type(err).__name__, None
     except BaseException as err:  # noqa: BLE001 - anything else is a finding
@@ -709,12 +810,12 @@ def classify(data: bytes) -> tuple[str, str | None]:
     return "ok", None
 
 
-def _worker_main(slots_path: str, slot: int, campaign_seed: int) -> None:
+def _worker_main(slots_path: str, slot: int, campaign_seed: int, target: str) -> None:
     """Reads ``start end`` lines on stdin, answers one JSON line per chunk on stdout."""
     import logging
 
     logging.disable(logging.CRITICAL)  # unknown-channel warnings, new-brain infos
-    mutator = Mutator(build_seeds())
+    mutator = Mutator(TARGETS[target][1]())
     # Self-test of the harness: "crash:I,hang:J" makes input I abort and input J hang.
     planted = {
         int(index): kind
@@ -726,7 +827,7 @@ def _worker_main(slots_path: str, slot: int, campaign_seed: int) -> None:
         slots = mmap.mmap(handle.fileno(), 0)
     offset = slot * _SLOT.size
     for seed in mutator.seeds:  # imports and first-call costs out of the timings
-        classify(seed)
+        classify(seed, target)
     for line in sys.stdin:
         start, end = map(int, line.split())
         histogram: Counter = Counter()
@@ -740,7 +841,7 @@ def _worker_main(slots_path: str, slot: int, campaign_seed: int) -> None:
                 os.abort()
             if planted.get(index) == "hang":
                 time.sleep(3600)
-            kind, message = classify(data)
+            kind, message = classify(data, target)
             elapsed = (time.monotonic_ns() - began) / 1e9
             slowest = max(slowest, (elapsed, index))
             histogram[kind] += 1
@@ -753,10 +854,18 @@ def _worker_main(slots_path: str, slot: int, campaign_seed: int) -> None:
 
 
 class _Worker:
-    def __init__(self, slots_path: str, slot: int, campaign_seed: int):
+    def __init__(self, slots_path: str, slot: int, campaign_seed: int, target: str):
         self.slot = slot
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", slots_path, str(slot), str(campaign_seed)],
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                slots_path,
+                str(slot),
+                str(campaign_seed),
+                target,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -805,21 +914,25 @@ def run_campaign(
     timeout_s: float = 10.0,
     artifacts: Path | None = None,
     progress=None,
+    target: str = "unity",
 ) -> CampaignResult:
-    """Run inputs ``start .. start+inputs`` of campaign ``seed`` in worker subprocesses.
+    """Run inputs ``start .. start+inputs`` of campaign ``seed`` in worker subprocesses,
+    through ``target`` (a key of :data:`TARGETS`: ``unity``, messages from Unity through the
+    trainer's path; ``host``, messages from a trainer through the mlagents-fast-env host's).
 
     A worker that dies is a crash (its input is saved under ``artifacts``) and is replaced;
     an input running longer than ``timeout_s`` is a hang (the worker is killed, the input
     saved). Chunks resume after the failing input.
     """
     result = CampaignResult(inputs=inputs)
-    mutator = Mutator(build_seeds()) if artifacts is not None else None
+    mutator = Mutator(TARGETS[target][1]()) if artifacts is not None else None
 
     def save(kind: str, index: int) -> None:
         if mutator is None or artifacts is None:
             return
         artifacts.mkdir(parents=True, exist_ok=True)
-        path = artifacts / f"{kind}-seed{seed}-input{index}.bin"
+        prefix = "" if target == "unity" else f"{target}-"
+        path = artifacts / f"{prefix}{kind}-seed{seed}-input{index}.bin"
         path.write_bytes(mutator.input(seed, index))
         result.saved.append(path)
 
@@ -832,7 +945,7 @@ def run_campaign(
             handle.write(_SLOT.pack(-1, 0) * max(workers, 1))  # -1: no input running
         with open(slots_path, "r+b") as handle:
             slots = mmap.mmap(handle.fileno(), 0)
-        pool = [_Worker(slots_path, slot, seed) for slot in range(workers)]
+        pool = [_Worker(slots_path, slot, seed, target) for slot in range(workers)]
         try:
             for worker in pool:
                 if pending:
@@ -861,6 +974,16 @@ def run_campaign(
                     hung = (
                         not dead and index >= 0 and time.monotonic_ns() - started > timeout_s * 1e9
                     )
+                    if hung:
+                        # The slot's two words are written without a lock: a read racing the
+                        # write can pair a new index with an old start time. A worker really
+                        # stuck on an input leaves the slot as it was, inside its chunk.
+                        time.sleep(0.1)
+                        chunk_start, chunk_end = worker.chunk
+                        hung = (
+                            _SLOT.unpack_from(slots, worker.slot * _SLOT.size) == (index, started)
+                            and chunk_start <= index < chunk_end
+                        )
                     if not (dead or hung):
                         continue
                     status = worker.kill()
@@ -875,7 +998,7 @@ def run_campaign(
                     chunk_start, chunk_end = worker.chunk
                     result.histogram["lost with a dead worker"] += failed - chunk_start
                     _SLOT.pack_into(slots, worker.slot * _SLOT.size, -1, 0)
-                    replacement = _Worker(slots_path, worker.slot, seed)
+                    replacement = _Worker(slots_path, worker.slot, seed, target)
                     pool[pool.index(worker)] = replacement
                     if failed + 1 < chunk_end:
                         replacement.assign(failed + 1, chunk_end)
@@ -894,7 +1017,7 @@ def corpus_files() -> list[Path]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
-        _worker_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        _worker_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
-        sys.exit("usage: unity_fuzz.py --worker SLOTS SLOT SEED (started by run_campaign)")
+        sys.exit("usage: unity_fuzz.py --worker SLOTS SLOT SEED TARGET (started by run_campaign)")

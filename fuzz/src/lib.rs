@@ -12,7 +12,9 @@
 //!   splices, truncations);
 //! - **oracles** ([`run_one`]): every decoder entry point (Unity messages, trainer
 //!   messages, PNG observations, `.demo` files) must return (no panic: caught and
-//!   reported), a successful decode must have arrays of the sizes its shapes say, and the
+//!   reported), a successful decode must have arrays of the sizes its shapes say (action
+//!   arrays of trainer messages too: a quarter of the generated inputs are trainer
+//!   messages, [`TrainerMessageModel`]), and the
 //!   `fuzz_decoder` binary adds an allocation cap (any single allocation above it is a
 //!   finding: the decoder allocated before checking a size) and a per-input time limit.
 //!
@@ -423,6 +425,121 @@ impl MessageModel {
     }
 }
 
+/// One `AgentActionProto` of a trainer message: value counts (continuous, discrete, the
+/// deprecated vector), some of them far above the fuzzing limits.
+#[derive(Arbitrary, Debug)]
+pub struct TrainerAgentModel {
+    continuous: Size,
+    discrete: Size,
+    deprecated: Size,
+    unpacked: bool,
+    /// Copies of this agent: a few, or (255, small agents) just past `FUZZ_LIMITS.max_agents`.
+    repeat: u8,
+}
+
+/// A message from the trainer (what the Unity-side host decodes), as the fuzzer sees it.
+#[derive(Arbitrary, Debug)]
+pub struct TrainerMessageModel {
+    status: Size,
+    init: Option<(i32, Size, Vec<bool>)>,
+    behaviors: Vec<(u8, Vec<TrainerAgentModel>)>,
+    command: Size,
+    side_channel: Vec<SideRecord>,
+}
+
+/// A count for a generated array: the size itself when it is small, else just past the
+/// largest action limit (the encoder never writes millions of values).
+fn action_count(size: Size) -> usize {
+    let wanted = size.value().max(0) as usize;
+    wanted.min(FUZZ_LIMITS.max_action_size + 1)
+}
+
+/// Writes `agent` (its copies: a few, or just past `FUZZ_LIMITS.max_agents` for small
+/// agents), keeping each generated message under a few megabytes.
+fn encode_trainer_agent(list: &mut Writer, agent: &TrainerAgentModel) {
+    let continuous = vec![0.5f32; action_count(agent.continuous)];
+    let discrete = vec![1i32; action_count(agent.discrete).min(4096)];
+    let deprecated = vec![0.25f32; action_count(agent.deprecated)];
+    let width = continuous.len() + discrete.len() + deprecated.len();
+    let copies = match agent.repeat {
+        255 if width <= 8 => FUZZ_LIMITS.max_agents + 1,
+        _ if width > 4096 => 1,
+        r => 1 + usize::from(r % 4),
+    };
+    for _ in 0..copies {
+        encode_action(list, agent, &continuous, &discrete, &deprecated);
+    }
+}
+
+fn encode_action(
+    list: &mut Writer,
+    agent: &TrainerAgentModel,
+    continuous: &[f32],
+    discrete: &[i32],
+    deprecated: &[f32],
+) {
+    list.message(1, |action| {
+        if agent.unpacked {
+            for &value in deprecated {
+                action.float(1, value);
+            }
+            for &value in discrete {
+                action.int32(7, value);
+            }
+        } else {
+            action.packed_floats(1, deprecated);
+            action.packed_int32s(7, discrete);
+        }
+        action.packed_floats(6, continuous);
+    });
+}
+
+impl TrainerMessageModel {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut message = Writer::new();
+        message.message(1, |h| h.int32(1, self.status.as_i32()));
+        message.message(2, |input| {
+            input.message(1, |rl| {
+                for (name_index, agents) in self.behaviors.iter().take(4) {
+                    rl.message(1, |entry| {
+                        entry.string(1, name(*name_index));
+                        entry.message(2, |list| {
+                            for agent in agents.iter().take(8) {
+                                encode_trainer_agent(list, agent);
+                            }
+                        });
+                    });
+                }
+                rl.int32(4, self.command.as_i32());
+                let mut side = Vec::new();
+                for record in self.side_channel.iter().take(8) {
+                    side.extend_from_slice(&CHANNEL_IDS[usize::from(record.channel) % 3]);
+                    let length = record
+                        .length
+                        .map_or(record.payload.len() as i32, |s| s.as_i32());
+                    side.extend_from_slice(&length.to_le_bytes());
+                    side.extend_from_slice(&record.payload);
+                }
+                rl.bytes(5, &side);
+            });
+            if let Some((seed, num_areas, capabilities)) = &self.init {
+                input.message(2, |init| {
+                    init.int32(1, *seed);
+                    init.string(2, "1.5.0");
+                    init.string(3, "1.1.0");
+                    init.message(4, |c| {
+                        for (field, &flag) in (1..=7).zip(capabilities.iter()) {
+                            c.bool(field, flag);
+                        }
+                    });
+                    init.int32(5, num_areas.as_i32());
+                });
+            }
+        });
+        message.buf
+    }
+}
+
 fn write_varint(out: &mut Vec<u8>, value: u64) {
     let mut writer = Writer::new();
     writer.varint(value);
@@ -482,10 +599,17 @@ pub fn generate(seed: u64, index: u64, corpus: &[Vec<u8>]) -> (Vec<u8>, Vec<Know
     let (mut data, known) = if corpus.is_empty() || rng.random_bool(0.7) {
         let mut raw = vec![0u8; rng.random_range(16..2048)];
         rng.fill_bytes(&mut raw);
-        let model = MessageModel::arbitrary(&mut Unstructured::new(&raw));
-        match model {
-            Ok(model) => model.encode(),
-            Err(_) => (raw, Vec::new()),
+        if rng.random_bool(0.25) {
+            // A message from the trainer, for the host-side decoder.
+            match TrainerMessageModel::arbitrary(&mut Unstructured::new(&raw)) {
+                Ok(model) => (model.encode(), Vec::new()),
+                Err(_) => (raw, Vec::new()),
+            }
+        } else {
+            match MessageModel::arbitrary(&mut Unstructured::new(&raw)) {
+                Ok(model) => model.encode(),
+                Err(_) => (raw, Vec::new()),
+            }
         }
     } else {
         (
@@ -548,15 +672,46 @@ fn check_decoded(decoded: &output::DecodedOutput) {
     }
 }
 
+/// Checks what the binding relies on for a trainer message: every action array has
+/// `n_agents` rows of its width.
+fn check_decoded_input(decoded: &input::DecodedInput) {
+    for actions in decoded.rl_input.iter().flat_map(|rl| &rl.actions) {
+        assert_eq!(
+            actions.continuous.len(),
+            actions.n_agents * actions.continuous_size,
+            "continuous actions of {:?}",
+            actions.name
+        );
+        assert_eq!(
+            actions.discrete.len(),
+            actions.n_agents * actions.discrete_size,
+            "discrete actions of {:?}",
+            actions.name
+        );
+    }
+}
+
+/// How the two message decoders ended on one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcomes {
+    /// The decoder of messages from Unity (trainer side).
+    pub unity_message: Outcome,
+    /// The decoder of messages from the trainer (the Unity-side host).
+    pub trainer_message: Outcome,
+}
+
 /// Runs every decoder entry point on `data`: the message decoder (with `known`), the
-/// trainer-message decoder, and the PNG decoder (shape from the first bytes). Panics only
-/// if the decoder breaks an invariant (or panics itself).
-pub fn run_one(data: &[u8], known: &[KnownSpec], limits: &DecodeLimits) -> Outcome {
+/// trainer-message decoder, the PNG decoder (shape from the first bytes) and the `.demo`
+/// reader. Panics only if a decoder breaks an invariant (or panics itself).
+pub fn run_one(data: &[u8], known: &[KnownSpec], limits: &DecodeLimits) -> Outcomes {
     let result = output::decode_unity_message_limited(data, known, limits);
     if let Ok(decoded) = &result {
         check_decoded(decoded);
     }
-    let _ = input::decode_unity_input(data);
+    let trainer_result = input::decode_unity_input_limited(data, limits);
+    if let Ok(decoded) = &trainer_result {
+        check_decoded_input(decoded);
+    }
     run_demo_reader(data);
     if let [c, h, w, map, rest @ ..] = data {
         let shape = [usize::from(c % 7), usize::from(h % 65), usize::from(w % 65)];
@@ -566,7 +721,10 @@ pub fn run_one(data: &[u8], known: &[KnownSpec], limits: &DecodeLimits) -> Outco
         let mut out = vec![0f32; shape.iter().product()];
         let _ = png_obs::decode_png_observation(rest, &shape, &mapping, &mut out, limits);
     }
-    Outcome::of(&result)
+    Outcomes {
+        unity_message: Outcome::of(&result),
+        trainer_message: Outcome::of(&trainer_result),
+    }
 }
 
 /// The `.demo` reader (which decodes its records with the message decoder's functions):

@@ -47,14 +47,24 @@ static ALLOCATOR: CappedAllocator = CappedAllocator;
 fn corpus_reproducers_are_errors_under_default_and_fuzz_limits() {
     let corpus = load_corpus();
     assert!(
-        corpus.len() >= 6,
+        corpus.len() >= 8,
         "tests/fuzz_corpus holds the issue's reproducers"
     );
     for (name, bytes) in &corpus {
         for limits in [&FUZZ_LIMITS, &DecodeLimits::DEFAULT] {
-            let outcome = run_one(bytes, &[], limits);
-            if name.starts_with("crash-") {
-                assert_ne!(outcome, Outcome::Ok, "{name} decoded without error");
+            let outcomes = run_one(bytes, &[], limits);
+            // limit-trainer-*: messages from a trainer (the host-side decoder); the limits
+            // they exceed are the fuzzing ones (the defaults would need megabytes).
+            if name.starts_with("limit-trainer-") {
+                if limits == &FUZZ_LIMITS {
+                    assert_eq!(outcomes.trainer_message, Outcome::Limit, "{name}");
+                }
+            } else if name.starts_with("crash-") {
+                assert_ne!(
+                    outcomes.unity_message,
+                    Outcome::Ok,
+                    "{name} decoded without error"
+                );
             }
         }
     }
@@ -64,12 +74,24 @@ fn corpus_reproducers_are_errors_under_default_and_fuzz_limits() {
 fn quick_campaign_finds_nothing() {
     let corpus: Vec<Vec<u8>> = load_corpus().into_iter().map(|(_, bytes)| bytes).collect();
     let mut decoded = 0;
+    let mut trainer_decoded = 0;
+    let mut trainer_limits = 0;
     for index in 0..20_000 {
         let (data, known) = generate(7, index, &corpus);
-        if run_one(&data, &known, &FUZZ_LIMITS) == Outcome::Ok {
-            decoded += 1;
-        }
+        let outcomes = run_one(&data, &known, &FUZZ_LIMITS);
+        decoded += usize::from(outcomes.unity_message == Outcome::Ok);
+        trainer_decoded += usize::from(outcomes.trainer_message == Outcome::Ok);
+        trainer_limits += usize::from(outcomes.trainer_message == Outcome::Limit);
     }
-    // The generator reaches the decoder's success path, not only its first checks.
+    // The generator reaches both decoders' success paths and the trainer decoder's limits,
+    // not only their first checks.
     assert!(decoded > 2_000, "only {decoded} inputs decoded");
+    assert!(
+        trainer_decoded > 1_000,
+        "only {trainer_decoded} trainer messages decoded"
+    );
+    assert!(
+        trainer_limits > 50,
+        "only {trainer_limits} trainer messages over a limit"
+    );
 }

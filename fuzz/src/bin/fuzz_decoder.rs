@@ -150,6 +150,7 @@ fn main() {
     });
     let corpus: Vec<Vec<u8>> = load_corpus().into_iter().map(|(_, bytes)| bytes).collect();
     let mut outcomes = BTreeMap::new();
+    let mut trainer_outcomes = BTreeMap::new();
     let mut panics = 0u64;
     let began = Instant::now();
     for index in options.start..options.start + options.iterations {
@@ -160,7 +161,14 @@ fn main() {
         let result = std::panic::catch_unwind(|| run_one(&data, &known, &FUZZ_LIMITS));
         INPUT_STARTED_MS.store(0, Ordering::SeqCst);
         match result {
-            Ok(outcome) => *outcomes.entry(format!("{outcome:?}")).or_insert(0u64) += 1,
+            Ok(outcome) => {
+                *outcomes
+                    .entry(format!("{:?}", outcome.unity_message))
+                    .or_insert(0u64) += 1;
+                *trainer_outcomes
+                    .entry(format!("{:?}", outcome.trainer_message))
+                    .or_insert(0u64) += 1;
+            }
             Err(_) => {
                 panics += 1;
                 let saved = save_current("panic");
@@ -181,6 +189,7 @@ fn main() {
         corpus.len()
     );
     println!("message decoder outcomes: {outcomes:?}");
+    println!("trainer message decoder outcomes: {trainer_outcomes:?}");
     if panics > 0 {
         std::process::exit(1);
     }
