@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::errors::{invalid_argument, py_error, PyErrorKind};
-use crate::proto::{parse_brain_parameters, to_numpy, BorrowedBatch};
+use crate::proto::{new_spec_to_py, parse_brain_parameters, to_numpy, BorrowedBatch};
 use crate::validate::{check_shape, readonly_array};
 
 fn demo_error(source: &str, err: DemoError) -> PyErr {
@@ -72,25 +72,7 @@ fn demo_read_layout<'py>(
     result.set_item("records", ranges.into_pyarray(py))?;
     match spec {
         None => result.set_item("spec", py.None())?,
-        Some(spec) => {
-            let observations = PyList::empty(py);
-            for obs in &spec.observations {
-                observations.append((
-                    PyTuple::new(py, &obs.shape)?,
-                    PyTuple::new(py, &obs.dimension_properties)?,
-                    obs.observation_type,
-                    obs.name.as_str(),
-                ))?;
-            }
-            result.set_item(
-                "spec",
-                (
-                    observations,
-                    spec.continuous_size,
-                    PyTuple::new(py, &spec.discrete_branches)?,
-                ),
-            )?;
-        }
+        Some(spec) => result.set_item("spec", new_spec_to_py(py, &spec)?)?,
     }
     Ok(result)
 }

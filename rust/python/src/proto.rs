@@ -8,8 +8,8 @@
 
 use mlagents_fast_core::proto::input::{self, BehaviorActions, InitInput, RlInput};
 use mlagents_fast_core::proto::output::{
-    self, AgentBatch, BehaviorSteps, BrainParameters, InitOutput, KnownSpec, ObservationBatch,
-    StepBatch,
+    self, AgentBatch, BehaviorSteps, BrainParameters, InitOutput, KnownSpec, NewSpec,
+    ObservationBatch, StepBatch,
 };
 use mlagents_fast_core::proto::{Capabilities, DecodeLimits, ProtoError};
 use numpy::ndarray::{ArrayD, IxDyn};
@@ -205,27 +205,33 @@ fn batch_to_py<'py>(
     )
 }
 
+/// A behavior spec as the Python side builds its BehaviorSpec from it (the message
+/// decoder's new specs and the `.demo` reader's): `(observations, continuous_size,
+/// discrete_branches)` with observations `(shape, dimension_properties,
+/// observation_type, name)`.
+pub(crate) fn new_spec_to_py<'py>(py: Python<'py>, spec: &NewSpec) -> PyResult<Bound<'py, PyAny>> {
+    let observations = PyList::empty(py);
+    for obs in &spec.observations {
+        observations.append((
+            PyTuple::new(py, &obs.shape)?,
+            PyTuple::new(py, &obs.dimension_properties)?,
+            obs.observation_type,
+            obs.name.as_str(),
+        ))?;
+    }
+    Ok((
+        observations,
+        spec.continuous_size,
+        PyTuple::new(py, &spec.discrete_branches)?,
+    )
+        .into_pyobject(py)?
+        .into_any())
+}
+
 fn behavior_to_py<'py>(py: Python<'py>, behavior: BehaviorSteps) -> PyResult<Bound<'py, PyTuple>> {
     let new_spec = match &behavior.new_spec {
         None => py.None().into_bound(py),
-        Some(spec) => {
-            let observations = PyList::empty(py);
-            for obs in &spec.observations {
-                observations.append((
-                    PyTuple::new(py, &obs.shape)?,
-                    PyTuple::new(py, &obs.dimension_properties)?,
-                    obs.observation_type,
-                    obs.name.as_str(),
-                ))?;
-            }
-            (
-                observations,
-                spec.continuous_size,
-                PyTuple::new(py, &spec.discrete_branches)?,
-            )
-                .into_pyobject(py)?
-                .into_any()
-        }
+        Some(spec) => new_spec_to_py(py, spec)?,
     };
     let n_decision = behavior.decision.len();
     let mask_width: usize = behavior.discrete_branches.iter().sum();
