@@ -1,7 +1,8 @@
 """Command-line failures that are not bugs print one line on stderr and no traceback: an
 --env that names nothing (exit 2, before anything is written), a port out of range for any
-kind of environment (exit 2), an environment past its restart limits (exit 2), Ctrl-C while
-waiting for the Unity Editor (exit 130, the shell's status for SIGINT)."""
+kind of environment (exit 2), an environment past its restart limits (exit 2), a damaged or
+missing demonstration file (exit 2), Ctrl-C while waiting for the Unity Editor (exit 130, the
+shell's status for SIGINT)."""
 
 import logging
 import os
@@ -12,20 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlagents_fast.exceptions import RunStoppedError
 from mlagents_fast.trainers.cli_utils import run_cli_or_exit
 from mlagents_fast.trainers.exception import EnvironmentRestartLimitError
 from mlagents_fast.trainers.learn import main as learn_main
 
 CONFIG = Path(__file__).parent.parent / "config" / "ppo" / "3DBall.yaml"
+BALL_DEMO = Path(__file__).parent / "fixtures" / "demos" / "Expert3DBall.demo"
 
 
-def run_cli(capsys, tmp_path, *flags):
+def run_cli(capsys, tmp_path, *flags, config=CONFIG):
     """learn.main in this process: (exit status, stderr lines)."""
     capsys.readouterr()
     try:
         with pytest.raises(SystemExit) as info:
-            learn_main([str(CONFIG), "--run-id", "r", "--results-dir", str(tmp_path), *flags])
+            learn_main([str(config), "--run-id", "r", "--results-dir", str(tmp_path), *flags])
     finally:
         # The CLI logs to the sys.stdout of its call, which capsys closes after the test.
         cli_logger = logging.getLogger("mlagents_fast")
@@ -167,3 +170,22 @@ def test_ctrl_c_while_waiting_for_the_editor_is_one_line(tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert "interrupted while waiting for the Unity Editor on port 5004" in lines[0]
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "missing", "not a demonstration"])
+def test_a_damaged_demonstration_file_is_one_line_exit_2(damage, tmp_path, capsys):
+    """A GAIL demonstration that cannot be read stops the run when its trainer is built:
+    one line naming the setting and the file (ML-Agents: a traceback)."""
+    demo = tmp_path / "expert.demo"
+    data = BALL_DEMO.read_bytes()
+    if damage == "cut in half":
+        demo.write_bytes(data[: len(data) // 2])
+    elif damage == "not a demonstration":
+        demo.write_bytes(b"not a demonstration file\n" * 40)
+    config = tmp_path / "gail.yaml"
+    gail = {"strength": 0.1, "demo_path": str(demo)}
+    behavior = {"trainer_type": "ppo", "max_steps": 100, "reward_signals": {"gail": gail}}
+    config.write_text(yaml.safe_dump({"behaviors": {"3DBall": behavior}}))
+    status, lines = run_cli(capsys, tmp_path / "results", "--env", "builtin:3DBall", config=config)
+    assert status == 2 and len(lines) == 1, lines
+    assert "gail.demo_path" in lines[0] and "expert.demo" in lines[0], lines[0]
