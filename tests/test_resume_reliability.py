@@ -9,6 +9,7 @@ file, no traceback, and not one byte of the results folder changed.
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -528,6 +529,15 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one_and_resume_goes_on
     ]
     assert saved_step > 0
 
+    _resume_for_30_more_steps(results, saved_step, caplog)
+    assert not [p for p in run_folder.rglob(".*") if p.is_file()]
+    resumed = load_checkpoint_file(str(behavior_folder / "checkpoint.pt"))["__mlagents_fast__"]
+    assert resumed["step"] >= saved_step + 30
+
+
+def _resume_for_30_more_steps(results, saved_step, caplog):
+    """--resume of results/killed in this process (train() is what the command line runs),
+    for 30 steps past ``saved_step``; checks that the step count went on from there."""
     options = yaml.safe_load(KILL_CONFIG)
     options["behaviors"]["GoalSeeker1D"]["max_steps"] = saved_step + 30
     caplog.set_level(logging.INFO, logger="mlagents_fast")
@@ -546,6 +556,33 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_old_one_and_resume_goes_on
         if r.getMessage().startswith("GoalSeeker1D. Step: ")
     ]
     assert summary_steps and summary_steps[0] > saved_step, summary_steps
-    assert not [p for p in run_folder.rglob(".*") if p.is_file()]
-    resumed = load_checkpoint_file(str(behavior_folder / "checkpoint.pt"))["__mlagents_fast__"]
-    assert resumed["step"] >= saved_step + 30
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_an_interrupted_sac_run_resumes_from_its_step_with_its_replay_rows(
+    tmp_path, caplog, signal_number
+):
+    """Ctrl-C or SIGTERM mid-training: exit 0 after saving; every file reads; --resume goes
+    on from the saved step with the saved replay buffer's rows."""
+    config = tmp_path / "config.yaml"
+    config.write_text(KILL_CONFIG)
+    results = tmp_path / "results"
+    process = _learn_process(config, results)
+    try:
+        _first_summary_step(process, time.monotonic() + 180)
+        process.send_signal(signal_number)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    run_folder = results / "killed"
+    _assert_every_file_is_readable(run_folder)
+    checkpoint = load_checkpoint_file(str(run_folder / "GoalSeeker1D" / "checkpoint.pt"))
+    saved_step = checkpoint["__mlagents_fast__"]["step"]
+    assert saved_step > 0
+    _resume_for_30_more_steps(results, saved_step, caplog)
+    loaded = re.search(r"Experience replay buffer has (\d+) experiences", caplog.text)
+    assert loaded and int(loaded.group(1)) > 0, caplog.text[-2000:]
