@@ -355,6 +355,20 @@ const CHANNEL_IDS: [[u8; 16]; 3] = [
     [7; 16],
 ];
 
+/// The side-channel field of a message: up to 8 records (id, declared length, payload).
+fn side_channel_bytes(records: &[SideRecord]) -> Vec<u8> {
+    let mut side = Vec::new();
+    for record in records.iter().take(8) {
+        side.extend_from_slice(&CHANNEL_IDS[usize::from(record.channel) % 3]);
+        let length = record
+            .length
+            .map_or(record.payload.len() as i32, |s| s.as_i32());
+        side.extend_from_slice(&length.to_le_bytes());
+        side.extend_from_slice(&record.payload);
+    }
+    side
+}
+
 impl MessageModel {
     /// The message bytes and the known specs to decode them with.
     pub fn encode(&self) -> (Vec<u8>, Vec<KnownSpec>) {
@@ -374,16 +388,7 @@ impl MessageModel {
                         });
                     });
                 }
-                let mut side = Vec::new();
-                for record in self.side_channel.iter().take(8) {
-                    side.extend_from_slice(&CHANNEL_IDS[usize::from(record.channel) % 3]);
-                    let length = record
-                        .length
-                        .map_or(record.payload.len() as i32, |s| s.as_i32());
-                    side.extend_from_slice(&length.to_le_bytes());
-                    side.extend_from_slice(&record.payload);
-                }
-                rl.bytes(3, &side);
+                rl.bytes(3, &side_channel_bytes(&self.side_channel));
             });
             if !self.brains.is_empty() || self.handshake_fields {
                 out.message(2, |init| {
@@ -511,16 +516,7 @@ impl TrainerMessageModel {
                     });
                 }
                 rl.int32(4, self.command.as_i32());
-                let mut side = Vec::new();
-                for record in self.side_channel.iter().take(8) {
-                    side.extend_from_slice(&CHANNEL_IDS[usize::from(record.channel) % 3]);
-                    let length = record
-                        .length
-                        .map_or(record.payload.len() as i32, |s| s.as_i32());
-                    side.extend_from_slice(&length.to_le_bytes());
-                    side.extend_from_slice(&record.payload);
-                }
-                rl.bytes(5, &side);
+                rl.bytes(5, &side_channel_bytes(&self.side_channel));
             });
             if let Some((seed, num_areas, capabilities)) = &self.init {
                 input.message(2, |init| {
