@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 from mlagents_fast import _native
+from mlagents_fast.envs.exception import UnityCommunicationException
 from mlagents_fast.trainers.directory_utils import read_previous_configuration, read_previous_status
 from mlagents_fast.trainers.exception import ResultsFileError
 from mlagents_fast.trainers.learn import main as learn_main
@@ -586,3 +587,48 @@ def test_an_interrupted_sac_run_resumes_from_its_step_with_its_replay_rows(
     _resume_for_30_more_steps(results, saved_step, caplog)
     loaded = re.search(r"Experience replay buffer has (\d+) experiences", caplog.text)
     assert loaded and int(loaded.group(1)) > 0, caplog.text[-2000:]
+
+
+class _EnvThatDies(SignEnv):
+    """SignEnv whose link breaks after ``dies_after`` steps, as a crashed Unity player's."""
+
+    def __init__(self, dies_after):
+        super().__init__(discrete=True)
+        self.dies_after = dies_after
+
+    def step(self):
+        if self.steps_taken >= self.dies_after:
+            raise UnityCommunicationException("the environment shut down")
+        super().step()
+
+
+def test_a_run_whose_environment_dies_saves_and_resumes_from_that_step(tmp_path, caplog):
+    """The environment dies mid-training: the run saves before the error ends it (as
+    ML-Agents), every file reads, and --resume goes on from the saved step and rows."""
+    results = tmp_path / "results"
+    with pytest.raises(UnityCommunicationException, match="shut down"):
+        train(
+            _EnvThatDies(dies_after=40),
+            RunOptions.from_dict(_with_max_steps(CONFIG, 10_000)),
+            run_id=RUN_ID,
+            results_dir=str(results),
+            seed=1,
+        )
+    run_folder = results / RUN_ID
+    _assert_every_file_is_readable(run_folder)
+    checkpoint = load_checkpoint_file(str(run_folder / BEHAVIOR / "checkpoint.pt"))
+    saved_step = checkpoint["__mlagents_fast__"]["step"]
+    assert saved_step >= 100  # 40 steps of 4 agents, less the last unfinished trajectories
+    caplog.set_level(logging.INFO, logger="mlagents_fast")
+    result = train(
+        SignEnv(discrete=True),
+        RunOptions.from_dict(_with_max_steps(CONFIG, saved_step + 40)),
+        run_id=RUN_ID,
+        results_dir=str(results),
+        seed=1,
+        resume=True,
+    )
+    assert f"Resuming training from step {saved_step}." in caplog.text
+    loaded = re.search(r"Experience replay buffer has (\d+) experiences", caplog.text)
+    assert loaded and int(loaded.group(1)) > 0
+    assert result.steps[BEHAVIOR] >= saved_step + 40
