@@ -416,3 +416,34 @@ def test_timeout_also_applies_to_the_second_handshake_message():
     # Message 1 was answered with the init input; the wait for message 2 timed out.
     assert unity.error is None and len(unity.replies) == 1
     assert _native.decode_unity_input(unity.replies[0])["init_input"]["seed"] == 0
+
+
+def _listening_addresses(table: Path, port: int) -> list[str]:
+    """Local addresses (hex, as the kernel writes them) of sockets listening on ``port``."""
+    addresses = []
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hex_port = fields[1].rsplit(":", 1)
+        if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            addresses.append(address)
+    return addresses
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket tables")
+def test_the_trainer_listens_on_loopback_only():
+    """The trainer's gRPC server (what Unity connects to) is reachable from this machine only."""
+    from mlagents_fast.envs.rpc_communicator import RpcCommunicator
+
+    # 127.0.0.1 as the kernel writes it: IPv4, IPv4-mapped IPv6 (gRPC's socket), and ::1.
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+    communicator = RpcCommunicator(base_port=free_port())
+    try:
+        addresses = [
+            address
+            for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+            if table.exists()
+            for address in _listening_addresses(table, communicator.port)
+        ]
+        assert addresses and set(addresses) <= loopback, addresses
+    finally:
+        communicator.close()
