@@ -413,3 +413,130 @@ def test_random_operation_sequences_match_reference(tmp_path, capacity, ops, see
             )
             buffer = loaded
         assert_matches_reference(buffer, reference)
+
+
+# -- several trajectories per push, sequences, resize -----------------------------------
+
+
+def concatenated(trajectories):
+    """push_trajectories' arguments for a list of (fields, next_fields, terminated)."""
+    fields = {name: np.concatenate([f[name] for f, _, _ in trajectories]) for name in SPECS}
+    next_fields = {
+        name: np.stack([np.asarray(n[name]).reshape(spec.shape) for _, n, _ in trajectories])
+        for name, spec in SPECS.items()
+        if spec.has_next
+    }
+    lengths = [len(f["obs_0"]) for f, _, _ in trajectories]
+    return fields, next_fields, lengths, [t for _, _, t in trajectories]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    capacity=st.integers(1, 40),
+    lengths=st.lists(st.integers(1, 15), min_size=1, max_size=8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pushing_trajectories_together_matches_the_reference(capacity, lengths, seed):
+    """One push_trajectories call stores (and samples) what the pushes one by one do."""
+    rng = np.random.default_rng(seed)
+    together = ReplayBuffer(capacity, SPECS, seed=seed)
+    reference = NumpyRing(capacity)
+    trajectories = []
+    for k, steps in enumerate(lengths):
+        fields, next_fields = random_trajectory(rng, steps, 100 * k)
+        terminated = bool(rng.random() < 0.5)
+        trajectories.append((fields, next_fields, terminated))
+        reference.push(fields, next_fields, terminated)
+    together.push_trajectories(*concatenated(trajectories))
+    assert_matches_reference(together, reference)
+    one_by_one = ReplayBuffer(capacity, SPECS, seed=seed)
+    for fields, next_fields, terminated in trajectories:
+        one_by_one.push_trajectory(fields, next_fields, terminated=terminated)
+    draws = min(8, len(together))
+    np.testing.assert_array_equal(together.sample(draws).indices, one_by_one.sample(draws).indices)
+
+
+def test_bad_trajectory_batches_name_the_problem_and_store_nothing():
+    buffer, reference = filled_buffer(capacity=30, pushes=4)
+    rng = np.random.default_rng(1)
+    two = [(*random_trajectory(rng, 3, 0), True), (*random_trajectory(rng, 2, 50), False)]
+    fields, next_fields, lengths, terminated = concatenated(two)
+    cases = [
+        ((fields, next_fields, [3, 1], terminated), "add up to the 5 rows"),
+        ((fields, next_fields, [3, 2], [True]), "1 flags for 2 trajectories"),
+        ((fields, next_fields, [5, 0], terminated), r"lengths\[1\]"),
+        (
+            (fields, {**next_fields, "obs_0": next_fields["obs_0"][:1]}, lengths, terminated),
+            "(2, 3)",
+        ),
+        ((fields, next_fields, [], []), "at least one trajectory"),
+    ]
+    for arguments, match in cases:
+        with pytest.raises(InvalidArgumentError, match=match):
+            buffer.push_trajectories(*arguments)
+    assert_matches_reference(buffer, reference)
+
+
+def test_sequences_are_aligned_runs_of_rows_drawn_uniformly():
+    buffer = ReplayBuffer(100, {"x": FieldSpec("int64", (), has_next=True)}, seed=2)
+    steps = np.arange(62, dtype=np.int64)
+    buffer.push_trajectory({"x": steps}, {"x": np.array(62)}, terminated=True)
+    batch = buffer.sample_sequences(4000, 5)
+    assert len(batch) == 20_000
+    starts = batch["x"].reshape(-1, 5)
+    # Each draw is 5 consecutive rows from a multiple of 5; the 2 rows past the last
+    # whole sequence (60, 61) are never drawn.
+    np.testing.assert_array_equal(starts, starts[:, :1] + np.arange(5))
+    assert (starts[:, 0] % 5 == 0).all() and starts.max() <= 59
+    np.testing.assert_array_equal(batch["next_x"], batch["x"] + 1)
+    np.testing.assert_array_equal(batch.indices, batch["x"])
+    counts = np.bincount(starts[:, 0] // 5, minlength=12)
+    expected = 4000 / 12
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 45, chi2  # 11 degrees of freedom: P(chi2 > 45) < 1e-5
+    with pytest.raises(InvalidArgumentError, match="holding 62"):
+        buffer.sample_sequences(1, 63)
+    with pytest.raises(InvalidArgumentError, match="sequence_length"):
+        buffer.sample_sequences(1, 0)
+
+
+def test_sampling_steps_is_sampling_sequences_of_one():
+    a, _ = filled_buffer(seed=4)
+    b, _ = filled_buffer(seed=4)
+    for size in (1, 16, len(a)):
+        first, second = a.sample(size), b.sample_sequences(size, 1)
+        np.testing.assert_array_equal(first.indices, second.indices)
+        for name in SPECS:
+            np.testing.assert_array_equal(first[name], second[name])
+    # With replacement: more draws than rows is fine for sequences.
+    assert len(b.sample_sequences(3 * len(b), 1)) == 3 * len(b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    capacity=st.integers(1, 30),
+    new_capacity=st.integers(1, 60),
+    pushes=st.lists(st.integers(1, 20), max_size=10),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_resize_keeps_the_newest_rows_and_wraps_like_a_new_ring(
+    capacity, new_capacity, pushes, seed
+):
+    rng = np.random.default_rng(seed)
+    buffer = ReplayBuffer(capacity, SPECS, seed=seed)
+    reference = NumpyRing(capacity)
+    for k, steps in enumerate(pushes):
+        fields, next_fields = random_trajectory(rng, steps, 100 * k)
+        buffer.push_trajectory(fields, next_fields, terminated=k % 2 == 0)
+        reference.push(fields, next_fields, k % 2 == 0)
+    state = buffer._ring.rng_state
+    buffer.resize(new_capacity)
+    reference.capacity = new_capacity
+    reference.truncate(new_capacity)
+    assert buffer.capacity == new_capacity and buffer._ring.rng_state == state
+    assert_matches_reference(buffer, reference)
+    for k in range(3):
+        fields, next_fields = random_trajectory(rng, int(rng.integers(1, 25)), 10_000 + 100 * k)
+        buffer.push_trajectory(fields, next_fields, terminated=True)
+        reference.push(fields, next_fields, True)
+        assert_matches_reference(buffer, reference)

@@ -5,9 +5,10 @@ import json
 import logging
 import os
 
+import numpy as np
 import pytest
 import yaml
-from mlagents_fast.trainers.buffer import AgentBuffer
+from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey
 from mlagents_fast.trainers.directory_utils import RunFolderError
 from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
@@ -136,7 +137,10 @@ def test_resume_of_missing_run_is_refused(tmp_path):
         )
 
 
-def _sac_options(max_steps):
+def _sac_options(max_steps, memory=None):
+    network = {"hidden_units": 16, "num_layers": 1}
+    if memory is not None:
+        network["memory"] = memory
     return RunOptions.from_dict(
         {
             "behaviors": {
@@ -149,7 +153,7 @@ def _sac_options(max_steps):
                         "steps_per_update": 4,
                         "save_replay_buffer": True,
                     },
-                    "network_settings": {"hidden_units": 16, "num_layers": 1},
+                    "network_settings": network,
                     "max_steps": max_steps,
                     "time_horizon": 8,
                     "summary_freq": 100,
@@ -160,9 +164,13 @@ def _sac_options(max_steps):
 
 
 def _replay_rows(path):
+    return _replay_buffer(path).num_experiences
+
+
+def _replay_buffer(path):
     buffer = AgentBuffer()
     buffer.load_from_file(str(path))
-    return buffer.num_experiences
+    return buffer
 
 
 def test_sac_run_saves_model_and_replay_buffer(tmp_path, caplog):
@@ -191,6 +199,41 @@ def test_sac_run_saves_model_and_replay_buffer(tmp_path, caplog):
     assert resumed.steps["Sign"] >= 300
     added = _replay_rows(replay_file) - rows
     assert 300 - result.steps["Sign"] - 8 <= added <= resumed.steps["Sign"] - result.steps["Sign"]
+
+
+def test_recurrent_sac_learns_from_padded_sequences_and_resumes_them(tmp_path, caplog):
+    """SAC with an LSTM: its replay buffer holds each trajectory padded to whole sequences
+    (masks 0 on padding), with the actor's and critic's memories; updates run on them, and
+    --resume loads them back."""
+    memory = {"sequence_length": 4, "memory_size": 8}
+    result = train(
+        SignEnv(discrete=True),
+        _sac_options(120, memory),
+        run_id="lstm",
+        results_dir=str(tmp_path),
+        seed=2,
+    )
+    replay_file = tmp_path / "lstm" / "Sign" / "last_replay_buffer.hdf5"
+    saved = _replay_buffer(replay_file)
+    rows = saved.num_experiences
+    assert rows % 4 == 0 and rows >= 120 - 8
+    masks = np.asarray(saved[BufferKey.MASKS])
+    assert 0 < masks.sum() < rows  # real steps and padding
+    for key in (BufferKey.MEMORY, BufferKey.CRITIC_MEMORY):
+        assert np.asarray(saved[key]).shape == (rows, 8)
+    assert np.abs(np.asarray(saved[BufferKey.CRITIC_MEMORY])).sum() > 0
+    caplog.set_level(logging.INFO, logger="mlagents_fast")
+    resumed = train(
+        SignEnv(discrete=True),
+        _sac_options(170, memory),
+        run_id="lstm",
+        results_dir=str(tmp_path),
+        seed=2,
+        resume=True,
+    )
+    assert f"Experience replay buffer has {rows} experiences." in caplog.text
+    assert resumed.steps["Sign"] >= 170 > result.steps["Sign"]
+    assert _replay_rows(replay_file) > rows
 
 
 @pytest.mark.parametrize(

@@ -414,8 +414,82 @@ impl ReplayRing {
         next_fields: &[(&str, FieldSlice<'_>)],
         terminated: bool,
     ) -> CoreResult<()> {
-        let ordered = self.match_fields(fields, next_fields)?;
-        let steps = ordered.steps;
+        let ordered = self.match_fields(fields, next_fields, 1)?;
+        self.write_trajectory(&ordered, 0..ordered.steps, 0, terminated);
+        Ok(())
+    }
+
+    /// Appends several whole trajectories in one call, as if each were given to
+    /// [`ReplayRing::push_trajectory`] in order. `fields` holds their rows one
+    /// trajectory after another; `lengths[i]` (>= 1) is the row count of
+    /// trajectory `i` and the lengths add up to the rows of every field;
+    /// `next_fields` holds one final next value per trajectory (`lengths.len()`
+    /// rows per `has_next` field); `terminated[i]` says how trajectory `i` ended.
+    /// Everything is checked before the ring changes.
+    pub fn push_trajectories(
+        &mut self,
+        fields: &[(&str, FieldSlice<'_>)],
+        next_fields: &[(&str, FieldSlice<'_>)],
+        lengths: &[usize],
+        terminated: &[bool],
+    ) -> CoreResult<()> {
+        if lengths.is_empty() {
+            return Err(CoreError::invalid(
+                "lengths",
+                "at least one trajectory is needed",
+            ));
+        }
+        if terminated.len() != lengths.len() {
+            return Err(CoreError::invalid(
+                "terminated",
+                format!(
+                    "{} flags for {} trajectories",
+                    terminated.len(),
+                    lengths.len()
+                ),
+            ));
+        }
+        if let Some(i) = lengths.iter().position(|&n| n == 0) {
+            return Err(CoreError::invalid(
+                format!("lengths[{i}]"),
+                "a trajectory needs at least one step",
+            ));
+        }
+        let ordered = self.match_fields(fields, next_fields, lengths.len())?;
+        let total = lengths
+            .iter()
+            .try_fold(0usize, |acc, &n| acc.checked_add(n))
+            .filter(|&total| total == ordered.steps)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "lengths",
+                    format!(
+                        "the lengths do not add up to the {} rows of the fields",
+                        ordered.steps
+                    ),
+                )
+            })?;
+        // Trajectories that the later ones of this call overwrite entirely are
+        // still written: their ends advance the sequence numbers as one-by-one pushes do.
+        let mut start = 0;
+        for (index, (&length, &ended)) in lengths.iter().zip(terminated).enumerate() {
+            self.write_trajectory(&ordered, start..start + length, index, ended);
+            start += length;
+        }
+        debug_assert_eq!(start, total);
+        Ok(())
+    }
+
+    /// Writes rows `rows` of `ordered` as one trajectory whose final next values
+    /// are row `tail` of its next slices (all checked by `match_fields`).
+    fn write_trajectory(
+        &mut self,
+        ordered: &OrderedTrajectory<'_>,
+        rows: std::ops::Range<usize>,
+        tail: usize,
+        terminated: bool,
+    ) {
+        let steps = rows.len();
         let skip = steps.saturating_sub(self.capacity);
         let kept = steps - skip;
         let overflow = (self.len + kept).saturating_sub(self.capacity);
@@ -433,22 +507,24 @@ impl ReplayRing {
             .collect();
         let first_logical = self.len;
         let (stride, capacity, start) = (self.stride, self.capacity, self.start);
-        let rows = self.rows_bytes_mut();
+        let arena = self.rows_bytes_mut();
         for step in 0..kept {
             let mut slot = start + first_logical + step;
             if slot >= capacity {
                 slot -= capacity;
             }
-            let row = &mut rows[slot * stride..(slot + 1) * stride];
+            let row = &mut arena[slot * stride..(slot + 1) * stride];
             row[..MARKER_BYTES].fill(0);
             for (source, &(offset, row_bytes)) in sources.iter().zip(&layout) {
-                let from = (skip + step) * row_bytes;
+                let from = (rows.start + skip + step) * row_bytes;
                 row[offset..offset + row_bytes].copy_from_slice(&source[from..from + row_bytes]);
             }
         }
         for (column, (_, next)) in self.columns.iter_mut().zip(&ordered.columns) {
             if let (Some(tails), Some(next)) = (&mut column.tails, next) {
-                tails.extend_from_slice(next.native_bytes());
+                let bytes = next.native_bytes();
+                let row_bytes = column.row_bytes;
+                tails.extend_from_slice(&bytes[tail * row_bytes..(tail + 1) * row_bytes]);
             }
         }
         self.len += kept;
@@ -456,14 +532,43 @@ impl ReplayRing {
         let marker = (self.next_tail_seq + 1) | if terminated { MARKER_TERMINATED } else { 0 };
         self.set_marker(last, marker);
         self.next_tail_seq += 1;
+    }
+
+    /// Changes the capacity, keeping the newest `min(len, capacity)` rows with
+    /// their next values and ends, and the generator state (e.g. a saved buffer
+    /// resumed with another `buffer_size`).
+    pub fn resize(&mut self, capacity: usize) -> CoreResult<()> {
+        let specs: Vec<FieldSpec> = self.specs().cloned().collect();
+        let mut resized = ReplayRing::new(specs, capacity, 0)?;
+        self.truncate(capacity);
+        let stride = self.stride;
+        let slots: Vec<usize> = (0..self.len).map(|logical| self.slot(logical)).collect();
+        let source = self.rows_bytes();
+        let target = resized.rows_bytes_mut();
+        // Same specs, so the same row layout: rows (markers included) are copied whole.
+        for (logical, slot) in slots.into_iter().enumerate() {
+            target[logical * stride..(logical + 1) * stride]
+                .copy_from_slice(&source[slot * stride..(slot + 1) * stride]);
+        }
+        for (new, old) in resized.columns.iter_mut().zip(&self.columns) {
+            new.tails = old.tails.clone();
+        }
+        resized.len = self.len;
+        resized.tail_base_seq = self.tail_base_seq;
+        resized.first_live_tail_seq = self.first_live_tail_seq;
+        resized.next_tail_seq = self.next_tail_seq;
+        resized.rng = self.rng.clone();
+        *self = resized;
         Ok(())
     }
 
     /// Puts `fields` and `next_fields` in spec order and checks names, dtypes and sizes.
+    /// `next_rows` is the number of final next values expected per `has_next` field.
     fn match_fields<'a>(
         &self,
         fields: &[(&str, FieldSlice<'a>)],
         next_fields: &[(&str, FieldSlice<'a>)],
+        next_rows: usize,
     ) -> CoreResult<OrderedTrajectory<'a>> {
         let by_name: HashMap<&str, usize> = self
             .columns
@@ -541,12 +646,18 @@ impl ReplayRing {
                         "missing: the final next value of a has_next field is required",
                     )
                 })?;
-                if next.len() != row_len {
+                if next.len() != row_len * next_rows {
+                    let rows = if next_rows == 1 {
+                        "one row".to_string()
+                    } else {
+                        format!("{next_rows} rows (one per trajectory)")
+                    };
                     return Err(CoreError::invalid(
                         format!("next_fields[{name:?}]"),
                         format!(
-                            "expected one row of shape {:?} ({row_len} values), got {} values",
+                            "expected {rows} of shape {:?} ({} values), got {} values",
                             column.spec.row_shape,
+                            row_len * next_rows,
                             next.len()
                         ),
                     ));
@@ -576,12 +687,53 @@ impl ReplayRing {
                 ),
             ));
         }
-        let mut indices = Vec::with_capacity(batch_size);
-        let mut slots = Vec::with_capacity(batch_size);
-        for _ in 0..batch_size {
-            let logical = self.rng.below(self.len as u64) as usize;
-            indices.push(logical as i64);
-            slots.push(self.slot(logical));
+        // One row is a sequence of one: the same draws as sample_sequences(batch_size, 1).
+        self.sample_sequences(batch_size, 1)
+    }
+
+    /// Draws `count` sequences of `sequence_length` consecutive rows, uniformly
+    /// with replacement among the `len / sequence_length` aligned sequences
+    /// (logical rows `k * sequence_length ..`, as ML-Agents'
+    /// `AgentBuffer.sample_mini_batch` does), rows of each sequence in order:
+    /// `count * sequence_length` rows in all. A partial sequence at the newest
+    /// end is never drawn. Errors if `sequence_length` is 0 or the ring holds no
+    /// whole sequence (and `count > 0`).
+    pub fn sample_sequences(
+        &mut self,
+        count: usize,
+        sequence_length: usize,
+    ) -> CoreResult<ReplaySample> {
+        if sequence_length == 0 {
+            return Err(CoreError::invalid("sequence_length", "must be at least 1"));
+        }
+        let sequences = self.len / sequence_length;
+        if count > 0 && sequences == 0 {
+            return Err(CoreError::invalid(
+                "sequence_length",
+                format!(
+                    "cannot sample sequences of {sequence_length} steps from a replay buffer \
+                     holding {}",
+                    self.len
+                ),
+            ));
+        }
+        let rows = count
+            .checked_mul(sequence_length)
+            .filter(|rows| {
+                rows.checked_mul(self.stride)
+                    .is_some_and(|bytes| bytes <= isize::MAX as usize)
+            })
+            .ok_or_else(|| {
+                CoreError::invalid("count", "count x sequence_length rows do not fit in memory")
+            })?;
+        let mut indices = Vec::with_capacity(rows);
+        let mut slots = Vec::with_capacity(rows);
+        for _ in 0..count {
+            let first = self.rng.below(sequences as u64) as usize * sequence_length;
+            for logical in first..first + sequence_length {
+                indices.push(logical as i64);
+                slots.push(self.slot(logical));
+            }
         }
         Ok(self.gather(&slots, indices))
     }
@@ -897,7 +1049,7 @@ enum NextSource {
     Tail(usize),
 }
 
-/// A pushed trajectory's slices in spec order: (values, final next value).
+/// The slices of pushed trajectories in spec order: (values, final next values).
 struct OrderedTrajectory<'a> {
     steps: usize,
     columns: Vec<(FieldSlice<'a>, Option<FieldSlice<'a>>)>,
@@ -1088,6 +1240,190 @@ mod tests {
         for (r, n) in reward.iter().zip(next.chunks(2)) {
             assert_eq!(*r as f32 + 1.0, n[0]);
         }
+    }
+
+    #[test]
+    fn pushing_many_trajectories_equals_pushing_them_one_by_one() {
+        let lengths = [3usize, 1, 5, 2, 4];
+        let terminated = [true, false, false, true, false];
+        for capacity in [2usize, 6, 9, 40] {
+            let mut one_by_one = ReplayRing::new(specs(), capacity, 5).unwrap();
+            let mut batched = ReplayRing::new(specs(), capacity, 5).unwrap();
+            push(&mut one_by_one, 900, 4, true);
+            push(&mut batched, 900, 4, true);
+            let (mut obs, mut reward, mut next) = (Vec::new(), Vec::new(), Vec::new());
+            for (k, (&steps, &ended)) in lengths.iter().zip(&terminated).enumerate() {
+                push(&mut one_by_one, 100 * k, steps, ended);
+                for t in 0..steps {
+                    let v = (100 * k + t) as f32;
+                    obs.extend([v, -v]);
+                    reward.push(v as f64);
+                }
+                let after = (100 * k + steps) as f32;
+                next.extend([after, -after]);
+            }
+            batched
+                .push_trajectories(
+                    &[
+                        ("obs_0", FieldSlice::F32(&obs)),
+                        ("reward", FieldSlice::F64(&reward)),
+                    ],
+                    &[("obs_0", FieldSlice::F32(&next))],
+                    &lengths,
+                    &terminated,
+                )
+                .unwrap();
+            assert_eq!(
+                all_rows(&batched),
+                all_rows(&one_by_one),
+                "capacity {capacity}"
+            );
+            let draws = batched.len();
+            assert_eq!(
+                batched.sample(draws).unwrap(),
+                one_by_one.sample(draws).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn bad_batches_of_trajectories_change_nothing() {
+        let mut ring = ReplayRing::new(specs(), 8, 0).unwrap();
+        push(&mut ring, 0, 3, true);
+        let before = all_rows(&ring);
+        let obs = [1.0f32; 6];
+        let reward = [1.0f64; 3];
+        let next = [0.0f32; 4];
+        let fields = [
+            ("obs_0", FieldSlice::F32(&obs)),
+            ("reward", FieldSlice::F64(&reward)),
+        ];
+        let next_fields = [("obs_0", FieldSlice::F32(&next))];
+        let cases: [(&[usize], &[bool], &str); 5] = [
+            (&[], &[], "at least one trajectory"),
+            (&[1, 2], &[true], "2 trajectories"),
+            (&[3, 0], &[true, true], "lengths[1]"),
+            (&[1, 1], &[true, true], "add up to the 3 rows"),
+            (
+                &[1, 1, 1],
+                &[true, true, true],
+                "3 rows (one per trajectory)",
+            ),
+        ];
+        for (lengths, terminated, expected) in cases {
+            let err = ring
+                .push_trajectories(&fields, &next_fields, lengths, terminated)
+                .unwrap_err();
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+        }
+        assert_eq!(all_rows(&ring), before);
+    }
+
+    #[test]
+    fn sequences_are_aligned_whole_and_in_order() {
+        let mut ring = ReplayRing::new(specs(), 20, 9).unwrap();
+        for k in 0..4 {
+            push(&mut ring, 100 * k, 4, k % 2 == 1);
+        }
+        ring.truncate(14); // 14 rows: 4 whole sequences of 3, then 2 rows never drawn
+        let sample = ring.sample_sequences(50, 3).unwrap();
+        assert_eq!(sample.indices.len(), 150);
+        let all = all_rows(&ring);
+        let mut seen = std::collections::HashSet::new();
+        for sequence in sample.indices.chunks(3) {
+            assert_eq!(sequence[0] % 3, 0);
+            assert!(
+                sequence[0] + 2 < 12,
+                "{sequence:?} reaches the partial sequence"
+            );
+            assert_eq!(sequence, [sequence[0], sequence[0] + 1, sequence[0] + 2]);
+            seen.insert(sequence[0]);
+        }
+        assert_eq!(seen.len(), 4, "every whole sequence is drawn");
+        let indices: Vec<usize> = sample.indices.iter().map(|&i| i as usize).collect();
+        let expected = ring.rows(&indices).unwrap();
+        assert_eq!(sample.fields, expected.fields);
+        assert_eq!(sample.next_fields, expected.next_fields);
+        assert_eq!(sample.done, expected.done);
+        assert_eq!(all.fields[1].as_slice().len(), 14);
+    }
+
+    #[test]
+    fn sampling_single_rows_is_sampling_sequences_of_one() {
+        let mut rows = ReplayRing::new(specs(), 30, 4).unwrap();
+        for k in 0..5 {
+            push(&mut rows, 10 * k, 5, true);
+        }
+        let mut sequences = rows.clone();
+        for batch in [1usize, 7, 25] {
+            assert_eq!(
+                rows.sample(batch).unwrap(),
+                sequences.sample_sequences(batch, 1).unwrap()
+            );
+        }
+        assert_eq!(rows.rng_state(), sequences.rng_state());
+    }
+
+    #[test]
+    fn bad_sequence_requests_are_errors() {
+        let mut ring = ReplayRing::new(specs(), 10, 0).unwrap();
+        push(&mut ring, 0, 2, true);
+        let no_length = ring.sample_sequences(1, 0).unwrap_err().to_string();
+        assert!(no_length.contains("at least 1"), "{no_length}");
+        let too_long = ring.sample_sequences(1, 3).unwrap_err().to_string();
+        assert!(too_long.contains("holding 2"), "{too_long}");
+        let huge = ring
+            .sample_sequences(usize::MAX, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(huge.contains("do not fit"), "{huge}");
+        assert_eq!(
+            ring.sample_sequences(0, 3).unwrap().indices,
+            Vec::<i64>::new()
+        );
+        // Drawing more rows than the ring holds is sampling with replacement.
+        assert_eq!(ring.sample_sequences(5, 2).unwrap().indices.len(), 10);
+    }
+
+    #[test]
+    fn resize_keeps_the_newest_rows_their_next_values_and_the_generator() {
+        let mut ring = ReplayRing::new(specs(), 12, 3).unwrap();
+        for k in 0..6 {
+            push(&mut ring, 10 * k, 3, k % 2 == 0);
+        }
+        ring.sample(5).unwrap();
+        for capacity in [4usize, 12, 30] {
+            let mut resized = ring.clone();
+            resized.resize(capacity).unwrap();
+            assert_eq!(resized.capacity(), capacity);
+            let mut expected = ring.clone();
+            expected.truncate(capacity);
+            assert_eq!(all_rows(&resized), all_rows(&expected));
+            assert_eq!(resized.rng_state(), ring.rng_state());
+            // Pushing on wraps around the new capacity like a ring built with it.
+            let mut built = ReplayRing::new(specs(), capacity, 3).unwrap();
+            let rows = all_rows(&expected);
+            let FieldValues::F64(rewards) = &rows.fields[1] else {
+                panic!()
+            };
+            // Rebuild the same content trajectory by trajectory (ends are where done or
+            // the next value is not the next row's observation + 1 step).
+            let mut start = rewards[0] as usize;
+            for (i, &r) in rewards.iter().enumerate() {
+                let last = i + 1 == rewards.len() || rewards[i + 1] as usize != r as usize + 1;
+                if last {
+                    push(&mut built, start, r as usize + 1 - start, rows.done[i]);
+                    if i + 1 < rewards.len() {
+                        start = rewards[i + 1] as usize;
+                    }
+                }
+            }
+            assert_eq!(all_rows(&built), all_rows(&resized));
+            push(&mut resized, 500, 7, true);
+            push(&mut built, 500, 7, true);
+            assert_eq!(all_rows(&built), all_rows(&resized));
+        }
+        assert!(ring.clone().resize(0).is_err());
     }
 
     #[test]

@@ -298,6 +298,46 @@ pub struct PyReplayRing {
 }
 
 impl PyReplayRing {
+    /// Checks row shapes here so that errors name numpy shapes (the core checks names,
+    /// dtypes and row counts). `trajectories`: None for one trajectory, whose next values
+    /// may be `row` or `(1, *row)`; Some(n) for n trajectories, next values `(n, *row)`.
+    fn check_shapes(
+        &self,
+        arrays: &[(String, ReadonlyField<'_>)],
+        next_arrays: &[(String, ReadonlyField<'_>)],
+        trajectories: Option<usize>,
+    ) -> PyResult<()> {
+        for spec in self.ring.specs() {
+            for (what, given) in [("fields", arrays), ("next_fields", next_arrays)] {
+                let Some((_, array)) = given.iter().find(|(n, _)| *n == spec.name) else {
+                    continue;
+                };
+                let shape = array.shape();
+                let row = &spec.row_shape;
+                let leading_then_row = |first: Option<usize>| {
+                    shape.len() == row.len() + 1
+                        && first.is_none_or(|n| shape[0] == n)
+                        && shape[1..] == row[..]
+                };
+                let (ok, expected) = match (what, trajectories) {
+                    ("fields", _) => (leading_then_row(None), tuple_text("steps", row)),
+                    (_, None) => (
+                        shape == row.as_slice() || leading_then_row(Some(1)),
+                        format!("{} or {}", tuple_text("", row), tuple_text("1", row)),
+                    ),
+                    (_, Some(n)) => (leading_then_row(Some(n)), tuple_text(&n.to_string(), row)),
+                };
+                if !ok {
+                    return Err(invalid_argument(
+                        &format!("{what}[{:?}]", spec.name),
+                        format!("expected shape {expected}, got {}", tuple_text("", shape)),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Arrays of a sample: (fields dict, next_fields dict, done, indices).
     fn sample_to_python<'py>(
         &self,
@@ -372,46 +412,38 @@ impl PyReplayRing {
     ) -> PyResult<()> {
         let arrays = extract_named_arrays(fields, "fields")?;
         let next_arrays = extract_named_arrays(next_fields, "next_fields")?;
-        // Shapes are checked here so that errors name numpy shapes; the core
-        // checks names, dtypes and row counts.
-        for spec in self.ring.specs() {
-            for (what, given) in [("fields", &arrays), ("next_fields", &next_arrays)] {
-                let Some((_, array)) = given.iter().find(|(n, _)| *n == spec.name) else {
-                    continue;
-                };
-                let shape = array.shape();
-                let ok = if what == "fields" {
-                    !shape.is_empty() && shape[1..] == spec.row_shape[..]
-                } else {
-                    shape == spec.row_shape.as_slice()
-                        || (shape.len() == spec.row_shape.len() + 1
-                            && shape[0] == 1
-                            && shape[1..] == spec.row_shape[..])
-                };
-                if !ok {
-                    let row = &spec.row_shape;
-                    let expected = if what == "fields" {
-                        tuple_text("steps", row)
-                    } else {
-                        format!("{} or {}", tuple_text("", row), tuple_text("1", row))
-                    };
-                    return Err(invalid_argument(
-                        &format!("{what}[{:?}]", spec.name),
-                        format!("expected shape {expected}, got {}", tuple_text("", shape)),
-                    ));
-                }
-            }
-        }
-        let field_slices: Vec<(&str, FieldSlice<'_>)> = arrays
-            .iter()
-            .map(|(n, a)| (n.as_str(), a.values()))
-            .collect();
-        let next_slices: Vec<(&str, FieldSlice<'_>)> = next_arrays
-            .iter()
-            .map(|(n, a)| (n.as_str(), a.values()))
-            .collect();
+        self.check_shapes(&arrays, &next_arrays, None)?;
+        let field_slices = named_slices(&arrays);
+        let next_slices = named_slices(&next_arrays);
         let ring = &mut self.ring;
         py.detach(|| ring.push_trajectory(&field_slices, &next_slices, terminated))
+            .py()
+    }
+
+    /// push_trajectories(fields, next_fields, lengths, terminated): several trajectories,
+    /// rows one after another, one final next value per trajectory (shape (N, *row)).
+    fn push_trajectories(
+        &mut self,
+        py: Python<'_>,
+        fields: &Bound<'_, PyDict>,
+        next_fields: &Bound<'_, PyDict>,
+        lengths: Vec<usize>,
+        terminated: Vec<bool>,
+    ) -> PyResult<()> {
+        if lengths.is_empty() {
+            // Before the shapes, which would ask for (0, *row) next values.
+            return Err(invalid_argument(
+                "lengths",
+                "at least one trajectory is needed",
+            ));
+        }
+        let arrays = extract_named_arrays(fields, "fields")?;
+        let next_arrays = extract_named_arrays(next_fields, "next_fields")?;
+        self.check_shapes(&arrays, &next_arrays, Some(lengths.len()))?;
+        let field_slices = named_slices(&arrays);
+        let next_slices = named_slices(&next_arrays);
+        let ring = &mut self.ring;
+        py.detach(|| ring.push_trajectories(&field_slices, &next_slices, &lengths, &terminated))
             .py()
     }
 
@@ -427,6 +459,24 @@ impl PyReplayRing {
         self.sample_to_python(py, sample)
     }
 
+    /// sample_sequences(count, sequence_length) -> (fields, next_fields, done, indices):
+    /// `count` aligned sequences of consecutive rows, `count * sequence_length` rows.
+    fn sample_sequences<'py>(
+        &mut self,
+        py: Python<'py>,
+        count: usize,
+        sequence_length: usize,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let ring = &mut self.ring;
+        let sample = if count.saturating_mul(sequence_length) >= 4096 {
+            py.detach(|| ring.sample_sequences(count, sequence_length))
+                .py()?
+        } else {
+            ring.sample_sequences(count, sequence_length).py()?
+        };
+        self.sample_to_python(py, sample)
+    }
+
     /// rows(indices) -> (fields, next_fields, done, indices): rows by logical index (0 = oldest).
     fn rows<'py>(&self, py: Python<'py>, indices: Vec<usize>) -> PyResult<Bound<'py, PyTuple>> {
         let ring = &self.ring;
@@ -436,6 +486,12 @@ impl PyReplayRing {
 
     fn truncate(&mut self, max_length: usize) {
         self.ring.truncate(max_length)
+    }
+
+    /// resize(capacity): keeps the newest min(len, capacity) rows.
+    fn resize(&mut self, py: Python<'_>, capacity: usize) -> PyResult<()> {
+        let ring = &mut self.ring;
+        py.detach(|| ring.resize(capacity)).py()
     }
 
     fn clear(&mut self) {
@@ -487,6 +543,14 @@ impl PyReplayRing {
         let ring = py.detach(|| ReplayRing::load(&path)).py()?;
         Ok(PyReplayRing { ring })
     }
+}
+
+/// (name, values) pairs of checked arrays, for the core.
+fn named_slices<'a>(arrays: &'a [(String, ReadonlyField<'_>)]) -> Vec<(&'a str, FieldSlice<'a>)> {
+    arrays
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.values()))
+        .collect()
 }
 
 /// Python-style shape text: `tuple_text("steps", &[8])` is "(steps, 8)".

@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from mlagents_fast.exceptions import CorruptFileError, StorageIOError
+from mlagents_fast.exceptions import CorruptFileError, InvalidArgumentError, StorageIOError
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.buffer import FILE_KIND as AGENT_BUFFER_FILE_KIND
-from mlagents_fast.trainers.buffer import RewardSignalUtil
+from mlagents_fast.trainers.buffer import AgentBuffer, RewardSignalUtil
 from mlagents_fast.trainers.exception import ResultsFileError
+from mlagents_fast.trainers.replay_buffer import ReplayUpdateBuffer
 from mlagents_fast.trainers.timers import timed
 from mlagents_fast.trainers.trainer.rl_trainer import RLTrainer
+from mlagents_fast.trainers.trajectory import TrajectoryBatch
 
 __all__ = ["OffPolicyTrainer"]
 
@@ -66,6 +68,11 @@ class OffPolicyTrainer(RLTrainer):
         self.steps_per_update = self.hyperparameters.steps_per_update
         self.reward_signal_steps_per_update = self.hyperparameters.reward_signal_steps_per_update
         self.checkpoint_replay_buffer = self.hyperparameters.save_replay_buffer
+        # The experience lives in the Rust replay ring (trainers/replay_buffer.py), read
+        # and written through the AgentBuffer methods used here.
+        self.update_buffer: ReplayUpdateBuffer = ReplayUpdateBuffer(  # type: ignore[assignment]
+            self.hyperparameters.buffer_size, sequence_length=self._sequence_length()
+        )
 
     def _checkpoint(self) -> Any:
         checkpoint = super()._checkpoint()
@@ -94,7 +101,7 @@ class OffPolicyTrainer(RLTrainer):
         logger.info("Loading experience replay buffer from %s", path)
         try:
             self.update_buffer.load_from_file(path)
-        except (CorruptFileError, StorageIOError) as err:
+        except (CorruptFileError, InvalidArgumentError, StorageIOError) as err:
             # One line naming the file for the command line (exit status 2), not a traceback.
             raise ResultsFileError(
                 f"{' '.join(str(err).split())}. Delete it to resume with an empty replay "
@@ -104,6 +111,17 @@ class OffPolicyTrainer(RLTrainer):
         logger.info(
             "Experience replay buffer has %d experiences.", self.update_buffer.num_experiences
         )
+
+    def _append_to_update_buffer(self, agentbuffer_trajectory: AgentBuffer) -> None:
+        """Append one trajectory's steps to the replay buffer (padded to whole sequences
+        for a recurrent network); nothing once training stopped."""
+        if self.should_still_train:
+            self.update_buffer.append_trajectory(agentbuffer_trajectory)
+
+    def _append_batch_to_update_buffer(self, batch: TrajectoryBatch) -> None:
+        """Append the steps of a batch's trajectories to the replay buffer in one call."""
+        if self.should_still_train:
+            self.update_buffer.append_batch(batch)
 
     def _is_ready_update(self) -> bool:
         return (
