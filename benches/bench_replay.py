@@ -6,7 +6,9 @@ reward, done):
 - truncate a 500k-step buffer to its newest 400k steps;
 - save / load 100k steps (ours: checksummed field file, fsync + rename).
 The same workloads also run on our Rust-backed ``AgentBuffer`` (``mlagents_fast.trainers.buffer``,
-what ML-Agents' SAC uses as its replay buffer), in rows marked "AgentBuffer".
+what ML-Agents' SAC uses as its replay buffer), in rows marked "AgentBuffer", and the sample on
+``ReplayUpdateBuffer`` (the ring as SAC's ``update_buffer``: a sample handed over as an
+AgentBuffer minibatch).
 References: plain numpy in this process (fancy indexing of flat arrays; a copy of the newest
 rows; ``np.savez``/``np.load``), ML-Agents 1.1.0's ``AgentBuffer`` in its anchor venv
 (``ref_mlagents_replay.py``), rlox 1.2.0 in the peers venv (``ref_peers_replay.py``).
@@ -22,7 +24,7 @@ from functools import partial
 import numpy as np
 from common import best_time, mlagents_python, peers_python, report, run_reference
 from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, ObservationKeyPrefix
-from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBuffer
+from mlagents_fast.trainers.replay_buffer import FieldSpec, ReplayBuffer, ReplayUpdateBuffer
 from replay_workload import (
     BATCH_SIZE,
     OBS_SIZE,
@@ -138,7 +140,22 @@ def main() -> None:
         agent_sample_s,
         refs("sample", numpy_sample_s),
     )
-    del agent_buffer
+    # What SAC's update path calls: the ring sample handed over as an AgentBuffer.
+    update_buffer = ReplayUpdateBuffer(SAMPLE_BUFFER_STEPS, seed=0)
+    update_buffer.append_trajectory(agent_buffer)
+    stored = update_buffer.to_agent_buffer()
+    for key in agent_buffer:
+        np.testing.assert_array_equal(np.asarray(stored[key]), np.asarray(agent_buffer[key]))
+    del agent_buffer, stored
+    update_sample_s = best_time(
+        partial(update_buffer.sample_mini_batch, BATCH_SIZE), repeat=20, number=200
+    )
+    report(
+        "  ReplayUpdateBuffer.sample_mini_batch(128) of 500k (SAC's update path)",
+        update_sample_s,
+        refs("sample", numpy_sample_s),
+    )
+    del update_buffer
 
     # Truncate 500k -> 400k (each round on a freshly filled buffer).
     def truncate(target: ReplayBuffer) -> None:

@@ -1,6 +1,7 @@
 """End-to-end training throughput: env steps per second over a training run.
 
-Workloads (``--workload``): ``3dball`` (PPO, ``config/ppo/3DBall.yaml``), and the multi-agent
+Workloads (``--workload``): ``3dball`` (PPO, ``config/ppo/3DBall.yaml``), ``3dball-sac`` (SAC,
+``config/sac/3DBall.yaml``: the replay ring and SAC's update path), and the multi-agent
 ones: ``dungeon-poca`` (POCA, ``config/poca/DungeonEscape.yaml`` on builtin:DungeonEscape),
 ``tennis-self-play`` (PPO with self-play, ``config/ppo/Tennis.yaml`` on builtin:Tennis) and
 ``tennis-poca-self-play`` (POCA with self-play, ``config/poca/SoccerTwos.yaml`` renamed to
@@ -12,11 +13,14 @@ through a launcher file, so both trainers talk gRPC to the same Unity-side host)
 - ML-Agents 1.1.0: ``mlagents-learn CONFIG --env <launcher>`` in the anchor venv
 
 plus ours on ``--env builtin:<Name>`` (in-process, no gRPC), the way built-ins normally run.
+``--also LABEL=PYTHON`` adds the rows of ours for another installation (e.g. a build of the
+commit before a change), run in the same command so that before and after see the same load.
 Steps/s is measured from the trainers' own progress lines (same format in both):
 (last step - first step) / (elapsed at last - elapsed at first), so start-up is excluded. The
 reward column is the mean reward of the last summary and the best summary.
 
     python benches/bench_training.py [--workload NAME] [--max-steps N] [--summary-freq N]
+        [--also LABEL=PYTHON ...]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 # Workload -> (built-in, ML-Agents config as shipped in config/, its behavior, launcher options).
 WORKLOADS = {
     "3dball": ("3DBall", "ppo/3DBall.yaml", "3DBall", []),
+    "3dball-sac": ("3DBall", "sac/3DBall.yaml", "3DBall", []),
     "dungeon-poca": ("DungeonEscape", "poca/DungeonEscape.yaml", "DungeonEscape", []),
     "tennis-self-play": ("Tennis", "ppo/Tennis.yaml", "Tennis", []),
     "tennis-poca-self-play": (
@@ -88,9 +93,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--summary-freq", type=int, default=None, help="default: the config's (as shipped)"
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="also run ours with this interpreter (another build), rows named LABEL",
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv if argv is not None else [])
     env_name, config_file, config_behavior, launcher_options = WORKLOADS[args.workload]
+    installations = [("ours", sys.executable)]
+    for item in args.also:
+        label, _, python = item.partition("=")
+        if not label or not python:
+            parser.error(f"--also: expected LABEL=PYTHON, got {item!r}")
+        installations.append((label, python))
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     try:
@@ -120,33 +138,35 @@ def main(argv: list[str] | None = None) -> None:
         )
         launcher = str(work / env_name)
         common = [str(config_path), "--no-graphics", "--seed", "1", "--force"]
-        ours_cli = [sys.executable, "-m", "mlagents_fast.trainers.learn"]
 
         results = {}
-        if not launcher_options:  # (--agents-per-area is a launcher option only)
-            results["ours, builtin (in-process)"] = parse_progress(
+        for index, (label, python) in enumerate(installations):
+            ours_cli = [python, "-m", "mlagents_fast.trainers.learn"]
+            run_id = f"ours-{index}"
+            if not launcher_options:  # (--agents-per-area is a launcher option only)
+                results[f"{label}, builtin (in-process)"] = parse_progress(
+                    run(
+                        [*ours_cli, *common, "--env", f"builtin:{env_name}", "--run-id", run_id],
+                        work,
+                        args.timeout,
+                    )
+                )
+            results[f"{label}, launcher (gRPC)"] = parse_progress(
                 run(
-                    [*ours_cli, *common, "--env", f"builtin:{env_name}", "--run-id", "ours-b"],
+                    [
+                        *ours_cli,
+                        *common,
+                        "--env",
+                        launcher,
+                        "--run-id",
+                        f"{run_id}-grpc",
+                        "--base-port",
+                        str(5105 + 200 * index),
+                    ],
                     work,
                     args.timeout,
                 )
             )
-        results["ours, launcher (gRPC)"] = parse_progress(
-            run(
-                [
-                    *ours_cli,
-                    *common,
-                    "--env",
-                    launcher,
-                    "--run-id",
-                    "ours-grpc",
-                    "--base-port",
-                    "5105",
-                ],
-                work,
-                args.timeout,
-            )
-        )
         anchor = mlagents_python()
         if anchor is not None:
             learn = str(MLAGENTS_VENV / "bin" / "mlagents-learn")
