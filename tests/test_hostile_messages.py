@@ -407,20 +407,22 @@ class _FakeTrainerChannel:
 
 
 def test_the_host_refuses_a_hostile_trainer_with_one_line(monkeypatch, caplog):
-    """mlagents-fast-env: a handshake answer above the limits, then a step whose
-    side-channel records are cut short: a protocol error each, one line from the command."""
+    """mlagents-fast-env: a handshake answer above the limits, a step whose side-channel
+    records are cut short (protocol errors), actions that do not fit its environment: an
+    error each, one line from the command."""
     from mlagents_fast.envs import cli
 
     monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: None)
+    init = _native.encode_init_input(0, "1.5.0", "1.1.0", [True] * 7, 1)
+    reset = _native.encode_rl_input(1, b"", [])
+    # 3DBall takes 2 continuous actions per agent.
+    wrong_width = _native.encode_rl_input(
+        0, b"", [("3DBall?team=0", np.zeros((1, 5), np.float32), np.zeros((1, 0), np.int32))]
+    )
     hostile = {
         "too many agents": ([trainer_step(5, 1, 0)], "max_agents"),
-        "cut side channel": (
-            [
-                _native.encode_init_input(0, "1.5.0", "1.1.0", [True] * 7, 1),
-                trainer_step(1, 1, 0, side_channel=bytes(30)),
-            ],
-            "side-channel record",
-        ),
+        "cut side channel": ([init, trainer_step(1, 1, 0, bytes(30))], "side-channel record"),
+        "actions that do not fit": ([init, reset, wrong_width], "3DBall"),
     }
     set_decode_limits(max_agents=4)
     try:
@@ -429,7 +431,7 @@ def test_the_host_refuses_a_hostile_trainer_with_one_line(monkeypatch, caplog):
                 cli.grpc, "insecure_channel", lambda *a, r=replies, **k: _FakeTrainerChannel(r)
             )
             host = cli.UnityHost(cli.env_factory_for("builtin:3DBall"), "localhost:1")
-            with pytest.raises(UnityProtocolException, match=expected):
+            with pytest.raises(UnityException, match=expected):
                 host.run()
             caplog.clear()
             argv = ["--env", "builtin:3DBall", "--mlagents-port", "1"]

@@ -41,6 +41,7 @@ from mlagents_fast.atomic_io import write_text_atomically
 from mlagents_fast.envs.base_env import ActionTuple, BaseEnv
 from mlagents_fast.envs.environment import UnityEnvironment
 from mlagents_fast.envs.exception import (
+    UnityActionException,
     UnityEnvironmentException,
     UnityProtocolException,
     UnitySideChannelMessageException,
@@ -466,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnityProtocolException as err:
         # Bytes from the trainer that break the protocol: one line, as the trainer gives.
         logger.error("mlagents-fast-env: the trainer sent a message that cannot be read: %s", err)
+        return 1
+    except UnityActionException as err:
+        logger.error("mlagents-fast-env: the trainer sent actions that do not fit: %s", err)
         return 1
     except Exception:
         logger.exception("mlagents-fast-env failed")
