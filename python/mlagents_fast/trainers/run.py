@@ -153,9 +153,11 @@ class _SignalsAsKeyboardInterrupt:
 
 
 def _configure_torch(options: Any) -> None:
-    device = getattr(getattr(options, "torch_settings", None), "device", None)
-    if device is not None and device != "cpu":
-        logger.warning("--torch-device %s requested; mlagents-fast trains on the CPU", device)
+    """The training device from --torch-device / torch_settings.device (ML-Agents' rule:
+    unset means cuda when available); an unusable one is a configuration error."""
+    from mlagents_fast.torch_utils import set_torch_config
+
+    set_torch_config(getattr(options, "torch_settings", None))
     # Small MLPs: one intra-op thread per process beats contention with the environment thread.
     torch.set_num_threads(1)
 

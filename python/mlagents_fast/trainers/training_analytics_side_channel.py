@@ -103,6 +103,7 @@ class TrainingAnalyticsSideChannel(DefaultTrainingAnalyticsSideChannel):
         from mlagents_fast.envs.communicator_objects.training_analytics_pb2 import (
             TrainingEnvironmentInitialized,
         )
+        from mlagents_fast.torch_utils import default_device
 
         self.run_options = run_options
         parameters = run_options.environment_parameters
@@ -112,7 +113,7 @@ class TrainingAnalyticsSideChannel(DefaultTrainingAnalyticsSideChannel):
                 mlagents_version=__version__,
                 mlagents_envs_version=MLAGENTS_ENVS_VERSION,
                 torch_version=torch.__version__,
-                torch_device_type="cpu",
+                torch_device_type=default_device().type,
                 num_envs=run_options.env_settings.num_envs,
                 num_environment_parameters=len(parameters) if parameters else 0,
                 run_options=json.dumps(self._sanitize_run_options(run_options)),

@@ -10,6 +10,7 @@ checkpoint never runs pickled code, and a damaged one is refused. Files are writ
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import logging
@@ -80,6 +81,20 @@ def _check_seal(path: str, data: bytes) -> bool:
     return True
 
 
+def _on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (nested dicts, lists, tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()  # the same tensor when it is on the CPU already
+    if isinstance(value, dict):
+        copied = copy.copy(value)  # keeps the type and a state dict's _metadata
+        for key, item in value.items():
+            copied[key] = _on_cpu(item)
+        return copied
+    if type(value) in (list, tuple):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
 def save_checkpoint_file(
     path: str, state_dict: dict[str, Any], behavior_name: str, step: int
 ) -> None:
@@ -89,7 +104,8 @@ def save_checkpoint_file(
     reads it) whose archive comment holds the SHA-256 of every other byte
     (``docs/file-format.md``), so that :func:`load_checkpoint_file` refuses any damage.
     """
-    payload = dict(state_dict)
+    # CPU tensors: a checkpoint of a GPU run loads on any machine, even without map_location.
+    payload = _on_cpu(dict(state_dict))
     payload[_METADATA_KEY] = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,

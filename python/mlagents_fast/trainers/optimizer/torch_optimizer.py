@@ -130,8 +130,9 @@ class TorchOptimizer(Optimizer):
         memory. The next values are not zeroed for terminal ends: that is the caller's call.
         """
         n_obs = len(next_obs)
-        obs = [ModelUtils.list_to_tensor(field) for field in ObsUtil.from_buffer(batch, n_obs)]
-        next_tensors = [ModelUtils.list_to_tensor(rows) for rows in next_obs]
+        device = self.policy.device
+        obs = ModelUtils.list_to_tensor_list(ObsUtil.from_buffer(batch, n_obs), device=device)
+        next_tensors = ModelUtils.list_to_tensor_list(next_obs, device=device)
         with torch.no_grad():
             if not self.policy.use_recurrent:
                 values, _ = self.critic.critic_pass(obs, None, sequence_length=obs[0].shape[0])
@@ -148,7 +149,7 @@ class TorchOptimizer(Optimizer):
                 start, end = int(offsets[index]), int(offsets[index + 1])
                 memory = self.critic_memory_dict.get(agent_id)
                 if memory is None:
-                    memory = torch.zeros((1, 1, self.critic.memory_size))
+                    memory = torch.zeros((1, 1, self.critic.memory_size), device=device)
                 values, step_memories, memory = self._evaluate_by_sequence(
                     [tensor[start:end] for tensor in obs], memory
                 )

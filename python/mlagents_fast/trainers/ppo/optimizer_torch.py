@@ -25,9 +25,9 @@ _MIN_EPSILON = 0.1
 _MIN_BETA = 1e-5
 
 
-def _sequence_starts(field: Any, sequence_length: int) -> torch.Tensor:
+def _sequence_starts(field: Any, sequence_length: int, device: torch.device) -> torch.Tensor:
     """The memories at the start of each sequence, as (1, n_sequences, memory_size)."""
-    memories = ModelUtils.list_to_tensor(field)
+    memories = ModelUtils.list_to_tensor(field, device=device)
     return memories[::sequence_length].unsqueeze(0)
 
 
@@ -46,6 +46,7 @@ class TorchPPOOptimizer(TorchOptimizer):
                 policy.behavior_spec.observation_specs,
                 network_settings=trainer_settings.network_settings,
             )
+            self._critic.to(policy.device)
             params += list(self._critic.parameters())
         max_steps = trainer_settings.max_steps
         self.decay_learning_rate = ModelUtils.DecayedValue(
@@ -84,27 +85,32 @@ class TorchPPOOptimizer(TorchOptimizer):
         decay_lr = self.decay_learning_rate.get_value(step)
         decay_eps = self.decay_epsilon.get_value(step)
         decay_bet = self.decay_beta.get_value(step)
+        device = self.policy.device
         returns = {}
         old_values = {}
         for name in self.reward_signals:
-            old_values[name] = ModelUtils.list_to_tensor(batch.signal_rows("value_estimates", name))
-            returns[name] = ModelUtils.list_to_tensor(batch.signal_rows("returns", name))
+            old_values[name] = ModelUtils.list_to_tensor(
+                batch.signal_rows("value_estimates", name), device=device
+            )
+            returns[name] = ModelUtils.list_to_tensor(
+                batch.signal_rows("returns", name), device=device
+            )
 
         n_obs = len(self.policy.behavior_spec.observation_specs)
-        current_obs = [ModelUtils.list_to_tensor(obs) for obs in batch.observations(n_obs)]
+        current_obs = ModelUtils.list_to_tensor_list(batch.observations(n_obs), device=device)
         act_masks = (
-            ModelUtils.list_to_tensor(batch.action_masks)
+            ModelUtils.list_to_tensor(batch.action_masks, device=device)
             if batch.action_masks is not None
             else None
         )
-        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions, device)
         sequence_length = self.policy.sequence_length
         memories = None
         value_memories = None
         if self.policy.use_recurrent:
-            memories = _sequence_starts(batch.require("memories"), sequence_length)
+            memories = _sequence_starts(batch.require("memories"), sequence_length, device)
             if batch.critic_memories is not None:
-                value_memories = _sequence_starts(batch.critic_memories, sequence_length)
+                value_memories = _sequence_starts(batch.critic_memories, sequence_length, device)
 
         run_out = self.policy.actor.get_stats(
             current_obs,
@@ -119,14 +125,16 @@ class TorchPPOOptimizer(TorchOptimizer):
             current_obs, memories=value_memories, sequence_length=sequence_length
         )
         old_log_probs = ActionLogProbs.from_arrays(
-            batch.continuous_log_probs, batch.discrete_log_probs
+            batch.continuous_log_probs, batch.discrete_log_probs, device
         ).flatten()
-        loss_masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.bool)
+        loss_masks = ModelUtils.list_to_tensor(
+            batch.require("masks"), dtype=torch.bool, device=device
+        )
         value_loss = ModelUtils.trust_region_value_loss(
             values, old_values, returns, decay_eps, loss_masks
         )
         policy_loss = ModelUtils.trust_region_policy_loss(
-            ModelUtils.list_to_tensor(batch.require("advantages")),
+            ModelUtils.list_to_tensor(batch.require("advantages"), device=device),
             log_probs,
             old_log_probs,
             loss_masks,

@@ -26,8 +26,8 @@ __all__ = ["SACSettings", "TorchSACOptimizer"]
 _MIN_LEARNING_RATE = 1e-10
 
 
-def _sequence_starts(field: Any, sequence_length: int) -> torch.Tensor:
-    return ModelUtils.list_to_tensor(field)[::sequence_length].unsqueeze(0)
+def _sequence_starts(field: Any, sequence_length: int, device: torch.device) -> torch.Tensor:
+    return ModelUtils.list_to_tensor(field, device=device)[::sequence_length].unsqueeze(0)
 
 
 class TorchSACOptimizer(TorchOptimizer):
@@ -131,6 +131,9 @@ class TorchSACOptimizer(TorchOptimizer):
                 for size in self._discrete_branches
             ),
         )
+        # On the policy's device before the optimizers take their parameters.
+        for module in (self._critic, self.q_network, self.target_network, self._log_ent_coef):
+            module.to(policy.device)
         policy_params = list(self.policy.actor.parameters())
         value_params = list(self.q_network.parameters()) + list(self._critic.parameters())
         self.decay_learning_rate = ModelUtils.DecayedValue(
@@ -325,24 +328,27 @@ class TorchSACOptimizer(TorchOptimizer):
         passes it, with each reward signal's rewards filled in): Q, value and policy losses,
         entropy coefficient, then the target network moves by tau."""
         batch = ExperienceBatch.of(batch)
+        device = self.policy.device
         rewards = {
-            name: ModelUtils.list_to_tensor(batch.signal_rows("rewards", name))
+            name: ModelUtils.list_to_tensor(batch.signal_rows("rewards", name), device=device)
             for name in self.reward_signals
         }
         n_obs = len(self.policy.behavior_spec.observation_specs)
-        current_obs = [ModelUtils.list_to_tensor(o) for o in batch.observations(n_obs)]
-        next_obs = [ModelUtils.list_to_tensor(o) for o in batch.next_observations(n_obs)]
+        current_obs = ModelUtils.list_to_tensor_list(batch.observations(n_obs), device=device)
+        next_obs = ModelUtils.list_to_tensor_list(batch.next_observations(n_obs), device=device)
         act_masks = (
-            ModelUtils.list_to_tensor(batch.action_masks)
+            ModelUtils.list_to_tensor(batch.action_masks, device=device)
             if batch.action_masks is not None
             else None
         )
-        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions, device)
         sequence_length = self.policy.sequence_length
         memories = value_memories = q_memories = None
         if self.policy.use_recurrent:
-            memories = _sequence_starts(batch.require("memories"), sequence_length)
-            value_memories = _sequence_starts(batch.require("critic_memories"), sequence_length)
+            memories = _sequence_starts(batch.require("memories"), sequence_length, device)
+            value_memories = _sequence_starts(
+                batch.require("critic_memories"), sequence_length, device
+            )
             # The Q networks' memories are zeros: they are not recorded during inference.
             q_memories = torch.zeros_like(value_memories)
 
@@ -390,8 +396,8 @@ class TorchSACOptimizer(TorchOptimizer):
             target_values, _ = self.target_network(
                 next_obs, memories=next_value_memories, sequence_length=sequence_length
             )
-        masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.bool)
-        dones = ModelUtils.list_to_tensor(batch.require("done"))
+        masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.bool, device=device)
+        dones = ModelUtils.list_to_tensor(batch.require("done"), device=device)
 
         q1_loss, q2_loss = self.sac_q_loss(
             q1_stream, q2_stream, target_values, dones, rewards, masks

@@ -32,7 +32,7 @@ class ActionFlattener:
         if self._specs.continuous_size > 0:
             parts.append(action.continuous_tensor)
         if self._specs.discrete_size > 0:
-            discrete = torch.as_tensor(action.discrete_tensor, dtype=torch.long)
+            discrete = action.discrete_tensor.long()
             parts.extend(
                 ModelUtils.actions_to_onehot(discrete, list(self._specs.discrete_branches))
             )

@@ -98,28 +98,33 @@ class ActionLogProbs(NamedTuple):
         return torch.cat(self._to_tensor_list(), dim=1)
 
     @staticmethod
-    def from_arrays(continuous: Any | None, discrete: Any | None) -> ActionLogProbs:
+    def from_arrays(
+        continuous: Any | None, discrete: Any | None, device: torch.device | None = None
+    ) -> ActionLogProbs:
         """Log-probabilities read from a batch: continuous (batch, continuous_size) and
-        discrete (batch, n_branches); either may be None or have no column."""
+        discrete (batch, n_branches); either may be None or have no column. Tensors on
+        ``device`` (the training device when None)."""
         continuous_tensor: torch.Tensor | None = None
         discrete_list: list[torch.Tensor] | None = None
         if continuous is not None:
-            continuous_tensor = ModelUtils.list_to_tensor(continuous)
+            continuous_tensor = ModelUtils.list_to_tensor(continuous, device=device)
             if continuous_tensor.ndim == 2 and continuous_tensor.shape[1] == 0:
                 continuous_tensor = None
         if discrete is not None:
-            discrete_tensor = ModelUtils.list_to_tensor(discrete)
+            discrete_tensor = ModelUtils.list_to_tensor(discrete, device=device)
             if discrete_tensor.ndim == 2 and discrete_tensor.shape[1] > 0:
                 discrete_list = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
         return ActionLogProbs(continuous_tensor, discrete_list, None)
 
     @staticmethod
-    def from_buffer(buff: Any) -> ActionLogProbs:
-        """Log-probabilities of an AgentBuffer (or anything answering its keys)."""
+    def from_buffer(buff: Any, device: torch.device | None = None) -> ActionLogProbs:
+        """Log-probabilities of an AgentBuffer (or anything answering its keys), on
+        ``device``."""
         # Not buff.get(key): an AgentBuffer creates a missing field on access.
         continuous = BufferKey.CONTINUOUS_LOG_PROBS
         discrete = BufferKey.DISCRETE_LOG_PROBS
         return ActionLogProbs.from_arrays(
             buff[continuous] if continuous in buff else None,  # noqa: SIM401
             buff[discrete] if discrete in buff else None,  # noqa: SIM401
+            device,
         )

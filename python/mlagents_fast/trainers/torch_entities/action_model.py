@@ -85,6 +85,7 @@ class ActionModel(nn.Module):
                 masks = torch.ones(
                     (inputs.shape[0], sum(self._discrete_distribution.act_sizes)),
                     dtype=inputs.dtype,
+                    device=inputs.device,
                 )
             discrete_dist = self._discrete_distribution(inputs, masks)
         return DistInstances(continuous_dist, discrete_dist)

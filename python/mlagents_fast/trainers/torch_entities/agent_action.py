@@ -27,7 +27,8 @@ class AgentAction(NamedTuple):
         """Indices as (batch, n_branches); an empty tensor without discrete branches."""
         if self.discrete_list is not None and len(self.discrete_list) > 0:
             return torch.cat([branch.reshape(-1, 1) for branch in self.discrete_list], dim=1)
-        return torch.empty(0)
+        device = self.continuous_tensor.device if self.continuous_tensor is not None else None
+        return torch.empty(0, device=device)
 
     def slice(self, start: int, end: int) -> AgentAction:
         continuous = None if self.continuous_tensor is None else self.continuous_tensor[start:end]
@@ -53,28 +54,36 @@ class AgentAction(NamedTuple):
         return ActionTuple(continuous=continuous, discrete=discrete)
 
     @staticmethod
-    def from_arrays(continuous: Any | None, discrete: Any | None) -> AgentAction:
+    def from_arrays(
+        continuous: Any | None, discrete: Any | None, device: torch.device | None = None
+    ) -> AgentAction:
         """Actions read from a batch: continuous (batch, continuous_size), discrete
-        (batch, n_branches) indices; either may be None."""
-        continuous_tensor = None if continuous is None else ModelUtils.list_to_tensor(continuous)
+        (batch, n_branches) indices; either may be None. Tensors on ``device`` (the training
+        device when None)."""
+        continuous_tensor = (
+            None if continuous is None else ModelUtils.list_to_tensor(continuous, device=device)
+        )
         discrete_list: list[torch.Tensor] | None = None
         if discrete is not None:
-            discrete_tensor = ModelUtils.list_to_tensor(discrete, dtype=torch.long)
+            discrete_tensor = ModelUtils.list_to_tensor(discrete, dtype=torch.long, device=device)
             discrete_list = [discrete_tensor[..., i] for i in range(discrete_tensor.shape[-1])]
         return AgentAction(continuous_tensor, discrete_list)
 
     @staticmethod
-    def from_buffer(buff: Any) -> AgentAction:
-        """Actions of an AgentBuffer (or anything answering its keys)."""
+    def from_buffer(buff: Any, device: torch.device | None = None) -> AgentAction:
+        """Actions of an AgentBuffer (or anything answering its keys), on ``device``."""
         # Not buff.get(key): an AgentBuffer creates a missing field on access.
         continuous, discrete = BufferKey.CONTINUOUS_ACTION, BufferKey.DISCRETE_ACTION
         return AgentAction.from_arrays(
             buff[continuous] if continuous in buff else None,  # noqa: SIM401
             buff[discrete] if discrete in buff else None,  # noqa: SIM401
+            device,
         )
 
     @staticmethod
-    def _group_from_buffer(buff: Any, continuous_key: Any, discrete_key: Any) -> list[AgentAction]:
+    def _group_from_buffer(
+        buff: Any, continuous_key: Any, discrete_key: Any, device: torch.device | None
+    ) -> list[AgentAction]:
         """One AgentAction per group position (absent mates are 0), from numeric ``(L, W, n)``
         group columns or from ML-Agents' ragged entries."""
         per_mate_continuous = _per_mate(buff, continuous_key, np.float32)
@@ -84,25 +93,27 @@ class AgentAction(NamedTuple):
             continuous = None
             discrete = None
             if j < len(per_mate_continuous):
-                continuous = torch.from_numpy(per_mate_continuous[j])
+                continuous = ModelUtils.list_to_tensor(per_mate_continuous[j], device=device)
             if j < len(per_mate_discrete):
-                indices = torch.from_numpy(per_mate_discrete[j])
+                indices = ModelUtils.list_to_tensor(
+                    per_mate_discrete[j], dtype=torch.long, device=device
+                )
                 discrete = [indices[..., b] for b in range(indices.shape[-1])]
             actions.append(AgentAction(continuous, discrete))
         return actions
 
     @staticmethod
-    def group_from_buffer(buff: Any) -> list[AgentAction]:
+    def group_from_buffer(buff: Any, device: torch.device | None = None) -> list[AgentAction]:
         """The group mates' actions at each row, one AgentAction per group position."""
         return AgentAction._group_from_buffer(
-            buff, BufferKey.GROUP_CONTINUOUS_ACTION, BufferKey.GROUP_DISCRETE_ACTION
+            buff, BufferKey.GROUP_CONTINUOUS_ACTION, BufferKey.GROUP_DISCRETE_ACTION, device
         )
 
     @staticmethod
-    def group_from_buffer_next(buff: Any) -> list[AgentAction]:
+    def group_from_buffer_next(buff: Any, device: torch.device | None = None) -> list[AgentAction]:
         """The group mates' next actions at each row, one AgentAction per group position."""
         return AgentAction._group_from_buffer(
-            buff, BufferKey.GROUP_NEXT_CONT_ACTION, BufferKey.GROUP_NEXT_DISC_ACTION
+            buff, BufferKey.GROUP_NEXT_CONT_ACTION, BufferKey.GROUP_NEXT_DISC_ACTION, device
         )
 
     def to_flat(self, discrete_branches: list[int]) -> torch.Tensor:

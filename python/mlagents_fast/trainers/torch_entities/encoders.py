@@ -38,6 +38,8 @@ class Normalizer(nn.Module):
         self.register_buffer("normalization_steps", torch.tensor(1))
         self.register_buffer("running_mean", torch.zeros(vec_obs_size))
         self.register_buffer("running_variance", torch.ones(vec_obs_size))
+        self.update_count = 0
+        """Updates so far (the statistics tensors are replaced, not written in place)."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return torch.clamp(
@@ -50,7 +52,7 @@ class Normalizer(nn.Module):
     def update(self, vector_input: torch.Tensor) -> None:
         """Fold a batch of observations (batch, size) into the statistics."""
         with torch.no_grad():
-            vector_input = vector_input.to(self.running_mean.dtype)
+            vector_input = vector_input.to(self.running_mean)
             total_new_steps = self.normalization_steps + vector_input.shape[0]
             input_to_old_mean = vector_input - self.running_mean
             new_mean = self.running_mean + (input_to_old_mean / total_new_steps).sum(0)
@@ -61,6 +63,7 @@ class Normalizer(nn.Module):
             self.running_mean = new_mean
             self.running_variance = new_variance
             self.normalization_steps = total_new_steps
+            self.update_count += 1
 
     def copy_from(self, other_normalizer: Normalizer) -> None:
         self.normalization_steps.copy_(other_normalizer.normalization_steps)

@@ -7,6 +7,8 @@ see shared/ONNX-CONTRACT.md. The export uses torch's TorchScript-based exporter
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 import threading
 import warnings
@@ -94,9 +96,13 @@ class ModelSerializer:
         action_spec = behavior_spec.action_spec
         batch_dim = [1]
         # Shapes are exported as given: a rank-3 spec is already (C, H, W).
-        dummy_obs = [torch.zeros(batch_dim + list(spec.shape)) for spec in observation_specs]
-        dummy_masks = torch.ones(batch_dim + [int(sum(action_spec.discrete_branches))])
-        dummy_memories = torch.zeros(batch_dim + [1, int(policy.export_memory_size)])
+        # On the CPU, where the actor is exported from (a copy of it when it trains elsewhere).
+        cpu = torch.device("cpu")
+        dummy_obs = [
+            torch.zeros(batch_dim + list(spec.shape), device=cpu) for spec in observation_specs
+        ]
+        dummy_masks = torch.ones(batch_dim + [int(sum(action_spec.discrete_branches))], device=cpu)
+        dummy_memories = torch.zeros(batch_dim + [1, int(policy.export_memory_size)], device=cpu)
         self.dummy_input: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor] = (
             dummy_obs,
             dummy_masks,
@@ -134,6 +140,12 @@ class ModelSerializer:
         """Write ``<output_filepath>.onnx`` atomically (:mod:`mlagents_fast.atomic_io`)."""
         onnx_output_path = f"{output_filepath}.onnx"
         actor = self.policy.actor
+        if any(
+            t.device.type != "cpu" for t in itertools.chain(actor.parameters(), actor.buffers())
+        ):
+            # Exported from a CPU copy: the graph and its initialisers are the same whatever
+            # device trained the actor, and the dummy inputs are CPU tensors.
+            actor = copy.deepcopy(actor).cpu()
         was_training = actor.training
         actor.eval()
 

@@ -31,7 +31,7 @@ from mlagents_fast.trainers.torch_entities.conditioning import ConditionalEncode
 from mlagents_fast.trainers.torch_entities.decoders import ValueHeads
 from mlagents_fast.trainers.torch_entities.encoders import VectorInput
 from mlagents_fast.trainers.torch_entities.layers import LSTM, LinearEncoder
-from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils, module_device
 from mlagents_fast.trainers.trajectory import ObsUtil
 
 __all__ = [
@@ -124,7 +124,10 @@ class ObservationEncoder(nn.Module):
             return
         obs = ObsUtil.from_buffer(buffer, len(self.processors))
         for index in self._vector_indices:
-            self.processors[index].update_normalization(ModelUtils.list_to_tensor(obs[index]))
+            processor = self.processors[index]
+            processor.update_normalization(
+                ModelUtils.list_to_tensor(obs[index], device=module_device(processor))
+            )
 
     def copy_normalization(self, other_encoder: ObservationEncoder) -> None:
         if self.normalize:
@@ -227,7 +230,9 @@ class NetworkBody(nn.Module):
         if self.lstm is not None:
             if memories is None:
                 n_sequences = encoding.shape[0] // sequence_length
-                memories = torch.zeros((1, n_sequences, self.m_size), dtype=encoding.dtype)
+                memories = torch.zeros(
+                    (1, n_sequences, self.m_size), dtype=encoding.dtype, device=encoding.device
+                )
             encoding = encoding.reshape([-1, sequence_length, self.h_size])
             encoding, memories = self.lstm(encoding, memories)
             encoding = encoding.reshape([-1, self.m_size // 2])

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mlagents_fast.envs.base_env import DimensionProperty
+from mlagents_fast.torch_utils import default_device
 from mlagents_fast.trainers.exception import InvalidScheduleError, UnityTrainerException
 from mlagents_fast.trainers.settings import EncoderType, ScheduleType
 from mlagents_fast.trainers.torch_entities.attention import EntityEmbedding, ResidualSelfAttention
@@ -22,7 +23,7 @@ from mlagents_fast.trainers.torch_entities.encoders import (
 )
 from mlagents_fast.trainers.torch_entities.layers import Initialization, LinearEncoder
 
-__all__ = ["ModelUtils", "as_float32_tensor"]
+__all__ = ["ModelUtils", "as_float32_tensor", "module_device", "to_device"]
 
 
 def _as_ndarray(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
@@ -38,9 +39,35 @@ def _as_ndarray(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
     return array
 
 
-def as_float32_tensor(data: Any) -> torch.Tensor:
-    """A float32 tensor sharing memory with ``data`` when it is a writable float32 array."""
-    return torch.from_numpy(_as_ndarray(data, np.float32))
+def to_device(tensor: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """``tensor`` on ``device`` (the training device, ``default_device()``, when None).
+
+    Every tensor the trainer builds from numpy reaches its device here. A host tensor bound for
+    CUDA is copied through pinned memory without blocking: the copy overlaps the Python that
+    follows, and CUDA orders it before any kernel that reads it. Already there: no copy.
+    """
+    if device is None:
+        device = default_device()
+    if tensor.device == device or (device.type == "cpu" and tensor.device.type == "cpu"):
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter or buffer (cpu for a module with neither)."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def as_float32_tensor(data: Any, device: torch.device | None = None) -> torch.Tensor:
+    """A float32 tensor of ``data`` on ``device`` (the training device when None); on the CPU
+    it shares memory with ``data`` when that is a writable float32 array."""
+    return to_device(torch.from_numpy(_as_ndarray(data, np.float32)), device)
 
 
 class ModelUtils:
@@ -226,16 +253,22 @@ class ModelUtils:
 
     @staticmethod
     def list_to_tensor(
-        ndarray_list: Any, dtype: torch.dtype | None = torch.float32
+        ndarray_list: Any,
+        dtype: torch.dtype | None = torch.float32,
+        device: torch.device | None = None,
     ) -> torch.Tensor:
-        """One tensor from a buffer field, a list of arrays or an array (no copy when it can)."""
-        return torch.as_tensor(_as_ndarray(ndarray_list), dtype=dtype)
+        """One tensor from a buffer field, a list of arrays or an array, on ``device`` (the
+        training device when None; on the CPU no copy when it can)."""
+        host = torch.as_tensor(_as_ndarray(ndarray_list), dtype=dtype, device="cpu")
+        return to_device(host, device)
 
     @staticmethod
     def list_to_tensor_list(
-        ndarray_list: list[Any], dtype: torch.dtype | None = torch.float32
+        ndarray_list: list[Any],
+        dtype: torch.dtype | None = torch.float32,
+        device: torch.device | None = None,
     ) -> list[torch.Tensor]:
-        return [torch.as_tensor(_as_ndarray(arr), dtype=dtype) for arr in ndarray_list]
+        return [ModelUtils.list_to_tensor(arr, dtype, device) for arr in ndarray_list]
 
     @staticmethod
     def to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -132,18 +132,19 @@ class BCModule:
         """One Adam step of the actor towards the expert's actions on ``mini_batch``."""
         spec = self.policy.behavior_spec
         n_obs = len(spec.observation_specs)
-        tensor_obs = [ModelUtils.list_to_tensor(obs) for obs in mini_batch.observations(n_obs)]
+        device = self.policy.device
+        tensor_obs = ModelUtils.list_to_tensor_list(mini_batch.observations(n_obs), device=device)
         expert_actions = AgentAction.from_arrays(
-            mini_batch.continuous_actions, mini_batch.discrete_actions
+            mini_batch.continuous_actions, mini_batch.discrete_actions, device
         )
         rows = self.n_sequences * self.policy.sequence_length
         masks = None
         if spec.action_spec.discrete_size > 0:
             # Demonstrations carry no masks to train with: every action allowed, as ML-Agents.
-            masks = torch.ones((rows, sum(spec.action_spec.discrete_branches)))
+            masks = torch.ones((rows, sum(spec.action_spec.discrete_branches)), device=device)
         memories = None
         if self.policy.use_recurrent:
-            memories = torch.zeros(1, self.n_sequences, self.policy.m_size)
+            memories = torch.zeros(1, self.n_sequences, self.policy.m_size, device=device)
         selected_actions, run_out, _ = self.policy.actor.get_action_and_stats(
             tensor_obs,
             masks=masks,

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mlagents_fast.torch_utils import default_device
 from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
@@ -20,7 +21,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_rewar
 )
 from mlagents_fast.trainers.torch_entities.layers import LinearEncoder, linear_layer
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
-from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils, module_device
 
 __all__ = ["ActionPredictionTuple", "CuriosityNetwork", "CuriosityRewardProvider"]
 
@@ -52,8 +53,12 @@ class CuriosityNetwork(torch.nn.Module):
             linear_layer(256, hidden),
         )
 
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
     def _encode(self, obs: list) -> torch.Tensor:
-        hidden, _ = self._state_encoder([ModelUtils.list_to_tensor(o) for o in obs])
+        hidden, _ = self._state_encoder(ModelUtils.list_to_tensor_list(obs, device=self.device))
         return hidden
 
     def get_current_state(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
@@ -83,7 +88,9 @@ class CuriosityNetwork(torch.nn.Module):
 
     def predict_next_state(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         batch = ExperienceBatch.of(mini_batch)
-        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        actions = AgentAction.from_arrays(
+            batch.continuous_actions, batch.discrete_actions, self.device
+        )
         forward_input = torch.cat(
             (self.get_current_state(batch), self._action_flattener.forward(actions)), dim=1
         )
@@ -93,7 +100,9 @@ class CuriosityNetwork(torch.nn.Module):
     def _mean_over_kept(values: torch.Tensor, batch: ExperienceBatch) -> torch.Tensor:
         # Mask rows may be scalars or shape (1,) (as ML-Agents' own buffers hold them):
         # masked_mean flattens them to one flag per step.
-        masks = ModelUtils.list_to_tensor(batch.require("masks"), dtype=torch.float)
+        masks = ModelUtils.list_to_tensor(
+            batch.require("masks"), dtype=torch.float, device=values.device
+        )
         return ModelUtils.masked_mean(values, masks)
 
     def compute_inverse_loss(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
@@ -101,7 +110,9 @@ class CuriosityNetwork(torch.nn.Module):
         (discrete), averaged over unpadded steps."""
         batch = ExperienceBatch.of(mini_batch)
         predicted = self.predict_action(batch)
-        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        actions = AgentAction.from_arrays(
+            batch.continuous_actions, batch.discrete_actions, self.device
+        )
         inverse_loss: Any = 0
         if predicted.continuous is not None:
             sq_difference = torch.sum(
@@ -139,6 +150,7 @@ class CuriosityRewardProvider(BaseRewardProvider):
         super().__init__(specs, settings)
         self._ignore_done = True
         self._network = CuriosityNetwork(specs, settings)
+        self._network.to(default_device())
         self.optimizer = ModelUtils.create_adam(
             self._network.parameters(), lr=settings.learning_rate
         )

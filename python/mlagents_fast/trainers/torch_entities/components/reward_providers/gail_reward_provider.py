@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlagents_fast.torch_utils import default_device
 from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.demo_loader import demo_buffer_for_training
 from mlagents_fast.trainers.torch_entities.action_flattener import ActionFlattener
@@ -25,7 +26,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers.rnd_rewar
 )
 from mlagents_fast.trainers.torch_entities.layers import Initialization, linear_layer
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
-from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils, module_device
 
 __all__ = ["DiscriminatorNetwork", "GAILRewardProvider"]
 
@@ -35,6 +36,7 @@ class GAILRewardProvider(BaseRewardProvider):
         super().__init__(specs, settings)
         self._ignore_done = False
         self._discriminator_network = DiscriminatorNetwork(specs, settings)
+        self._discriminator_network.to(default_device())
         # Sequence length 1: the discriminator sees single steps (ML-Agents does the same).
         self._demo_buffer = demo_buffer_for_training(
             settings.demo_path, 1, specs, ["reward_signals", "gail", "demo_path"]
@@ -109,20 +111,26 @@ class DiscriminatorNetwork(torch.nn.Module):
             linear_layer(estimator_input_size, 1, kernel_gain=0.2), torch.nn.Sigmoid()
         )
 
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
     def get_action_input(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         """Continuous actions and one-hot discrete actions, ``[batch, flattened_size]``."""
         batch = ExperienceBatch.of(mini_batch)
-        actions = AgentAction.from_arrays(batch.continuous_actions, batch.discrete_actions)
+        actions = AgentAction.from_arrays(
+            batch.continuous_actions, batch.discrete_actions, self.device
+        )
         return self._action_flattener.forward(actions)
 
     def get_state_inputs(self, mini_batch: BatchOrBuffer) -> list[torch.Tensor]:
         n_obs = len(self.encoder.processors)
         batch = ExperienceBatch.of(mini_batch)
-        return [ModelUtils.list_to_tensor(obs) for obs in batch.observations(n_obs)]
+        return ModelUtils.list_to_tensor_list(batch.observations(n_obs), device=self.device)
 
-    @staticmethod
-    def _dones(batch: ExperienceBatch) -> torch.Tensor:
-        return torch.as_tensor(batch.require("done"), dtype=torch.float).reshape(-1, 1)
+    def _dones(self, batch: ExperienceBatch) -> torch.Tensor:
+        dones = np.asarray(batch.require("done"), dtype=np.float32)
+        return ModelUtils.list_to_tensor(dones, device=self.device).reshape(-1, 1)
 
     def _sample_code(self, hidden: torch.Tensor, use_vail_noise: bool) -> tuple:
         """VAIL: the mean code, plus noise of scale ``z_sigma`` when sampling."""
@@ -165,7 +173,7 @@ class DiscriminatorNetwork(torch.nn.Module):
             + torch.log(1.0 - policy_estimate + self.EPSILON)
         ).mean()
         stats["Losses/GAIL Loss"] = discriminator_loss.item()
-        total_loss = torch.zeros(1) + discriminator_loss
+        total_loss = torch.zeros(1, device=discriminator_loss.device) + discriminator_loss
         if self._use_vail:
             kl_loss = torch.mean(
                 -torch.sum(
@@ -207,17 +215,17 @@ class DiscriminatorNetwork(torch.nn.Module):
         for policy_input, expert_input in zip(
             self.get_state_inputs(policy_batch), self.get_state_inputs(expert_batch), strict=True
         ):
-            obs_epsilon = torch.rand(policy_input.shape)
+            obs_epsilon = torch.rand(policy_input.shape, device=policy_input.device)
             interp_input = obs_epsilon * policy_input + (1 - obs_epsilon) * expert_input
             interp_input.requires_grad = True
             interp_inputs.append(interp_input)
         if self._use_actions:
             policy_action = self.get_action_input(policy_batch)
             expert_action = self.get_action_input(expert_batch)
-            action_epsilon = torch.rand(policy_action.shape)
+            action_epsilon = torch.rand(policy_action.shape, device=policy_action.device)
             policy_dones = self._dones(policy_batch)
             expert_dones = self._dones(expert_batch)
-            dones_epsilon = torch.rand(policy_dones.shape)
+            dones_epsilon = torch.rand(policy_dones.shape, device=policy_dones.device)
             action_inputs = torch.cat(
                 [
                     action_epsilon * policy_action + (1 - action_epsilon) * expert_action,

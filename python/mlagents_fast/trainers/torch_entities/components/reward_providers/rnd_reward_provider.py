@@ -11,12 +11,13 @@ import attr
 import numpy as np
 import torch
 
+from mlagents_fast.torch_utils import default_device
 from mlagents_fast.trainers.batches import BatchOrBuffer, ExperienceBatch
 from mlagents_fast.trainers.torch_entities.components.reward_providers.base_reward_provider import (
     BaseRewardProvider,
 )
 from mlagents_fast.trainers.torch_entities.networks import NetworkBody
-from mlagents_fast.trainers.torch_entities.utils import ModelUtils
+from mlagents_fast.trainers.torch_entities.utils import ModelUtils, module_device
 
 __all__ = ["RNDNetwork", "RNDRewardProvider", "encoder_settings_without_memory"]
 
@@ -46,7 +47,9 @@ class RNDNetwork(torch.nn.Module):
     def forward(self, mini_batch: BatchOrBuffer) -> torch.Tensor:
         batch = ExperienceBatch.of(mini_batch)
         n_obs = len(self._encoder.processors)
-        tensor_obs = [ModelUtils.list_to_tensor(o) for o in batch.observations(n_obs)]
+        tensor_obs = ModelUtils.list_to_tensor_list(
+            batch.observations(n_obs), device=module_device(self)
+        )
         hidden, _ = self._encoder(tensor_obs)
         # As ML-Agents: the normaliser learns from every batch this network sees.
         self._encoder.update_normalization(batch)
@@ -61,6 +64,8 @@ class RNDRewardProvider(BaseRewardProvider):
         self._training_network = RNDNetwork(specs, settings)
         for param in self._random_network.parameters():
             param.requires_grad_(False)
+        self._random_network.to(default_device())
+        self._training_network.to(default_device())
         self.optimizer = ModelUtils.create_adam(
             self._training_network.parameters(), lr=settings.learning_rate
         )
