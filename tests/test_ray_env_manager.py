@@ -59,10 +59,30 @@ def goal_seeker_manager(lifetime, rate_n=-1):
     )
 
 
+def steps_in_lockstep(manager):
+    """``manager.get_steps()`` once every step in flight has answered.
+
+    get_steps returns as soon as one actor answered and steps that one again: a fast actor
+    can answer any number of rounds while a slow one (starting up on a loaded machine) answers
+    none, so a loop bounded by a number of rounds was a race. Waiting here for every pending
+    step first means that each call collects every actor that was busy at its start, so each
+    actor answers in any two consecutive calls, whatever the speeds.
+    """
+    import ray
+
+    pending = list(manager.step_queue.pending)
+    # Bounded only so that a hung actor fails the test instead of hanging it.
+    ready, _ = ray.wait(pending, num_returns=len(pending), timeout=manager.timeout_seconds)
+    assert len(ready) == len(pending), "an environment actor did not answer its step"
+    return manager.get_steps()
+
+
 def step_workers(manager, n):
+    """``n`` rounds of steps in lockstep (n >= 3: every actor answers at least once after
+    the reset's first steps); the workers that answered."""
     seen = set()
     for _ in range(n):
-        for step in manager.get_steps():
+        for step in steps_in_lockstep(manager):
             seen.add(step.worker_id)
             decision_steps, _ = step.current_all_step_result[BEHAVIOR]
             assert decision_steps.obs[0].dtype == np.float32
@@ -171,8 +191,9 @@ def test_side_channels_reach_the_environment_in_the_actor(ray_instance):
     try:
         manager.set_env_parameters({"difficulty": ConstantSettings(value=2.5)})
         received = {}
-        for _ in range(4):
-            for step in manager.get_steps():
+        # The reset's first steps, then two rounds in lockstep: each actor stepped at least once.
+        for _ in range(3):
+            for step in steps_in_lockstep(manager):
                 for key, values in step.environment_stats.items():
                     received.setdefault((step.worker_id, key), []).extend(v for v, _ in values)
         for worker_id in (0, 1):
