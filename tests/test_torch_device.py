@@ -27,12 +27,14 @@ from mlagents_fast.trainers.model_saver.torch_model_saver import (
     TorchModelSaver,
     save_checkpoint_file,
 )
+from mlagents_fast.trainers.poca.optimizer_torch import TorchPOCAOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
 from mlagents_fast.trainers.sac.optimizer_torch import TorchSACOptimizer
 from mlagents_fast.trainers.settings import (
     CuriositySettings,
     EncoderType,
+    POCASettings,
     PPOSettings,
     RewardSignalSettings,
     RewardSignalType,
@@ -223,8 +225,8 @@ def trainer_settings(trainer_type, memory=None, normalize=True, encoder=EncoderT
     for signal in (RewardSignalType.CURIOSITY, RewardSignalType.RND):
         signals[signal].network_settings = network_settings(hidden_units=8, vis_encode_type=encoder)
     hyperparameters = (
-        PPOSettings(batch_size=16, buffer_size=32)
-        if trainer_type == "ppo"
+        {"ppo": PPOSettings, "poca": POCASettings}[trainer_type](batch_size=16, buffer_size=32)
+        if trainer_type != "sac"
         else SACSettings(batch_size=16, buffer_size=64)
     )
     return TrainerSettings(
@@ -249,7 +251,11 @@ def build(trainer_type, spec, settings, shared_critic=False):
     elif trainer_type == "sac":
         kwargs = {"conditional_sigma": True, "tanh_squash": True}
     policy = TorchPolicy(0, spec, settings.network_settings, actor_cls, kwargs)
-    optimizer_cls = TorchPPOOptimizer if trainer_type == "ppo" else TorchSACOptimizer
+    optimizer_cls = {
+        "ppo": TorchPPOOptimizer,
+        "sac": TorchSACOptimizer,
+        "poca": TorchPOCAOptimizer,
+    }[trainer_type]
     return policy, optimizer_cls(policy, settings)
 
 
@@ -363,7 +369,7 @@ def test_the_audit_catches_a_tensor_created_without_its_device():
         policy.actor.get_action_and_stats([torch.as_tensor(np.zeros((2, 3), np.float32))])
 
 
-@pytest.mark.parametrize("trainer_type", ["ppo", "sac"])
+@pytest.mark.parametrize("trainer_type", ["ppo", "sac", "poca"])
 def test_every_module_and_optimizer_state_moves_to_the_training_device(trainer_type, monkeypatch):
     # Built for the meta device: every parameter and buffer of every module a checkpoint
     # holds (actor, critics, target, entropy coefficients, reward-signal networks) is there.
@@ -387,20 +393,17 @@ def test_every_module_and_optimizer_state_moves_to_the_training_device(trainer_t
 # --- whole training runs ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
+UNDER_META = pytest.mark.parametrize(
     "under_meta", [True, pytest.param(False, marks=needs_cuda)], ids=["meta-default", "plain"]
 )
-def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, monkeypatch, under_meta):
-    """PPO (batched and LSTM value estimates) and SAC with curiosity and RND, PPO with GAIL
-    (VAIL, actions), behavioral cloning (PPO, LSTM PPO, SAC), normalizers, checkpoints and ONNX
-    exports, under a meta default device (and, on a GPU, as a user runs them)."""
-    from mlagents_fast.envs.builtin.experts import expert_for
-    from mlagents_fast.envs.demo_writer import record_demonstration
-    from mlagents_fast.envs.env_opener import make_env
-    from mlagents_fast.trainers.run import train
-    from mlagents_fast.trainers.settings import RunOptions
 
-    for cls in (TorchPPOOptimizer, TorchSACOptimizer):
+
+@pytest.fixture
+def whole_runs(monkeypatch):
+    """Trainers built as in a real run (modules on the CPU, then moved), policies acting from
+    a copy on another device, and a list of the updates that ran (a run that never updates
+    would prove nothing)."""
+    for cls in (TorchPPOOptimizer, TorchSACOptimizer, TorchPOCAOptimizer):
         monkeypatch.setattr(cls, "__init__", built_on_cpu(cls.__init__))
     policy_init = built_on_cpu(TorchPolicy.__init__)
 
@@ -412,7 +415,7 @@ def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, monkeypatch, under_m
             self.acting_device = torch.device("cpu", 0)
 
     monkeypatch.setattr(TorchPolicy, "__init__", init_acting_from_a_copy)
-    updated = []  # which updates ran: a run that never updates would prove nothing
+    updated = []
 
     def counted(cls, method):
         def run(self, *args, **kwargs):
@@ -421,7 +424,13 @@ def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, monkeypatch, under_m
 
         monkeypatch.setattr(cls, method.__name__, run)
 
-    for cls in (TorchPPOOptimizer, TorchSACOptimizer, BCModule, GAILRewardProvider):
+    for cls in (
+        TorchPPOOptimizer,
+        TorchSACOptimizer,
+        TorchPOCAOptimizer,
+        BCModule,
+        GAILRewardProvider,
+    ):
         counted(cls, cls.update)
     # torch.onnx's exporter makes tensors of its own; it runs on a CPU copy of the actor.
     monkeypatch.setattr(
@@ -430,6 +439,21 @@ def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, monkeypatch, under_m
     # Adam makes its step counters itself on its first step (without naming a device in some
     # torch versions): torch's business, done under the CPU default device as in a real run.
     monkeypatch.setattr(torch.optim.Adam, "step", built_on_cpu(torch.optim.Adam.step))
+    return updated
+
+
+@UNDER_META
+def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, whole_runs, under_meta):
+    """PPO (batched and LSTM value estimates) and SAC with curiosity and RND, PPO with GAIL
+    (VAIL, actions), behavioral cloning (PPO, LSTM PPO, SAC), normalizers, checkpoints and ONNX
+    exports, under a meta default device (and, on a GPU, as a user runs them)."""
+    from mlagents_fast.envs.builtin.experts import expert_for
+    from mlagents_fast.envs.demo_writer import record_demonstration
+    from mlagents_fast.envs.env_opener import make_env
+    from mlagents_fast.trainers.run import train
+    from mlagents_fast.trainers.settings import RunOptions
+
+    updated = whole_runs
     demo = str(tmp_path / "expert.demo")
     expert_env = make_env("builtin:GoalSeeker1DHybrid", seed=5)
     try:
@@ -503,6 +527,35 @@ def test_whole_ppo_and_sac_runs_name_every_device(tmp_path, monkeypatch, under_m
             assert result.steps["GoalSeeker1DHybrid"] >= 200, run_id
             assert set(updated) == expected_updates[run_id], run_id
             assert os.path.isfile(tmp_path / run_id / "GoalSeeker1DHybrid.onnx")
+
+
+@UNDER_META
+@pytest.mark.parametrize("memory", [False, True], ids=["feedforward", "lstm"])
+def test_whole_poca_runs_name_every_device(tmp_path, whole_runs, under_meta, memory):
+    """POCA's centralized critic and baseline (group mates, absent mates, memories) on the
+    training device, through a whole run on a cooperative env."""
+    from mlagents_fast.trainers.run import train
+    from mlagents_fast.trainers.settings import RunOptions
+    from multiagent_fixtures import coop_env
+
+    behavior = {
+        "trainer_type": "poca",
+        "hyperparameters": {"batch_size": 32, "buffer_size": 64, "num_epoch": 1},
+        "network_settings": {"hidden_units": 8, "num_layers": 1, "normalize": True},
+        "max_steps": 150,
+        "time_horizon": 8,
+        "summary_freq": 100,
+    }
+    if memory:
+        behavior["network_settings"]["memory"] = {"sequence_length": 4, "memory_size": 8}
+    options = RunOptions.from_dict(
+        {"behaviors": {"Coop": behavior}, "torch_settings": {"device": str(TRAIN)}}
+    )
+    with torch.device("meta") if under_meta else contextlib.nullcontext():
+        result = train(coop_env(seed=1), options, run_id="coop", results_dir=tmp_path, seed=2)
+    assert result.steps["Coop"] >= 150
+    assert "TorchPOCAOptimizer" in whole_runs
+    assert os.path.isfile(tmp_path / "coop" / "Coop.onnx")
 
 
 # --- acting on another device ----------------------------------------------------------------

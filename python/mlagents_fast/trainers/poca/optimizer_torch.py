@@ -152,6 +152,7 @@ class TorchPOCAOptimizer(TorchOptimizer):
             network_settings=trainer_settings.network_settings,
             action_spec=policy.behavior_spec.action_spec,
         )
+        self._critic.to(policy.device)
         params = list(self.policy.actor.parameters()) + list(self._critic.parameters())
         self.hyperparameters: POCASettings = trainer_settings.hyperparameters
         max_steps = trainer_settings.max_steps
@@ -201,12 +202,15 @@ class TorchPOCAOptimizer(TorchOptimizer):
     def _group_tensors(self, batch: Any) -> tuple[list[torch.Tensor], GroupObs, list[AgentAction]]:
         """The agent's observations, its mates' observations and its mates' actions."""
         n_obs = len(self.policy.behavior_spec.observation_specs)
-        current_obs = [ModelUtils.list_to_tensor(obs) for obs in ObsUtil.from_buffer(batch, n_obs)]
+        device = self.policy.device
+        current_obs = ModelUtils.list_to_tensor_list(
+            ObsUtil.from_buffer(batch, n_obs), device=device
+        )
         mates_obs = [
-            [ModelUtils.list_to_tensor(obs) for obs in mate]
+            ModelUtils.list_to_tensor_list(mate, device=device)
             for mate in GroupObsUtil.from_buffer(batch, n_obs)
         ]
-        return current_obs, mates_obs, AgentAction.group_from_buffer(batch)
+        return current_obs, mates_obs, AgentAction.group_from_buffer(batch, device)
 
     def update(self, batch: Any, num_sequences: int) -> dict[str, float]:
         """One gradient step on a minibatch: the clipped policy loss on the advantages, and
@@ -215,34 +219,39 @@ class TorchPOCAOptimizer(TorchOptimizer):
         decay_lr = self.decay_learning_rate.get_value(step)
         decay_eps = self.decay_epsilon.get_value(step)
         decay_bet = self.decay_beta.get_value(step)
+        device = self.policy.device
         returns = {}
         old_values = {}
         old_baselines = {}
         for name in self.reward_signals:
             old_values[name] = ModelUtils.list_to_tensor(
-                batch[RewardSignalUtil.value_estimates_key(name)]
+                batch[RewardSignalUtil.value_estimates_key(name)], device=device
             )
-            returns[name] = ModelUtils.list_to_tensor(batch[RewardSignalUtil.returns_key(name)])
+            returns[name] = ModelUtils.list_to_tensor(
+                batch[RewardSignalUtil.returns_key(name)], device=device
+            )
             old_baselines[name] = ModelUtils.list_to_tensor(
-                batch[RewardSignalUtil.baseline_estimates_key(name)]
+                batch[RewardSignalUtil.baseline_estimates_key(name)], device=device
             )
 
         current_obs, mates_obs, mates_actions = self._group_tensors(batch)
         act_masks = (
-            ModelUtils.list_to_tensor(batch[BufferKey.ACTION_MASK])
+            ModelUtils.list_to_tensor(batch[BufferKey.ACTION_MASK], device=device)
             if BufferKey.ACTION_MASK in batch
             else None
         )
-        actions = AgentAction.from_buffer(batch)
+        actions = AgentAction.from_buffer(batch, device)
         sequence_length = self.policy.sequence_length
         memories = value_memories = baseline_memories = None
         if self.policy.use_recurrent:
-            memories = _sequence_starts(batch[BufferKey.MEMORY], sequence_length)
+            memories = _sequence_starts(batch[BufferKey.MEMORY], sequence_length, device)
             if BufferKey.CRITIC_MEMORY in batch:
-                value_memories = _sequence_starts(batch[BufferKey.CRITIC_MEMORY], sequence_length)
+                value_memories = _sequence_starts(
+                    batch[BufferKey.CRITIC_MEMORY], sequence_length, device
+                )
             if BufferKey.BASELINE_MEMORY in batch:
                 baseline_memories = _sequence_starts(
-                    batch[BufferKey.BASELINE_MEMORY], sequence_length
+                    batch[BufferKey.BASELINE_MEMORY], sequence_length, device
                 )
 
         run_out = self.policy.actor.get_stats(
@@ -263,8 +272,10 @@ class TorchPOCAOptimizer(TorchOptimizer):
             memories=baseline_memories,
             sequence_length=sequence_length,
         )
-        old_log_probs = ActionLogProbs.from_buffer(batch).flatten()
-        loss_masks = ModelUtils.list_to_tensor(batch[BufferKey.MASKS], dtype=torch.bool)
+        old_log_probs = ActionLogProbs.from_buffer(batch, device).flatten()
+        loss_masks = ModelUtils.list_to_tensor(
+            batch[BufferKey.MASKS], dtype=torch.bool, device=device
+        )
         baseline_loss = ModelUtils.trust_region_value_loss(
             baselines, old_baselines, returns, decay_eps, loss_masks
         )
@@ -272,7 +283,7 @@ class TorchPOCAOptimizer(TorchOptimizer):
             values, old_values, returns, decay_eps, loss_masks
         )
         policy_loss = ModelUtils.trust_region_policy_loss(
-            ModelUtils.list_to_tensor(batch[BufferKey.ADVANTAGES]),
+            ModelUtils.list_to_tensor(batch[BufferKey.ADVANTAGES], device=device),
             log_probs,
             old_log_probs,
             loss_masks,
@@ -393,10 +404,11 @@ class TorchPOCAOptimizer(TorchOptimizer):
         The next values are not zeroed for terminal ends: that is the caller's call.
         """
         current_obs, mates_obs, mates_actions = self._group_tensors(batch)
-        next_self = [ModelUtils.list_to_tensor(rows) for rows in next_obs]
+        device = self.policy.device
+        next_self = ModelUtils.list_to_tensor_list(next_obs, device=device)
         next_mates: GroupObs = []
         if next_group_obs is not None and len(next_group_obs) and next_group_obs[0].ndim >= 2:
-            tensors = [ModelUtils.list_to_tensor(rows) for rows in next_group_obs]
+            tensors = ModelUtils.list_to_tensor_list(next_group_obs, device=device)
             next_mates = [[obs[:, j] for obs in tensors] for j in range(tensors[0].shape[1])]
         with torch.no_grad():
             if not self.policy.use_recurrent:
@@ -426,7 +438,7 @@ class TorchPOCAOptimizer(TorchOptimizer):
             baseline_memories: list[np.ndarray] = []
             for index, agent_id in enumerate(agent_ids):
                 start, end = int(offsets[index]), int(offsets[index + 1])
-                fresh = torch.zeros((1, 1, self.critic.memory_size))
+                fresh = torch.zeros((1, 1, self.critic.memory_size), device=device)
                 value_memory = self.value_memory_dict.get(agent_id, fresh)
                 baseline_memory = self.baseline_memory_dict.get(agent_id, fresh)
                 (
