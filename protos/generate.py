@@ -2,9 +2,10 @@
 
     python protos/generate.py [OUT_ROOT]   (from the repository root; needs grpcio-tools)
 
-Writes ``<OUT_ROOT>/mlagents_fast/envs/communicator_objects/<name>_pb2.py`` for every
-``protos/mlagents_fast/envs/communicator_objects/<name>.proto`` (OUT_ROOT defaults to
-``python/``). The output is committed, so installing the package needs no protoc.
+Writes ``<OUT_ROOT>/mlagents_fast/envs/communicator_objects/<name>_pb2.py`` and its type stub
+``<name>_pb2.pyi`` for every ``protos/mlagents_fast/envs/communicator_objects/<name>.proto``
+(OUT_ROOT defaults to ``python/``). The output is committed, so installing the package needs no
+protoc; the stubs are what lets mypy see the message classes, which protobuf builds at import.
 
 protoc stamps its own protobuf version into the code and makes the module refuse any older
 protobuf runtime. The messages use nothing newer than protobuf 4.21's builder API, so that
@@ -47,7 +48,15 @@ def generate(out_root: Path) -> list[Path]:
     """Write the message modules under ``out_root``; returns their paths."""
     from grpc_tools import protoc
 
-    code = protoc.main(["protoc", f"-I{PROTO_ROOT}", f"--python_out={out_root}", *proto_files()])
+    code = protoc.main(
+        [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"--python_out={out_root}",
+            f"--pyi_out={out_root}",
+            *proto_files(),
+        ]
+    )
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
     written = []
@@ -55,6 +64,7 @@ def generate(out_root: Path) -> list[Path]:
         path = out_root / Path(proto).with_name(Path(proto).stem + "_pb2.py")
         path.write_text(without_version_check(path.read_text()))
         written.append(path)
+        written.append(path.with_suffix(".pyi"))
     return written
 
 

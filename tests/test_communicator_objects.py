@@ -36,6 +36,7 @@ from mlagents_fast.envs.rpc_utils import behavior_spec_from_proto, steps_from_pr
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+PYTHON_ROOT = ROOT / "python"
 PACKAGE = "mlagents_fast.envs.communicator_objects"
 ANCHOR_PYTHON = (
     Path(os.environ.get("ANCHOR_VENV", Path.home() / ".cache/mlagents-anchor-venv"))
@@ -144,6 +145,11 @@ def test_generated_modules_carry_no_protoc_runtime_pin(tmp_path):
         text = path.read_text()
         assert "_runtime_version" not in text and "Protobuf Python Version" not in text
         assert "AddSerializedFile" in text
+    # The committed type stubs (what mypy reads) are the ones protoc writes for these protos.
+    for path in generated:
+        stub = path.with_suffix(".pyi")
+        committed = PYTHON_ROOT / stub.relative_to(tmp_path)
+        assert committed.read_text() == stub.read_text(), f"{committed.name} is stale"
 
 
 class EchoServicer:

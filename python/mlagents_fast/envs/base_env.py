@@ -15,6 +15,7 @@ from enum import Enum, IntFlag
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from mlagents_fast.envs.exception import UnityActionException
 
@@ -211,15 +212,17 @@ class _ActionTupleBase(ABC):
         if discrete is not None:
             self.add_discrete(discrete)
 
+    # Typed as arrays for callers, as in ML-Agents: both are None only on an ActionTuple built
+    # with neither part, and setting either part sets both.
     @property
     def continuous(self) -> np.ndarray:
         """float32 array ``(n_agents, continuous_size)``."""
-        return self._continuous
+        return self._continuous  # type: ignore[return-value]
 
     @property
     def discrete(self) -> np.ndarray:
         """Array ``(n_agents, n_branches)`` of :attr:`discrete_dtype`."""
-        return self._discrete
+        return self._discrete  # type: ignore[return-value]
 
     def add_continuous(self, continuous: np.ndarray) -> None:
         """Set the continuous part (converted to float32)."""
@@ -239,7 +242,7 @@ class _ActionTupleBase(ABC):
 
     @property
     @abstractmethod
-    def discrete_dtype(self) -> np.dtype:
+    def discrete_dtype(self) -> DTypeLike:
         """The dtype of the discrete part."""
 
 
@@ -247,7 +250,7 @@ class ActionTuple(_ActionTupleBase):
     """Actions sent to the environment: continuous float32 and discrete int32 arrays."""
 
     @property
-    def discrete_dtype(self) -> np.dtype:
+    def discrete_dtype(self) -> DTypeLike:
         return np.int32
 
 

@@ -32,6 +32,7 @@ import shlex
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -289,7 +290,9 @@ def env_factory_for(env: str, agents_per_area: int | None = None) -> EnvFactory:
     if env.startswith(("builtin:", "gym:")):
         from mlagents_fast.envs.env_opener import make_env
 
-        extra = {} if agents_per_area is None else {"agents_per_area": agents_per_area}
+        extra: dict[str, Any] = (
+            {} if agents_per_area is None else {"agents_per_area": agents_per_area}
+        )
 
         def make_registered_env(seed: int, num_areas: int, side_channels) -> BaseEnv:
             return make_env(

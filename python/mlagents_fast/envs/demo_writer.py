@@ -23,7 +23,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import IO, Any, NamedTuple, Self
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class DemonstrationWriter:
         }
         header = self._meta_area() + _native.demo_encode_brain_record(brain)
         self._stack = contextlib.ExitStack()
-        self._file = self._stack.enter_context(atomic_write(self.path))
+        self._file: IO[bytes] | None = self._stack.enter_context(atomic_write(self.path))
         self._file.write(header)
 
     @property
@@ -133,11 +133,13 @@ class DemonstrationWriter:
                 raise InvalidArgumentError(f"{name}: expected shape {shape}, got {array.shape}")
             return array
 
+        reward_column = column(reward, np.float32, (n,), "reward")
+        done_column = column(done, bool, (n,), "done")
         batch = {
             "name": self.behavior_name,
             "agent_id": column(agent_id, np.int32, (n,), "agent_id"),
-            "reward": column(reward, np.float32, (n,), "reward"),
-            "done": column(done, bool, (n,), "done"),
+            "reward": reward_column,
+            "done": done_column,
             "max_step_reached": column(max_step_reached, bool, (n,), "max_step_reached"),
             "group_id": column(group_id, np.int32, (n,), "group_id"),
             "group_reward": column(group_reward, np.float32, (n,), "group_reward"),
@@ -168,7 +170,7 @@ class DemonstrationWriter:
             self._file.write(record)
         self.number_steps += n
         for step_reward, step_done in zip(
-            batch["reward"].tolist(), batch["done"].tolist(), strict=True
+            reward_column.tolist(), done_column.tolist(), strict=True
         ):
             self._episode_reward += step_reward
             if step_done:

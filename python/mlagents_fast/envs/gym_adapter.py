@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +61,10 @@ class _ObservationConverter:
 
     def __init__(self, space: spaces.Space, env_id: str) -> None:
         self.space = space
+        self.start = 0
         if isinstance(space, spaces.Discrete):
             self.kind = "one_hot"
+            self.start = int(space.start)
             self.spec = ObservationSpec(
                 (int(space.n),), (DimensionProperty.NONE,), ObservationType.DEFAULT, "OneHot"
             )
@@ -97,7 +99,7 @@ class _ObservationConverter:
         rows = batch.shape[0]
         if self.kind == "one_hot":
             one_hot = np.zeros((rows, self.spec.shape[0]), dtype=np.float32)
-            one_hot[np.arange(rows), batch.astype(np.int64) - int(self.space.start)] = 1.0
+            one_hot[np.arange(rows), batch.astype(np.int64) - self.start] = 1.0
             return one_hot
         if self.kind == "image":
             scale = 1.0 / 255.0 if batch.dtype == np.uint8 else 1.0
@@ -118,7 +120,7 @@ class _ActionConverter:
             self.spec = ActionSpec.create_discrete((int(space.n),))
         elif isinstance(space, spaces.MultiDiscrete) and len(space.nvec.shape) == 1:
             self.spec = ActionSpec.create_discrete(tuple(int(n) for n in space.nvec))
-        elif isinstance(space, spaces.MultiBinary) and np.ndim(space.n) == 0:
+        elif isinstance(space, spaces.MultiBinary) and isinstance(space.n, int):
             self.spec = ActionSpec.create_discrete((2,) * int(space.n))
         else:
             raise UnityEnvironmentException(
@@ -342,7 +344,8 @@ class BehaviorGymEnv(gymnasium.Env):
     UnityEnvironmentException for an environment that cannot be reseeded.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    # gymnasium declares metadata an instance attribute, so not a ClassVar.
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
     def __init__(self, env: BaseEnv, behavior_name: BehaviorName | None = None) -> None:
         self._env = env
@@ -372,10 +375,10 @@ class BehaviorGymEnv(gymnasium.Env):
             self.action_space = (
                 spaces.Discrete(branches[0])
                 if len(branches) == 1
-                else spaces.MultiDiscrete(branches)
+                else spaces.MultiDiscrete(list(branches))
             )
         else:
-            self.action_space = spaces.Tuple((continuous, spaces.MultiDiscrete(branches)))
+            self.action_space = spaces.Tuple((continuous, spaces.MultiDiscrete(list(branches))))
 
     @property
     def base_env(self) -> BaseEnv:

@@ -63,10 +63,10 @@ DECODE_LIMITS_ENV = "MLAGENTS_FAST_DECODE_LIMITS"
 ``MLAGENTS_FAST_DECODE_LIMITS="max_png_pixels=100000000,max_message_bytes=8589934592"``.
 Environment worker processes inherit it."""
 
-_decode_limits: Any = None
+_decode_limits: DecodeLimits | None = None
 
 
-def _limits_from_environment() -> Any:
+def _limits_from_environment() -> DecodeLimits:
     text = os.environ.get(DECODE_LIMITS_ENV, "").strip()
     overrides: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -81,7 +81,7 @@ def _limits_from_environment() -> Any:
     return _make_limits(overrides, DECODE_LIMITS_ENV)
 
 
-def _make_limits(overrides: Mapping[str, int], source: str) -> Any:
+def _make_limits(overrides: Mapping[str, int], source: str) -> DecodeLimits:
     known = DecodeLimits().as_dict()
     unknown = sorted(set(overrides) - set(known))
     if unknown:
@@ -95,7 +95,7 @@ def _make_limits(overrides: Mapping[str, int], source: str) -> Any:
         raise InvalidArgumentError(f"{source}: {err}") from None
 
 
-def get_decode_limits() -> Any:
+def get_decode_limits() -> DecodeLimits:
     """The decoder limits of this process: the defaults, raised by ``DECODE_LIMITS_ENV``
     (read on first use) or by :func:`set_decode_limits`."""
     global _decode_limits
@@ -104,7 +104,7 @@ def get_decode_limits() -> Any:
     return _decode_limits
 
 
-def set_decode_limits(**limits: int) -> Any:
+def set_decode_limits(**limits: int) -> DecodeLimits:
     """Set the decoder limits of this process: the given ones, the others from
     ``DECODE_LIMITS_ENV`` or the defaults. Returns the new limits.
 

@@ -465,10 +465,10 @@ class AgentProcessor:
         ):
             still = action_slots[self._has_last[action_slots]]
             if len(still):
-                rows = [self._action_row_of[slot] for slot in still.tolist()]
+                action_rows = [self._action_row_of[slot] for slot in still.tolist()]
                 self.policy.save_previous_action(
                     [self._global_ids[slot] for slot in still.tolist()],
-                    _take_rows(outputs["action"], rows),
+                    _take_rows(outputs["action"], action_rows),
                 )
 
     def _store_actions(self, slots: np.ndarray, outputs: dict[str, Any], rows: np.ndarray) -> None:

@@ -33,9 +33,10 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, NamedTuple, overload
+from typing import IO, Any, NamedTuple, overload
 
 import numpy as np
+from google.protobuf.message import Message
 
 from mlagents_fast import _native
 from mlagents_fast.atomic_io import atomic_write
@@ -214,7 +215,7 @@ def _decode(segments: list[_Segment], behavior_spec: BehaviorSpec) -> dict[str, 
     shapes = [tuple(obs.shape) for obs in behavior_spec.observation_specs]
     continuous_size = int(behavior_spec.action_spec.continuous_size)
     branches = [int(b) for b in behavior_spec.action_spec.discrete_branches]
-    parts = []
+    parts: list[dict[str, Any]] = []
     for segment in segments:
         part = _native.demo_decode_records(
             segment.data,
@@ -234,7 +235,7 @@ def _decode(segments: list[_Segment], behavior_spec: BehaviorSpec) -> dict[str, 
         parts.append(part)
     if len(parts) == 1:
         return parts[0]
-    merged = {
+    merged: dict[str, Any] = {
         key: np.concatenate([part[key] for part in parts])
         for key in parts[0]
         if key != "observations"
@@ -305,7 +306,7 @@ def make_demo_buffer(
             buffer[key].extend(column)
         return buffer
     # Episodes end at a done row; each is padded to whole sequences, then the rest.
-    ends = list(np.flatnonzero(columns[0][1]) + 1)
+    ends: list[int] = (np.flatnonzero(columns[0][1]) + 1).tolist()
     if not ends or ends[-1] != rows:
         ends.append(rows)
     start = 0
@@ -373,7 +374,7 @@ def demo_buffer_for_training(
         raise TrainerConfigError(str(error), key_path=key_path) from error
 
 
-def write_delimited(f: BinaryIO, message: Any) -> None:
+def write_delimited(f: IO[bytes], message: Message) -> None:
     """Writes ``message`` (a protobuf message) prefixed by its varint length."""
     data = message.SerializeToString()
     size, prefix = len(data), bytearray()

@@ -51,14 +51,14 @@ def parse_command_line(argv: list[str] | None = None) -> Any:
     return parse(sys.argv[1:] if argv is None else argv)
 
 
-class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is when a record comes: while the progress bars are
     drawn, that is rich's proxy, which prints the line above the bars."""
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 

@@ -25,7 +25,7 @@ import multiprocessing.connection
 import queue as queue_module
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from mlagents_fast.trainers.env_workers import (
     DEFAULT_TIMEOUT_WAIT,
@@ -165,7 +165,8 @@ class _StepResponses(StepSource):
     def get(self, timeout: float) -> EnvironmentResponse:
         """The next response from any worker; ``queue.Empty`` when none came in ``timeout``."""
         ready = multiprocessing.connection.wait(list(self.readers.values()), timeout)
-        for reader in ready:
+        # wait() returns some of the objects it was given: here, Connections.
+        for reader in cast(list[Connection], ready):
             try:
                 response: EnvironmentResponse = reader.recv()
                 return response

@@ -71,11 +71,11 @@ class UnityAECEnv(UnityPettingzooBaseEnv, AECEnv):
         self._deads_step_first()
 
     def step(self, action: Any) -> None:
-        if not self.agents:
+        agent = self.agent_selection
+        if not self.agents or agent is None:
             raise gymnasium.error.Error(
                 "You must reset the environment before you can perform a step"
             )
-        agent = self.agent_selection
         if self.terminations[agent] or self.truncations[agent]:
             self._was_dead_step(action)
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +54,8 @@ class ActionFlattener:
 class UnityToGymWrapper(BehaviorGymEnv):
     """The only behavior of ``unity_env``, with one agent, as a ``gymnasium.Env``."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    # gymnasium declares metadata an instance attribute, so not a ClassVar.
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}  # noqa: RUF012
 
     def __init__(
         self,
@@ -152,7 +153,7 @@ class UnityToGymWrapper(BehaviorGymEnv):
             if flatten_branched:
                 self._flattener = ActionFlattener(branches)
                 return self._flattener.action_space
-            return spaces.MultiDiscrete(branches)
+            return spaces.MultiDiscrete(list(branches))
         if spec.is_continuous():
             if flatten_branched:
                 logger.warning(

@@ -89,7 +89,7 @@ class UnityPettingzooBaseEnv:
                 spaces.Box(-np.inf, np.inf, shape=tuple(o.shape), dtype=np.float32)
                 for o in spec.observation_specs
             ]
-            observation = boxes[0] if len(boxes) == 1 else spaces.Tuple(boxes)
+            observation: spaces.Space = boxes[0] if len(boxes) == 1 else spaces.Tuple(boxes)
             branches = self._masked_branches(spec)
             if branches:
                 masks = [spaces.Box(0, 1, shape=(b,), dtype=np.int8) for b in branches]
@@ -111,7 +111,7 @@ class UnityPettingzooBaseEnv:
             if len(branches) == 1:
                 parts.append(spaces.Discrete(branches[0]))
             elif branches:
-                parts.append(spaces.MultiDiscrete(branches))
+                parts.append(spaces.MultiDiscrete(list(branches)))
             if not parts:
                 raise gymnasium.error.Error(f"behavior {behavior} has no actions")
             space = parts[0] if len(parts) == 1 else spaces.Tuple(parts)

@@ -37,7 +37,7 @@ class IncomingMessage:
         """Read a little-endian int32."""
         if self._at_end_of_buffer():
             return default_value
-        return self._unpack(_INT32, "int32")
+        return int(self._unpack(_INT32, "int32"))
 
     def read_float32(self, default_value: float = 0.0) -> float:
         """Read a little-endian IEEE float32."""

@@ -111,7 +111,7 @@ class PPOTrainer(OnPolicyTrainer):
         from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
         from mlagents_fast.trainers.torch_entities.networks import SimpleActor
 
-        actor_kwargs = {"conditional_sigma": False, "tanh_squash": False}
+        actor_kwargs: dict[str, Any] = {"conditional_sigma": False, "tanh_squash": False}
         actor_cls: Any = SimpleActor
         if self.shared_critic:
             from mlagents_fast.trainers.torch_entities.networks import SharedActorCritic

@@ -13,7 +13,7 @@ import enum
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import attr
 import cattrs
@@ -30,6 +30,8 @@ __all__ = [
     "strict_to_cls",
     "validate_key",
 ]
+
+_EnumT = TypeVar("_EnumT", bound=Enum)
 
 
 # STRUCTURING HELPERS ##################################################################
@@ -102,7 +104,7 @@ def _structure_str(value: Any, _: type) -> str:
     raise TrainerConfigError(f"expected a string, got {_describe(value)}")
 
 
-def _structure_enum(value: Any, enum_type: type[Enum]) -> Enum:
+def _structure_enum(value: Any, enum_type: type[_EnumT]) -> _EnumT:
     if isinstance(value, enum_type):
         return value
     try:
@@ -172,8 +174,10 @@ def check_and_structure(key: str, value: Any, class_type: type) -> Any:
             f"unknown option {key!r} for {class_type.__name__} (valid options: {known})",
             key_path=[key],
         )
+    field_type = fields[key].type
+    assert field_type is not None, "settings fields are all annotated"
     with _at_key(key):
-        return settings_converter.structure(value, fields[key].type)
+        return settings_converter.structure(value, field_type)
 
 
 def _instantiate(cls: type, values: dict[str, Any]) -> Any:
@@ -282,17 +286,20 @@ def _is_enum_type(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, enum.Enum)
 
 
+def _origin_is(annotation: object, origin: type) -> bool:
+    """Whether ``annotation`` is ``origin[...]`` (``list[int]`` is a list annotation)."""
+    return typing.get_origin(annotation) is origin
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
     # Generic rules first: cattrs tries the most recently registered predicate first.
     converter.register_structure_hook_func(
         lambda t: isinstance(t, type) and attr.has(t), lambda d, t: strict_to_cls(d, t)
     )
-    converter.register_structure_hook_func(lambda t: typing.get_origin(t) is list, _structure_list)
-    converter.register_structure_hook_func(
-        lambda t: typing.get_origin(t) is tuple, _structure_tuple
-    )
-    converter.register_structure_hook_func(lambda t: typing.get_origin(t) is dict, _structure_dict)
+    converter.register_structure_hook_func(lambda t: _origin_is(t, list), _structure_list)
+    converter.register_structure_hook_func(lambda t: _origin_is(t, tuple), _structure_tuple)
+    converter.register_structure_hook_func(lambda t: _origin_is(t, dict), _structure_dict)
     converter.register_structure_hook_func(_is_enum_type, _structure_enum)
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(float, _structure_float)

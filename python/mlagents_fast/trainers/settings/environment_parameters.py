@@ -226,7 +226,7 @@ class MultiRangeUniformSettings(ParameterRandomizationSettings):
 
     def apply(self, key: str, env_channel: "EnvironmentParametersChannel") -> None:
         env_channel.set_multirangeuniform_sampler_parameters(
-            key, [tuple(interval) for interval in self.intervals], self.seed
+            key, [(float(low), float(high)) for low, high in self.intervals], self.seed
         )
 
 

@@ -426,10 +426,13 @@ class RewardSignalSettings:
                 logger.warning(
                     "'encoding_size' was deprecated for RewardSignals. Please use network_settings."
                 )
-                if "network_settings" not in val and val["encoding_size"] is not None:
-                    d_final[enum_key].network_settings.hidden_units = d_final[
-                        enum_key
-                    ].encoding_size
+                signal = d_final[enum_key]
+                if (
+                    "network_settings" not in val
+                    and isinstance(signal, GAILSettings | CuriositySettings | RNDSettings)
+                    and signal.encoding_size is not None
+                ):
+                    signal.network_settings.hidden_units = signal.encoding_size
         return d_final
 
 

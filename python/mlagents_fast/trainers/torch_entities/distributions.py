@@ -170,6 +170,9 @@ class GaussianDistribution(nn.Module):
             kernel_gain=0.2,
             bias_init=Initialization.Zero,
         )
+        # A layer of the hidden state, or one learned vector: the checkpoint names both
+        # log_sigma, as ML-Agents does.
+        self.log_sigma: nn.Module | nn.Parameter
         if conditional_sigma:
             self.log_sigma = linear_layer(
                 hidden_size,
@@ -183,7 +186,7 @@ class GaussianDistribution(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> GaussianDistInstance:
         mu = self.mu(inputs)
-        if self.conditional_sigma:
+        if isinstance(self.log_sigma, nn.Module):
             log_sigma = torch.clamp(self.log_sigma(inputs), min=-20, max=2)
         else:
             # mu * 0 broadcasts to the batch without Expand, which Sentis mishandles.

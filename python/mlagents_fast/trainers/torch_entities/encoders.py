@@ -33,6 +33,11 @@ class Normalizer(nn.Module):
     ``clip((x - mean) / sqrt(variance / steps), -5, 5)``.
     """
 
+    # Registered buffers (nn.Module stores them; these tell type checkers their type).
+    normalization_steps: torch.Tensor
+    running_mean: torch.Tensor
+    running_variance: torch.Tensor
+
     def __init__(self, vec_obs_size: int):
         super().__init__()
         self.register_buffer("normalization_steps", torch.tensor(1))
@@ -144,9 +149,9 @@ class SmallVisualEncoder(nn.Module):
         conv_2_hw = conv_output_shape(conv_1_hw, 3, 1)
         self.final_flat = conv_2_hw[0] * conv_2_hw[1] * 144
         self.conv_layers = nn.Sequential(
-            nn.Conv2d(initial_channels, 35, [3, 3], [1, 1]),
+            nn.Conv2d(initial_channels, 35, (3, 3), (1, 1)),
             nn.LeakyReLU(),
-            nn.Conv2d(35, 144, [3, 3], [1, 1]),
+            nn.Conv2d(35, 144, (3, 3), (1, 1)),
             nn.LeakyReLU(),
         )
         self.dense = _dense(self.final_flat, self.h_size)
@@ -166,9 +171,9 @@ class SimpleVisualEncoder(nn.Module):
         conv_2_hw = conv_output_shape(conv_1_hw, 4, 2)
         self.final_flat = conv_2_hw[0] * conv_2_hw[1] * 32
         self.conv_layers = nn.Sequential(
-            nn.Conv2d(initial_channels, 16, [8, 8], [4, 4]),
+            nn.Conv2d(initial_channels, 16, (8, 8), (4, 4)),
             nn.LeakyReLU(),
-            nn.Conv2d(16, 32, [4, 4], [2, 2]),
+            nn.Conv2d(16, 32, (4, 4), (2, 2)),
             nn.LeakyReLU(),
         )
         self.dense = _dense(self.final_flat, self.h_size)
@@ -189,11 +194,11 @@ class NatureVisualEncoder(nn.Module):
         conv_3_hw = conv_output_shape(conv_2_hw, 3, 1)
         self.final_flat = conv_3_hw[0] * conv_3_hw[1] * 64
         self.conv_layers = nn.Sequential(
-            nn.Conv2d(initial_channels, 32, [8, 8], [4, 4]),
+            nn.Conv2d(initial_channels, 32, (8, 8), (4, 4)),
             nn.LeakyReLU(),
-            nn.Conv2d(32, 64, [4, 4], [2, 2]),
+            nn.Conv2d(32, 64, (4, 4), (2, 2)),
             nn.LeakyReLU(),
-            nn.Conv2d(64, 64, [3, 3], [1, 1]),
+            nn.Conv2d(64, 64, (3, 3), (1, 1)),
             nn.LeakyReLU(),
         )
         self.dense = _dense(self.final_flat, self.h_size)
@@ -208,9 +213,9 @@ class ResNetBlock(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             Swish(),
-            nn.Conv2d(channel, channel, [3, 3], [1, 1], padding=1),
+            nn.Conv2d(channel, channel, (3, 3), (1, 1), padding=1),
             Swish(),
-            nn.Conv2d(channel, channel, [3, 3], [1, 1], padding=1),
+            nn.Conv2d(channel, channel, (3, 3), (1, 1), padding=1),
         )
 
     def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:
@@ -228,8 +233,8 @@ class ResNetVisualEncoder(nn.Module):
         layers: list[nn.Module] = []
         last_channel = initial_channels
         for channel in n_channels:
-            layers.append(nn.Conv2d(last_channel, channel, [3, 3], [1, 1], padding=1))
-            layers.append(nn.MaxPool2d([3, 3], [2, 2]))
+            layers.append(nn.Conv2d(last_channel, channel, (3, 3), (1, 1), padding=1))
+            layers.append(nn.MaxPool2d((3, 3), (2, 2)))
             height, width = pool_out_shape((height, width), 3)
             for _ in range(n_blocks):
                 layers.append(ResNetBlock(channel))

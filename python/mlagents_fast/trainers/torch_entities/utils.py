@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 from torch import nn
 
 from mlagents_fast.envs.base_env import DimensionProperty
@@ -26,7 +27,7 @@ from mlagents_fast.trainers.torch_entities.layers import Initialization, LinearE
 __all__ = ["ModelUtils", "as_float32_tensor", "module_device", "to_device"]
 
 
-def _as_ndarray(data: Any, dtype: np.dtype | None = None) -> np.ndarray:
+def _as_ndarray(data: Any, dtype: DTypeLike | None = None) -> np.ndarray:
     """A buffer field (anything with ``to_ndarray``), a list of arrays or an array, as one array."""
     to_ndarray = getattr(data, "to_ndarray", None)
     array = to_ndarray() if callable(to_ndarray) else np.asanyarray(data)
