@@ -53,12 +53,12 @@ def venv_python(venv: Path, probe_module: str) -> str | None:
 
 
 def mlagents_python() -> str | None:
-    """The ML-Agents 1.1.0 anchor interpreter (``../shared/anchors/mlagents-venv.sh``), if built."""
+    """The ML-Agents 1.1.0 anchor interpreter (docs/reference-venvs.md), if built."""
     return venv_python(MLAGENTS_VENV, "mlagents.trainers.buffer")
 
 
 def peers_python() -> str | None:
-    """The rlox/SB3/TorchRL peer interpreter (``../shared/anchors/peers-venv.sh``), if built."""
+    """The rlox/SB3/TorchRL peer interpreter (docs/reference-venvs.md), if built."""
     return venv_python(PEERS_VENV, "rlox")
 
 

@@ -1,5 +1,5 @@
 """ML-Agents 1.1.0 side of benches/bench_buffer.py; runs under the anchor venv
-(``../shared/anchors/mlagents-venv.sh``) and prints one JSON line {workload: seconds}.
+(docs/reference-venvs.md) and prints one JSON line {workload: seconds}.
 
 Sizes and workload names must match bench_buffer.py (this script cannot import it: the
 anchor venv has no mlagents_fast).

@@ -2,8 +2,8 @@
 
 One subprocess computes ML-Agents' ``get_gae``, ``discount_rewards`` (trainer_utils) and
 ``lambda_return`` (poca.trainer) on the cases below; ours must give the same dtype and the
-same values within float tolerance. Needs the anchor venv built by
-``../shared/anchors/mlagents-venv.sh``; without it there is nothing to compare against.
+same values within float tolerance. Needs the anchor venv described in
+docs/reference-venvs.md; without it there is nothing to compare against.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ANCHOR_PYTHON = (
 
 pytestmark = pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 
 # Runs under the anchor venv: reads cases.json + inputs.npz, writes outputs.npz.

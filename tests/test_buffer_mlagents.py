@@ -3,7 +3,7 @@
 The same inputs go through ``mlagents.trainers`` (in a subprocess under the anchor venv) and
 through ours: trajectories with and without group mates to AgentBuffers, get_batch over sizes,
 training lengths and padding values, resequence_and_append of several trajectories, truncate.
-Needs the anchor venv built by ``../shared/anchors/mlagents-venv.sh``; without it there is
+Needs the anchor venv built as docs/reference-venvs.md describes; without it there is
 nothing to compare against.
 """
 
@@ -28,7 +28,7 @@ ANCHOR_PYTHON = (
 
 pytestmark = pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 
 # Shared by both sides: builds trajectories from a seed with the given tuple classes, and

@@ -5,7 +5,7 @@ anchor venv) and through ours; every field of every buffer must agree (shape, va
 float64, first and last rows), at sequence lengths 1 and 8. The large expert files are
 covered by the recorded facts (tests/test_demo_loader.py); here the small ones, and the
 demonstrations we write, which ML-Agents must read exactly as we do. Needs the anchor venv
-built by ``../shared/anchors/mlagents-venv.sh``; without it there is nothing to compare
+built as docs/reference-venvs.md describes; without it there is nothing to compare
 against.
 """
 
@@ -29,7 +29,7 @@ ANCHOR_PYTHON = (
 
 pytestmark = pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 
 DEMOS = os.path.join(FIXTURES, "demos")

@@ -191,7 +191,8 @@ REFERENCE_SCRIPT = textwrap.dedent(
 
 @pytest.mark.smoke
 @pytest.mark.skipif(
-    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+    not ANCHOR_PYTHON.exists(),
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 def test_official_mlagents_envs_trains_through_our_host(tmp_path, monkeypatch):
     """ML-Agents 1.1.0's own UnityEnvironment launches our launcher like a Unity build."""
@@ -257,7 +258,8 @@ def _learn_through_launcher(command: list[str], tmp_path: Path) -> str:
 
 @pytest.mark.smoke
 @pytest.mark.skipif(
-    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+    not ANCHOR_PYTHON.exists(),
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 def test_official_mlagents_learn_trains_on_a_launcher(tmp_path):
     """ML-Agents 1.1.0's mlagents-learn trains 3DBall through our launcher, like a Unity build."""

@@ -405,7 +405,7 @@ def test_environment_module_needs_no_protobuf_runtime():
 
 
 def test_timeout_also_applies_to_the_second_handshake_message():
-    """ML-Agents waits forever for Unity's second message; we wait timeout_wait (PROTOCOL B.9)."""
+    """ML-Agents waits forever for Unity's second message; we wait timeout_wait (docs/protocol.md §3)."""
     port = free_port()
     unity = FakeUnity(port, [academy("1.5.0")])  # never sends message 2
     started = time.monotonic()

@@ -4,8 +4,8 @@ ML-Agents builds its ``DiscriminatorNetwork`` for a hybrid-action, two-observati
 saves the initial weights; ours must load them with the same state-dict names (strict) and
 then give the same numbers on the same batches: estimates, GAIL rewards, the discriminator
 loss, the VAIL KL loss and beta update, the gradient penalty (same torch seed), and the
-estimates after the normaliser learns from an expert batch. Needs the anchor venv built by
-``../shared/anchors/mlagents-venv.sh``.
+estimates after the normaliser learns from an expert batch. Needs the anchor venv described in
+docs/reference-venvs.md.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ANCHOR_PYTHON = (
 
 pytestmark = pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 
 # Both sides: the spec, the batches (from the .npz), and what is measured.

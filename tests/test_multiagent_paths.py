@@ -242,7 +242,8 @@ def learn_through_launcher(
 
 @pytest.mark.smoke
 @pytest.mark.skipif(
-    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+    not ANCHOR_PYTHON.exists(),
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 @pytest.mark.parametrize(
     "name,trainer",
@@ -314,7 +315,8 @@ MLAGENTS_CLIENT = textwrap.dedent(
 
 @pytest.mark.smoke
 @pytest.mark.skipif(
-    not ANCHOR_PYTHON.exists(), reason="ML-Agents 1.1.0 anchor venv not built (shared/anchors)"
+    not ANCHOR_PYTHON.exists(),
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 def test_mlagents_envs_decodes_groups_teams_and_buffer_sensors_from_our_host(tmp_path):
     """mlagents_envs 1.1.0 reads the same specs, group ids, group rewards and team behaviors

@@ -1,4 +1,4 @@
-"""The exported .onnx model against ONNX-CONTRACT.md, run in onnxruntime next to the torch policy."""
+"""The exported .onnx model against docs/onnx.md, run in onnxruntime next to the torch policy."""
 
 import os
 

@@ -154,7 +154,7 @@ def test_a_remote_entry_downloads_once_and_runs_the_build(tmp_path):
 def test_an_archive_escaping_its_folder_is_refused(tmp_path):
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../outside.x86_64", "#!/bin/sh\n")
+        zf.writestr("../outside.x86_64", "#!/bin/sh\n")  # not a repository path
     entry = RemoteRegistryEntry(
         "Evil", None, None, archive.as_uri(), None, None, tmp_dir=str(tmp_path / "cache")
     )

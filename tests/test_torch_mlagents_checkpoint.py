@@ -4,8 +4,8 @@ same outputs (``--resume`` / ``--initialize-from`` of an upstream run).
 The anchor venv builds an ML-Agents PPO policy and optimizer (hybrid actions, LSTM, normalised
 observations), trains its normaliser, saves ``checkpoint.pt`` the way its TorchModelSaver
 does, and records the mean action, the discrete probabilities, the new memories and the
-critic values for fixed inputs. Needs the anchor venv built by
-``../shared/anchors/mlagents-venv.sh``; without it there is nothing to compare against.
+critic values for fixed inputs. Needs the anchor venv described in
+docs/reference-venvs.md; without it there is nothing to compare against.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ANCHOR_PYTHON = (
 
 pytestmark = pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 
 # Runs under the anchor venv; argv[1] is the output folder.

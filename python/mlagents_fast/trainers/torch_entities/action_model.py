@@ -122,7 +122,7 @@ class ActionModel(nn.Module):
         self, inputs: torch.Tensor, masks: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         """The export outputs: (continuous, discrete, deprecated action, deterministic continuous,
-        deterministic discrete); see ONNX-CONTRACT §4."""
+        deterministic discrete); see docs/onnx.md §4."""
         dists = self._get_dists(inputs, masks)
         continuous_out = discrete_out = action_out_deprecated = None
         deterministic_continuous_out = deterministic_discrete_out = None

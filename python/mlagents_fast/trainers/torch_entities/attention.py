@@ -159,6 +159,7 @@ class EntityEmbedding(torch.nn.Module):
         concatenation: the self part of the product is computed once per agent and broadcast
         over its entities (same weights, same result; the export keeps the concatenation)."""
         layer, activation = self.self_ent_encoder.seq_layers
+        assert isinstance(layer, torch.nn.Linear)
         self_part = torch.nn.functional.linear(x_self, layer.weight[:, : self.self_size])
         entity_part = torch.nn.functional.linear(
             entities, layer.weight[:, self.self_size :], layer.bias

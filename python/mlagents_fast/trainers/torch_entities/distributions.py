@@ -87,7 +87,7 @@ class GaussianDistInstance(DistInstance):
 class TanhGaussianDistInstance(GaussianDistInstance):
     """Gaussian squashed by tanh (SAC). ``log_prob`` takes squashed values and applies the
     change-of-variables correction; the deterministic sample stays the unsquashed mean, as in
-    ML-Agents (ONNX-CONTRACT §4)."""
+    ML-Agents (docs/onnx.md §4)."""
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor):
         super().__init__(mean, std)

@@ -159,7 +159,7 @@ class LinearEncoder(torch.nn.Module):
 
 class LSTM(MemoryModule):
     """One LSTM layer whose hidden size is ``memory_size // 2``; memories are (1, batch, memory_size)
-    with h first and c second (ONNX export sees (batch, 1, memory_size), see ONNX-CONTRACT §6)."""
+    with h first and c second (ONNX export sees (batch, 1, memory_size), see docs/onnx.md §6)."""
 
     def __init__(
         self,

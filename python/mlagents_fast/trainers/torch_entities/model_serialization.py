@@ -1,7 +1,7 @@
 """Export a policy's actor to the ``.onnx`` file Unity's inference runs.
 
 The names, dtypes, shapes and constant outputs follow ML-Agents 1.1.0 (model API version 3);
-see shared/ONNX-CONTRACT.md. The export uses torch's TorchScript-based exporter
+see docs/onnx.md. The export uses torch's TorchScript-based exporter
 (``dynamo=False``) at opset 9, as upstream does: the dynamo exporter cannot emit opsets below 18.
 """
 
@@ -87,7 +87,7 @@ class TensorNames:
 
 
 class ModelSerializer:
-    """Exports ``policy.actor`` with ML-Agents' input/output names (ONNX-CONTRACT §2, §3)."""
+    """Exports ``policy.actor`` with ML-Agents' input/output names (docs/onnx.md §2, §3)."""
 
     def __init__(self, policy: Any):
         self.policy = policy

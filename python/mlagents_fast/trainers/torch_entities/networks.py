@@ -460,7 +460,7 @@ class Actor(abc.ABC):
         masks: torch.Tensor | None = None,
         memories: torch.Tensor | None = None,
     ) -> tuple[int | torch.Tensor, ...]:
-        """The ONNX export graph (ONNX-CONTRACT §3): keep inputs and outputs as they are."""
+        """The ONNX export graph (docs/onnx.md §3): keep inputs and outputs as they are."""
 
 
 class SimpleActor(nn.Module, Actor):
@@ -491,7 +491,7 @@ class SimpleActor(nn.Module, Actor):
         self.continuous_act_size_vector = nn.Parameter(
             torch.tensor([float(continuous_size)]), requires_grad=False
         )
-        # 2-D, (1, n_branches), as upstream writes it (ONNX-CONTRACT §3).
+        # 2-D, (1, n_branches), as upstream writes it (docs/onnx.md §3).
         self.discrete_act_size_vector = nn.Parameter(
             torch.tensor([[float(b) for b in discrete_branches]]).reshape(1, -1),
             requires_grad=False,
