@@ -207,7 +207,9 @@ def test_checkpoint_policy_rebuilds_the_network_from_the_run_config(tmp_path):
         }
     }
     (run / "configuration.yaml").write_text(yaml.safe_dump(config))
-    rebuilt = policy_from_argument(str(run / "GridWorld" / "checkpoint.pt"), behavior, spec)
+    rebuilt = policy_from_argument(
+        str(run / "GridWorld" / "checkpoint.pt"), behavior, spec, checkpoint_policy=CheckpointPolicy
+    )
     assert isinstance(rebuilt, CheckpointPolicy)
     np.testing.assert_array_equal(
         rebuilt(decision).discrete, _torch_deterministic(policy, decision).discrete

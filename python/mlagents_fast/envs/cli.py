@@ -39,7 +39,10 @@ import numpy as np
 
 from mlagents_fast import __version__, _native
 from mlagents_fast.atomic_io import write_text_atomically
-from mlagents_fast.envs.base_env import ActionTuple, BaseEnv
+from mlagents_fast.envs.base_env import ActionTuple, BaseEnv, BehaviorSpec
+from mlagents_fast.envs.demo_policies import policy_from_argument
+from mlagents_fast.envs.demo_writer import record_demonstration
+from mlagents_fast.envs.env_opener import make_env
 from mlagents_fast.envs.environment import UnityEnvironment
 from mlagents_fast.envs.exception import (
     UnityActionException,
@@ -58,6 +61,7 @@ from mlagents_fast.envs.side_channel import (
 from mlagents_fast.envs.side_channel.default_training_analytics_side_channel import (
     DefaultTrainingAnalyticsSideChannel,
 )
+from mlagents_fast.exceptions import MlagentsFastError
 
 __all__ = ["UnityHost", "main", "write_launcher"]
 
@@ -288,8 +292,6 @@ def env_factory_for(env: str, agents_per_area: int | None = None) -> EnvFactory:
 
         return make_python_env
     if env.startswith(("builtin:", "gym:")):
-        from mlagents_fast.envs.env_opener import make_env
-
         extra: dict[str, Any] = (
             {} if agents_per_area is None else {"agents_per_area": agents_per_area}
         )
@@ -384,12 +386,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _checkpoint_policy(
+    checkpoint_path: str, behavior_name: str, behavior_spec: BehaviorSpec, *, deterministic: bool
+) -> Any:
+    """``--policy checkpoint.pt``: the trainers' CheckpointPolicy (torch is imported only
+    when a checkpoint is played)."""
+    from mlagents_fast.trainers.policy.checkpoint_policy import CheckpointPolicy
+
+    return CheckpointPolicy(
+        checkpoint_path, behavior_name, behavior_spec, deterministic=deterministic
+    )
+
+
 def record_demo_command(args: argparse.Namespace) -> int:
     """``--record-demo``: run the environment with the policy and write the demonstration."""
-    from mlagents_fast.envs.demo_policies import policy_from_argument
-    from mlagents_fast.envs.demo_writer import record_demonstration
-    from mlagents_fast.exceptions import MlagentsFastError
-
     env = args.env or args.env_positional
     if not env:
         print("mlagents-fast-env: --record-demo needs an environment (--env)", file=sys.stderr)
@@ -420,6 +430,7 @@ def record_demo_command(args: argparse.Namespace) -> int:
             env=env,
             seed=args.seed,
             deterministic=not args.stochastic,
+            checkpoint_policy=_checkpoint_policy,
         )
         summary = record_demonstration(
             environment, policy, args.record_demo, args.steps, behavior, args.demo_name

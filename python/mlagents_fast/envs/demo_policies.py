@@ -10,7 +10,9 @@
   onnxruntime following the inference contract Unity uses (``obs_i``, ``action_masks``,
   ``recurrent_in``); deterministic actions unless ``deterministic=False``;
 - ``path/to/checkpoint.pt``: a checkpoint of ``mlagents-fast-learn``, rebuilt from the run's
-  ``configuration.yaml`` (:mod:`mlagents_fast.trainers.policy.checkpoint_policy`);
+  ``configuration.yaml`` by the ``checkpoint_policy`` the caller passes (the environment layer
+  never imports the trainers; ``mlagents-fast-env`` passes
+  :class:`mlagents_fast.trainers.policy.checkpoint_policy.CheckpointPolicy`);
 - ``python:<module>:<callable>``: any callable ``decision_steps -> ActionTuple``.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +28,20 @@ from mlagents_fast.envs.base_env import ActionTuple, BehaviorSpec, DecisionSteps
 from mlagents_fast.envs.builtin.experts import expert_for
 from mlagents_fast.exceptions import InvalidArgumentError
 
-__all__ = ["OnnxPolicy", "RandomPolicy", "policy_from_argument"]
+__all__ = ["CheckpointPolicyFactory", "OnnxPolicy", "RandomPolicy", "policy_from_argument"]
+
+
+class CheckpointPolicyFactory(Protocol):
+    """Builds a policy from a training checkpoint (``.pt``) for one behavior."""
+
+    def __call__(
+        self,
+        checkpoint_path: str,
+        behavior_name: str,
+        behavior_spec: BehaviorSpec,
+        *,
+        deterministic: bool,
+    ) -> Any: ...
 
 
 class RandomPolicy:
@@ -137,9 +152,11 @@ def policy_from_argument(
     env: str = "",
     seed: int = 0,
     deterministic: bool = True,
+    checkpoint_policy: CheckpointPolicyFactory | None = None,
 ) -> Any:
     """The policy ``argument`` names (see the module docstring) for this behavior; ``env``
-    is the environment argument (``builtin:3DBall``) that ``expert`` looks up."""
+    is the environment argument (``builtin:3DBall``) that ``expert`` looks up;
+    ``checkpoint_policy`` builds the policy of a ``.pt`` checkpoint."""
     if argument == "expert":
         if not env.startswith("builtin:"):
             raise InvalidArgumentError(
@@ -170,7 +187,12 @@ def policy_from_argument(
     if argument.endswith(".onnx"):
         return OnnxPolicy(argument, behavior_spec, deterministic)
     if argument.endswith(".pt"):
-        from mlagents_fast.trainers.policy.checkpoint_policy import CheckpointPolicy
-
-        return CheckpointPolicy(argument, behavior_name, behavior_spec, deterministic=deterministic)
+        if checkpoint_policy is None:
+            raise InvalidArgumentError(
+                f"--policy {argument!r}: playing a training checkpoint needs checkpoint_policy "
+                "(mlagents_fast.trainers.policy.checkpoint_policy.CheckpointPolicy)"
+            )
+        return checkpoint_policy(
+            argument, behavior_name, behavior_spec, deterministic=deterministic
+        )
     raise InvalidArgumentError(f"--policy {argument!r}: expected a .onnx or .pt file")

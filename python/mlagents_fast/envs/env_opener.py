@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlagents_fast.envs.base_env import BaseEnv
+from mlagents_fast.envs.builtin import BUILTIN_NAMES, BuiltinEnv
+from mlagents_fast.envs.env_utils import validate_environment_path
 from mlagents_fast.envs.exception import UnityEnvironmentException
 from mlagents_fast.envs.side_channel import SideChannel
 
@@ -37,8 +39,6 @@ def environment_seed(seed: int, worker_id: int) -> int:
 
 
 def _check_builtin_name(env_path: str) -> None:
-    from mlagents_fast.envs.builtin import BUILTIN_NAMES
-
     name = env_path[len(BUILTIN_PREFIX) :]
     if name not in BUILTIN_NAMES:
         raise UnityEnvironmentException(
@@ -73,8 +73,6 @@ def check_env_path(env_path: str | None) -> None:
         except (gymnasium.error.Error, ImportError) as error:
             raise UnityEnvironmentException(f"--env {env_path!r}: {error}") from None
     else:
-        from mlagents_fast.envs.env_utils import validate_environment_path
-
         if validate_environment_path(env_path) is None:
             raise UnityEnvironmentException(
                 f"Couldn't launch the {env_path} environment. Provided filename does not "
@@ -106,8 +104,6 @@ def make_env(
     UnityEnvironment's own (``no_graphics_monitor``, ...) for Unity.
     """
     if env_path is not None and env_path.startswith(BUILTIN_PREFIX):
-        from mlagents_fast.envs.builtin import BuiltinEnv
-
         _check_builtin_name(env_path)
         name = env_path[len(BUILTIN_PREFIX) :]
         unknown = set(kw) - {"agents_per_area"}

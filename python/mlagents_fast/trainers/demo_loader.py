@@ -33,10 +33,9 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, NamedTuple, overload
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
-from google.protobuf.message import Message
 
 from mlagents_fast import _native
 from mlagents_fast.atomic_io import atomic_write
@@ -44,6 +43,10 @@ from mlagents_fast.envs.base_env import BehaviorSpec
 from mlagents_fast.envs.rpc_utils import behavior_spec_from_decoded
 from mlagents_fast.exceptions import DemonstrationError
 from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, ObservationKeyPrefix
+from mlagents_fast.trainers.exception import TrainerConfigError
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 __all__ = [
     "INITIAL_POS",
@@ -366,8 +369,6 @@ def demo_buffer_for_training(
     """:func:`demo_to_buffer` for a trainer setting (GAIL, behavioral cloning): a missing,
     unreadable or mismatched demonstration becomes a TrainerConfigError at ``key_path``, which
     the command line reports in one line (exit status 2)."""
-    from mlagents_fast.trainers.exception import TrainerConfigError
-
     try:
         return demo_to_buffer(demo_path, sequence_length, behavior_spec)[1]
     except (DemonstrationError, OSError, ValueError) as error:

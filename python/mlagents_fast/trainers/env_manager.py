@@ -13,6 +13,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
+from mlagents_fast.trainers.action_info import ActionInfo
 from mlagents_fast.trainers.agent_processor import AgentManager, AgentManagerQueue
 
 __all__ = ["AllGroupSpec", "AllStepResult", "EnvManager", "EnvironmentStep"]
@@ -109,8 +110,6 @@ class EnvManager(ABC):
 
     def process_steps(self, new_step_infos: list[EnvironmentStep]) -> int:
         """Hand each step to its behavior's agent manager; return how many steps there were."""
-        from mlagents_fast.trainers.action_info import ActionInfo
-
         for step_info in new_step_infos:
             for name_behavior_id in step_info.name_behavior_ids:
                 manager = self.agent_managers.get(name_behavior_id)

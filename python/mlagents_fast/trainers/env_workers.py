@@ -33,8 +33,18 @@ from typing import Any, NamedTuple
 import attrs
 import cloudpickle
 
+from mlagents_fast.envs.env_opener import make_env
+from mlagents_fast.envs.side_channel.engine_configuration_channel import (
+    EngineConfig,
+    EngineConfigurationChannel,
+)
+from mlagents_fast.envs.side_channel.environment_parameters_channel import (
+    EnvironmentParametersChannel,
+)
+from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
 from mlagents_fast.trainers.env_manager import AllStepResult, EnvironmentStep, EnvManager
 from mlagents_fast.trainers.exception import EnvironmentRestartLimitError
+from mlagents_fast.trainers.training_analytics_side_channel import TrainingAnalyticsSideChannel
 
 __all__ = [
     "DEFAULT_TIMEOUT_WAIT",
@@ -78,18 +88,6 @@ class EnvChannels:
     ) -> EnvChannels:
         """Fresh channels; the engine channel carries ``engine_settings`` when given, and
         ``with_training_analytics`` adds the run's analytics channel (worker 0 only)."""
-        from mlagents_fast.envs.side_channel.engine_configuration_channel import (
-            EngineConfig,
-            EngineConfigurationChannel,
-        )
-        from mlagents_fast.envs.side_channel.environment_parameters_channel import (
-            EnvironmentParametersChannel,
-        )
-        from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
-        from mlagents_fast.trainers.training_analytics_side_channel import (
-            TrainingAnalyticsSideChannel,
-        )
-
         channels = EnvChannels(
             environment_parameters=EnvironmentParametersChannel(),
             engine_configuration=EngineConfigurationChannel(),
@@ -198,8 +196,6 @@ class EnvFactory:
 
     def __call__(self, worker_id: int, side_channels: Sequence[Any]) -> Any:
         """Environment ``worker_id`` talking through ``side_channels`` (ML-Agents' factory call)."""
-        from mlagents_fast.envs.env_opener import make_env
-
         extra = {"no_graphics_monitor": True} if self.no_graphics_monitor else {}
         return make_env(
             self.env_path,

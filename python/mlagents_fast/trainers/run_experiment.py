@@ -13,6 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.learn import run_cli
+
 __all__ = ["main", "parse_command_line"]
 
 
@@ -24,8 +27,6 @@ def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from mlagents_fast.trainers.cli_utils import CONFIG_ERROR_EXIT_CODE
-    from mlagents_fast.trainers.exception import TrainerConfigError
-    from mlagents_fast.trainers.learn import run_cli
     from mlagents_fast.trainers.settings import RunOptions, load_config
 
     args = parse_command_line(argv)

@@ -29,6 +29,7 @@ import attrs
 import numpy as np
 
 from mlagents_fast.envs.side_channel.stats_side_channel import StatsAggregationMethod
+from mlagents_fast.trainers.timers import set_gauge
 
 __all__ = [
     "ConsoleWriter",
@@ -123,8 +124,6 @@ class GaugeWriter(StatsWriter):
         return s.replace("/", ".").replace(" ", "")
 
     def write_stats(self, category: str, values: dict[str, StatsSummary], step: int) -> None:
-        from mlagents_fast.trainers.timers import set_gauge
-
         for key, summary in values.items():
             set_gauge(GaugeWriter.sanitize_string(f"{category}.{key}.mean"), summary.mean)
             set_gauge(GaugeWriter.sanitize_string(f"{category}.{key}.sum"), summary.sum)

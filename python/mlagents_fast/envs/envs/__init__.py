@@ -14,12 +14,12 @@ reports ``terminated`` and ``truncated`` apart), where ML-Agents 1.1.0's speak t
 
 from typing import Any
 
+from mlagents_fast.envs.builtin import BUILTIN_NAMES
+
 
 def __getattr__(name: str) -> Any:
     """``ThreeDBall``, ``GridWorld``, ...: a PettingZooEnvFactory per built-in environment
     (a leading ``3`` spelled ``Three``, as ML-Agents names them), made on first use."""
-    from mlagents_fast.envs.builtin import BUILTIN_NAMES
-
     for env_id in BUILTIN_NAMES:
         if name == (env_id.replace("3", "Three", 1) if env_id[0].isdigit() else env_id):
             from mlagents_fast.envs.envs.pettingzoo_env_factory import PettingZooEnvFactory

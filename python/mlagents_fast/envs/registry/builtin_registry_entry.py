@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlagents_fast.envs.base_env import BaseEnv
+from mlagents_fast.envs.env_opener import BUILTIN_PREFIX, make_env
 from mlagents_fast.envs.registry.base_registry_entry import BaseRegistryEntry
 
 __all__ = ["BuiltinRegistryEntry"]
@@ -34,8 +35,6 @@ class BuiltinRegistryEntry(BaseRegistryEntry):
     def make(self, **kwargs: Any) -> BaseEnv:
         """The built-in environment; UnityEnvironment keywords (seed, worker_id,
         side_channels, num_areas, base_port, no_graphics, ...) are accepted."""
-        from mlagents_fast.envs.env_opener import BUILTIN_PREFIX, make_env
-
         for key in _UNITY_ONLY_KEYWORDS:
             kwargs.pop(key, None)
         # UnityEnvironment treats None as "the default"; so does make_env without the key.

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mlagents_fast.envs.builtin import BUILTIN_NAMES
 from mlagents_fast.envs.registry.base_registry_entry import BaseRegistryEntry
 from mlagents_fast.envs.registry.binary_utils import load_local_manifest, load_remote_manifest
 from mlagents_fast.envs.registry.builtin_registry_entry import BuiltinRegistryEntry
@@ -115,8 +116,6 @@ class UnityEnvRegistry(Mapping):
 
 
 def _default_registry() -> UnityEnvRegistry:
-    from mlagents_fast.envs.builtin import BUILTIN_NAMES
-
     registry = UnityEnvRegistry()
     registry.register_from_yaml(ML_AGENTS_MANIFEST_URL)
     for name in BUILTIN_NAMES:  # registered after the manifest: built-ins win
