@@ -38,6 +38,14 @@ def get_gae(
 def lambda_return(
     r: _FloatArray, value_estimates: _FloatArray, gamma: float, lambd: float, value_next: float
 ) -> _FloatArray: ...
+def lambda_return_ragged(
+    rewards: _FloatArray,
+    values: _FloatArray,
+    offsets: npt.NDArray[np.int64],
+    value_next: _FloatArray,
+    gamma: float,
+    lambd: float,
+) -> _FloatArray: ...
 def gae_ragged(
     rewards: _FloatArray,
     values: _FloatArray,

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlagents_fast.trainers.exception import TrainerConfigError
+from mlagents_fast.trainers.ghost.controller import GhostController
 from mlagents_fast.trainers.settings import trainer_types as registry
 from mlagents_fast.trainers.trainer.trainer import Trainer
 
@@ -136,7 +137,6 @@ class TrainerFactory:
         self.seed = seed
         self.param_manager = param_manager
         self.multi_gpu = multi_gpu
-        from mlagents_fast.trainers.ghost.controller import GhostController
 
         # One for the run: every self-play trainer takes turns through it.
         self.ghost_controller = GhostController()
@@ -197,7 +197,6 @@ class TrainerFactory:
         )
         if getattr(trainer_settings, "self_play", None) is None:
             return trainer
-        from mlagents_fast.trainers.ghost.controller import GhostController
         from mlagents_fast.trainers.ghost.trainer import GhostTrainer
 
         return GhostTrainer(
