@@ -36,12 +36,18 @@ import queue
 import sys
 import threading
 from collections.abc import Sized
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from mlagents_fast.trainers.behavior_id_utils import get_global_agent_id
 from mlagents_fast.trainers.stats import StatsReporter
+
+if TYPE_CHECKING:
+    from mlagents_fast.envs.base_env import DecisionSteps, TerminalSteps
+    from mlagents_fast.envs.side_channel.stats_side_channel import EnvironmentStats
+    from mlagents_fast.trainers.action_info import ActionInfo
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 
 __all__ = ["AgentManager", "AgentManagerQueue", "AgentProcessor"]
 
@@ -265,7 +271,7 @@ class AgentProcessor:
 
     def __init__(
         self,
-        policy: Any,
+        policy: TorchPolicy,
         behavior_id: str,
         stats_reporter: StatsReporter,
         max_trajectory_length: int = sys.maxsize,
@@ -401,7 +407,11 @@ class AgentProcessor:
     # --- steps ---------------------------------------------------------------------------
 
     def add_experiences(
-        self, decision_steps: Any, terminal_steps: Any, worker_id: int, previous_action: Any
+        self,
+        decision_steps: DecisionSteps,
+        terminal_steps: TerminalSteps,
+        worker_id: int,
+        previous_action: ActionInfo,
     ) -> None:
         """Record one environment step of this behavior.
 
@@ -729,7 +739,7 @@ class AgentProcessor:
             **group,
         )
 
-    def record_environment_stats(self, env_stats: dict[str, Any], worker_id: int) -> None:
+    def record_environment_stats(self, env_stats: EnvironmentStats, worker_id: int) -> None:
         """Pass stats the environment sent (stats side channel) to the stats reporter.
 
         MOST_RECENT stats of workers other than 0 are dropped, as ML-Agents does, so one
@@ -863,7 +873,7 @@ class AgentManager(AgentProcessor):
 
     def __init__(
         self,
-        policy: Any,
+        policy: TorchPolicy,
         behavior_id: str,
         stats_reporter: StatsReporter,
         max_trajectory_length: int = sys.maxsize,
@@ -876,5 +886,5 @@ class AgentManager(AgentProcessor):
         self.trajectory_queue: AgentManagerQueue[Any] = AgentManagerQueue(
             self._behavior_id, maxlen=trajectory_queue_len
         )
-        self.policy_queue: AgentManagerQueue[Any] = AgentManagerQueue(self._behavior_id)
+        self.policy_queue: AgentManagerQueue[TorchPolicy] = AgentManagerQueue(self._behavior_id)
         self.publish_trajectory_queue(self.trajectory_queue)

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from collections.abc import KeysView
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mlagents_fast.envs.base_env import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlagents_fast.envs.side_channel.stats_side_channel import EnvironmentStats
 from mlagents_fast.trainers.action_info import ActionInfo
 from mlagents_fast.trainers.agent_processor import AgentManager, AgentManagerQueue
+
+if TYPE_CHECKING:
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 
 __all__ = ["AllGroupSpec", "AllStepResult", "EnvManager", "EnvironmentStep"]
 
 logger = logging.getLogger(__name__)
 
-AllStepResult = dict[str, tuple[Any, Any]]
-AllGroupSpec = dict[str, Any]
+AllStepResult = dict[str, tuple[DecisionSteps, TerminalSteps]]
+AllGroupSpec = dict[str, BehaviorSpec]
 
 
 class EnvironmentStep(NamedTuple):
@@ -31,13 +37,13 @@ class EnvironmentStep(NamedTuple):
     """Behavior name -> (DecisionSteps, TerminalSteps)."""
     worker_id: int
     """Index of the environment worker."""
-    brain_name_to_action_info: dict[str, Any]
+    brain_name_to_action_info: dict[str, ActionInfo]
     """Behavior name -> the ActionInfo the agents acted on before this step."""
-    environment_stats: dict[str, list[tuple[float, Any]]]
+    environment_stats: EnvironmentStats
     """Stats the environment sent through the stats side channel."""
 
     @property
-    def name_behavior_ids(self) -> Any:
+    def name_behavior_ids(self) -> KeysView[str]:
         return self.current_all_step_result.keys()
 
     @staticmethod
@@ -49,11 +55,11 @@ class EnvManager(ABC):
     """Steps environments with the current policies and feeds the agent managers."""
 
     def __init__(self) -> None:
-        self.policies: dict[str, Any] = {}
+        self.policies: dict[str, TorchPolicy] = {}
         self.agent_managers: dict[str, AgentManager] = {}
         self.first_step_infos: list[EnvironmentStep] = []
 
-    def set_policy(self, brain_name: str, policy: Any) -> None:
+    def set_policy(self, brain_name: str, policy: TorchPolicy) -> None:
         self.policies[brain_name] = policy
         if brain_name in self.agent_managers:
             self.agent_managers[brain_name].policy = policy
@@ -85,7 +91,7 @@ class EnvManager(ABC):
 
     @property
     @abstractmethod
-    def training_behaviors(self) -> dict[str, Any]:
+    def training_behaviors(self) -> dict[str, BehaviorSpec]:
         """Behavior name -> BehaviorSpec of every behavior seen so far."""
 
     @abstractmethod
@@ -128,9 +134,9 @@ class EnvManager(ABC):
                 manager.record_environment_stats(step_info.environment_stats, step_info.worker_id)
         return len(new_step_infos)
 
-    def _take_step(self, last_step: EnvironmentStep) -> dict[str, Any]:
+    def _take_step(self, last_step: EnvironmentStep) -> dict[str, ActionInfo]:
         """Ask each behavior's policy for the actions of the agents awaiting a decision."""
-        all_action_info: dict[str, Any] = {}
+        all_action_info: dict[str, ActionInfo] = {}
         for brain_name, (decision_steps, _) in last_step.current_all_step_result.items():
             policy = self.policies.get(brain_name)
             if policy is not None:

@@ -28,12 +28,13 @@ import queue as queue_module
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import cloudpickle
 
 from mlagents_fast.envs.env_opener import make_env
+from mlagents_fast.envs.side_channel import SideChannel
 from mlagents_fast.envs.side_channel.engine_configuration_channel import (
     EngineConfig,
     EngineConfigurationChannel,
@@ -41,10 +42,13 @@ from mlagents_fast.envs.side_channel.engine_configuration_channel import (
 from mlagents_fast.envs.side_channel.environment_parameters_channel import (
     EnvironmentParametersChannel,
 )
-from mlagents_fast.envs.side_channel.stats_side_channel import StatsSideChannel
+from mlagents_fast.envs.side_channel.stats_side_channel import EnvironmentStats, StatsSideChannel
 from mlagents_fast.trainers.env_manager import AllStepResult, EnvironmentStep, EnvManager
 from mlagents_fast.trainers.exception import EnvironmentRestartLimitError
 from mlagents_fast.trainers.training_analytics_side_channel import TrainingAnalyticsSideChannel
+
+if TYPE_CHECKING:
+    from mlagents_fast.trainers.settings import RunOptions
 
 __all__ = [
     "DEFAULT_TIMEOUT_WAIT",
@@ -72,15 +76,15 @@ DEFAULT_TIMEOUT_WAIT = 60
 class EnvChannels:
     """The side channels a created environment was given."""
 
-    environment_parameters: Any = attrs.field(default=None)
-    """EnvironmentParametersChannel: environment parameters and samplers."""
-    engine_configuration: Any = attrs.field(default=None)
-    """EngineConfigurationChannel: resolution, time scale, frame rates."""
-    stats: Any = attrs.field(default=None)
-    """StatsSideChannel: stats the environment reports."""
-    training_analytics: Any = attrs.field(default=None)
-    """TrainingAnalyticsSideChannel of worker 0 (None elsewhere, and once the environment said
-    it does not take analytics): as in ML-Agents, only worker 0 tells Unity about the run."""
+    environment_parameters: EnvironmentParametersChannel
+    """Environment parameters and samplers."""
+    engine_configuration: EngineConfigurationChannel
+    """Resolution, time scale, frame rates."""
+    stats: StatsSideChannel
+    """Stats the environment reports."""
+    training_analytics: TrainingAnalyticsSideChannel | None = None
+    """The analytics channel of worker 0 (None elsewhere, and once the environment said it
+    does not take analytics): as in ML-Agents, only worker 0 tells Unity about the run."""
 
     @staticmethod
     def create(
@@ -88,17 +92,17 @@ class EnvChannels:
     ) -> EnvChannels:
         """Fresh channels; the engine channel carries ``engine_settings`` when given, and
         ``with_training_analytics`` adds the run's analytics channel (worker 0 only)."""
-        channels = EnvChannels(
+        engine_configuration = EngineConfigurationChannel()
+        if engine_settings:
+            engine_configuration.set_configuration(EngineConfig(**engine_settings))
+        return EnvChannels(
             environment_parameters=EnvironmentParametersChannel(),
-            engine_configuration=EngineConfigurationChannel(),
+            engine_configuration=engine_configuration,
             stats=StatsSideChannel(),
             training_analytics=TrainingAnalyticsSideChannel() if with_training_analytics else None,
         )
-        if engine_settings:
-            channels.engine_configuration.set_configuration(EngineConfig(**engine_settings))
-        return channels
 
-    def as_list(self) -> list[Any]:
+    def as_list(self) -> list[SideChannel]:
         """In the order ML-Agents hands them to an environment factory."""
         channels = [self.environment_parameters, self.engine_configuration, self.stats]
         if self.training_analytics is not None:
@@ -169,7 +173,9 @@ class EnvFactory:
     """--no-graphics-monitor, passed to a Unity executable."""
 
     @staticmethod
-    def from_options(options: Any, run_seed: int, num_areas: int, log_folder: str) -> EnvFactory:
+    def from_options(
+        options: RunOptions, run_seed: int, num_areas: int, log_folder: str
+    ) -> EnvFactory:
         env_settings = options.env_settings
         engine = options.engine_settings
         env_path = env_settings.env_path
@@ -235,7 +241,7 @@ class EnvironmentResponse(NamedTuple):
 
 class StepResponse(NamedTuple):
     all_step_result: AllStepResult
-    environment_stats: dict[str, Any]
+    environment_stats: EnvironmentStats
 
 
 # --- the environment side -------------------------------------------------------------------
@@ -382,7 +388,7 @@ class WorkerPoolEnvManager(EnvManager):
     def __init__(
         self,
         env_factory: Callable[[int, list[Any]], Any],
-        run_options: Any = None,
+        run_options: RunOptions | None = None,
     ) -> None:
         """
         :param env_factory: ``(worker_id, side_channels) -> BaseEnv``, creates each worker's

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +30,10 @@ from mlagents_fast.trainers.timers import (
 from mlagents_fast.trainers.trainer.trainer import Trainer
 from mlagents_fast.trainers.training_status import GlobalTrainingStatus
 
+if TYPE_CHECKING:
+    from mlagents_fast.trainers.environment_parameter_manager import EnvironmentParameterManager
+    from mlagents_fast.trainers.trainer.trainer_factory import TrainerFactory
+
 __all__ = ["TrainerController"]
 
 logger = logging.getLogger("mlagents_fast.trainers")
@@ -40,10 +44,10 @@ class TrainerController:
 
     def __init__(
         self,
-        trainer_factory: Any,
+        trainer_factory: TrainerFactory,
         output_path: str,
         run_id: str,
-        param_manager: Any,
+        param_manager: EnvironmentParameterManager,
         train: bool,
         training_seed: int,
     ) -> None:

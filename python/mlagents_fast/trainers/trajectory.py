@@ -91,7 +91,7 @@ class AgentStatus(NamedTuple):
     """Observation, action, reward and done of a group mate at one step."""
 
     obs: list[np.ndarray]
-    reward: float
+    reward: float | np.float32
     action: Any  # ActionTuple: .continuous (C,) float32, .discrete (D,) int32
     done: bool
 
@@ -100,7 +100,7 @@ class AgentExperience(NamedTuple):
     """Everything about one agent at one step (ML-Agents' fields, same order)."""
 
     obs: list[np.ndarray]
-    reward: float
+    reward: float | np.float32
     done: bool
     action: Any  # ActionTuple: .continuous (C,), .discrete (D,)
     action_probs: Any  # LogProbsTuple: .continuous (C,), .discrete (D,)
@@ -109,7 +109,7 @@ class AgentExperience(NamedTuple):
     interrupted: bool
     memory: np.ndarray | None
     group_status: list[AgentStatus]
-    group_reward: float
+    group_reward: float | np.float32
 
 
 class ObsUtil:
@@ -156,7 +156,9 @@ class GroupObsUtil:
         """One array per group position, NaN where the mate was absent: from ragged entries
         (ML-Agents' layout) or from a numeric ``(L, W, ...)`` column."""
         if field.contains_lists or field.row_shape is None:
-            return field.padded_to_batch(pad_value=np.nan)
+            per_mate = field.padded_to_batch(pad_value=np.nan)
+            assert isinstance(per_mate, list)  # a group field: one array per position
+            return per_mate
         rows = np.asarray(field, dtype=np.float32)
         return [rows[:, j] for j in range(rows.shape[1])]
 
@@ -988,11 +990,13 @@ class TrajectoryBatch:
         dones = np.zeros(int(offsets[-1]), dtype=bool)
         dones[ends] = terminated
 
+        obs_columns = []
+        for k in range(num_obs):
+            column = _concatenated([t.obs[k] for t in columnar], lengths, f"obs[{k}]")
+            assert column is not None  # every trajectory has every observation
+            obs_columns.append(column)
         combined = ColumnarTrajectory(
-            obs=[
-                _concatenated([t.obs[k] for t in columnar], lengths, f"obs[{k}]")
-                for k in range(num_obs)
-            ],
+            obs=obs_columns,
             next_obs=list(columnar[-1].next_obs),
             rewards=field("rewards"),
             dones=dones,

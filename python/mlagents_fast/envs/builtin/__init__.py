@@ -118,7 +118,7 @@ def _behavior_spec(behavior: dict) -> BehaviorSpec:
     return BehaviorSpec(observation_specs, action_spec)
 
 
-def _split_records(data: bytes) -> list[tuple[uuid.UUID, bytes]]:
+def _split_records(data: bytes | bytearray) -> list[tuple[uuid.UUID, bytes]]:
     """Split side-channel bytes (docs/protocol.md section 8) into (channel id, payload) records."""
     records = []
     offset = 0

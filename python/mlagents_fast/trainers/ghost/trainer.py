@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ from mlagents_fast.trainers.behavior_id_utils import (
 from mlagents_fast.trainers.stats import StatsPropertyType
 from mlagents_fast.trainers.trainer.trainer import Trainer
 from mlagents_fast.trainers.training_status import GlobalTrainingStatus, StatusType
+
+if TYPE_CHECKING:
+    from mlagents_fast.envs.base_env import BehaviorSpec
+    from mlagents_fast.trainers.ghost.controller import GhostController
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 
 __all__ = ["GhostTrainer"]
 
@@ -105,7 +110,7 @@ class GhostTrainer(Trainer):
         self,
         trainer: Any,
         brain_name: str,
-        controller: Any,
+        controller: GhostController,
         reward_buff_cap: int,
         trainer_settings: Any,
         training: bool,
@@ -379,7 +384,9 @@ class GhostTrainer(Trainer):
         GlobalTrainingStatus.set_parameter_state(self.brain_name, StatusType.ELO, self.current_elo)
         self.trainer.save_model()
 
-    def create_policy(self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: Any) -> Any:
+    def create_policy(
+        self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: BehaviorSpec
+    ) -> TorchPolicy:
         """A policy for ``parsed_behavior_id``'s team, made by the wrapped trainer. The first
         team seen (and any later behavior of that same team) is also the wrapped trainer's
         own, trained one; other teams start from its weights."""
@@ -396,14 +403,16 @@ class GhostTrainer(Trainer):
             self._learning_team = self.controller.get_learning_team
             self.wrapped_trainer_team = team_id
         else:
-            policy.load_weights(self.trainer.get_policy(parsed_behavior_id).get_weights())
+            policy.load_weights(
+                self.trainer.get_policy(parsed_behavior_id.behavior_id).get_weights()
+            )
         return policy
 
     def create_optimizer(self) -> Any:
         """The wrapped trainer owns the optimizer."""
         return None
 
-    def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
+    def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: TorchPolicy) -> None:
         """Remember ``policy`` as the one ``parsed_behavior_id``'s agents run."""
         self._name_to_parsed_behavior_id[parsed_behavior_id.behavior_id] = parsed_behavior_id
         self.policies[parsed_behavior_id.behavior_id] = policy

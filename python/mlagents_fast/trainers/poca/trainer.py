@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,11 @@ from mlagents_fast.trainers.stats import StatsAggregationMethod
 from mlagents_fast.trainers.trainer.on_policy_trainer import OnPolicyTrainer
 from mlagents_fast.trainers.trainer.trainer_utils import compute_lambda_returns_ragged
 from mlagents_fast.trainers.trajectory import TrajectoryBatch, group_width, pad_group_fields
+
+if TYPE_CHECKING:
+    from mlagents_fast.envs.base_env import BehaviorSpec
+    from mlagents_fast.trainers.poca.optimizer_torch import TorchPOCAOptimizer
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 
 __all__ = ["TRAINER_NAME", "POCASettings", "POCATrainer"]
 
@@ -160,12 +165,14 @@ class POCATrainer(OnPolicyTrainer):
         super().end_episode()
         self.collected_group_rewards.clear()
 
-    def create_optimizer(self) -> Any:
+    def create_optimizer(self) -> TorchPOCAOptimizer:
         from mlagents_fast.trainers.poca.optimizer_torch import TorchPOCAOptimizer
 
         return TorchPOCAOptimizer(self.policy, self.trainer_settings)
 
-    def create_policy(self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: Any) -> Any:
+    def create_policy(
+        self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: BehaviorSpec
+    ) -> TorchPolicy:
         """A TorchPolicy with an unsquashed Gaussian (continuous) / categorical actor: the
         policy each agent runs on its own observations (what is exported to ONNX)."""
         from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
@@ -179,7 +186,7 @@ class POCATrainer(OnPolicyTrainer):
             {"conditional_sigma": False, "tanh_squash": False},
         )
 
-    def get_policy(self, name_behavior_id: str) -> Any:
+    def get_policy(self, name_behavior_id: str) -> TorchPolicy:
         return self.policy
 
     @staticmethod

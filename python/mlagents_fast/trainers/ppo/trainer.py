@@ -11,7 +11,7 @@ Proximal Policy Optimization: Schulman et al. 2017, https://arxiv.org/abs/1707.0
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from mlagents_fast.trainers.settings import PPOSettings  # re-exported here as i
 from mlagents_fast.trainers.trainer.on_policy_trainer import OnPolicyTrainer
 from mlagents_fast.trainers.trainer.trainer_utils import compute_gae_ragged
 from mlagents_fast.trainers.trajectory import TrajectoryBatch
+
+if TYPE_CHECKING:
+    from mlagents_fast.envs.base_env import BehaviorSpec
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+    from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
 
 __all__ = ["TRAINER_NAME", "PPOSettings", "PPOTrainer"]
 
@@ -101,12 +106,14 @@ class PPOTrainer(OnPolicyTrainer):
         self._append_batch_to_update_buffer(batch)
         self._credit_rewards(batch, rewards)
 
-    def create_optimizer(self) -> Any:
+    def create_optimizer(self) -> TorchPPOOptimizer:
         from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
 
         return TorchPPOOptimizer(self.policy, self.trainer_settings)
 
-    def create_policy(self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: Any) -> Any:
+    def create_policy(
+        self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: BehaviorSpec
+    ) -> TorchPolicy:
         """A TorchPolicy with an unsquashed Gaussian (continuous) / categorical actor."""
         from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
         from mlagents_fast.trainers.torch_entities.networks import SimpleActor
@@ -128,7 +135,7 @@ class PPOTrainer(OnPolicyTrainer):
             actor_kwargs,
         )
 
-    def get_policy(self, name_behavior_id: str) -> Any:
+    def get_policy(self, name_behavior_id: str) -> TorchPolicy:
         return self.policy
 
     @staticmethod

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -18,6 +18,12 @@ from mlagents_fast.trainers.stats import StatsAggregationMethod, StatsPropertyTy
 from mlagents_fast.trainers.timers import hierarchical_timer, timed
 from mlagents_fast.trainers.trainer.trainer import Trainer
 from mlagents_fast.trainers.trajectory import TrajectoryBatch
+
+if TYPE_CHECKING:
+    from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
+    from mlagents_fast.trainers.model_saver.torch_model_saver import TorchModelSaver
+    from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
 
 __all__ = ["RLTrainer", "next_interval_step"]
 
@@ -51,6 +57,9 @@ class RLTrainer(Trainer):
     #: Whether the batch path reads the group mates' columns (multi-agent trainers): batches
     #: are built with them (``TrajectoryBatch.from_trajectories(group_fields=True)``).
     reads_group_fields = False
+
+    #: The behavior's policy once the environment announced it (set by the subclasses).
+    policy: TorchPolicy | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +111,7 @@ class RLTrainer(Trainer):
     def _is_ready_update(self) -> bool:
         """Whether the update buffer holds enough experience to update."""
 
-    def _attach_policy(self, parsed_behavior_id: Any, policy: Any) -> None:
+    def _attach_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: TorchPolicy) -> None:
         """Make ``policy`` this trainer's one policy, create its optimizer and load (or
         initialize) both through the model saver; shared by the on- and off-policy trainers."""
         if self.policy is not None:
@@ -121,11 +130,11 @@ class RLTrainer(Trainer):
         self.model_saver.initialize_or_load()
 
     @abc.abstractmethod
-    def create_optimizer(self) -> Any:
+    def create_optimizer(self) -> TorchOptimizer:
         """Create the optimizer of :attr:`policy`."""
 
     @staticmethod
-    def create_model_saver(trainer_settings: Any, model_path: str, load: bool) -> Any:
+    def create_model_saver(trainer_settings: Any, model_path: str, load: bool) -> TorchModelSaver:
         from mlagents_fast.trainers.model_saver.torch_model_saver import TorchModelSaver
 
         return TorchModelSaver(trainer_settings, model_path, load)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import abc
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlagents_fast.trainers.agent_processor import AgentManagerQueue
 from mlagents_fast.trainers.behavior_id_utils import BehaviorIdentifiers
 from mlagents_fast.trainers.stats import StatsReporter
+
+if TYPE_CHECKING:
+    from mlagents_fast.envs.base_env import BehaviorSpec
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+    from mlagents_fast.trainers.settings import TrainerSettings
 
 __all__ = ["Trainer"]
 
@@ -40,12 +45,12 @@ class Trainer(abc.ABC):
         self.is_training = training
         self.load = load
         self._reward_buffer: deque[float] = deque(maxlen=reward_buff_cap)
-        self.policy_queues: list[AgentManagerQueue[Any]] = []
+        self.policy_queues: list[AgentManagerQueue[TorchPolicy]] = []
         self.trajectory_queues: list[AgentManagerQueue[Any]] = []
         self._step: int = 0
         self.artifact_path = artifact_path
         self.summary_freq = self.trainer_settings.summary_freq
-        self.policies: dict[str, Any] = {}
+        self.policies: dict[str, TorchPolicy] = {}
 
     @property
     def stats_reporter(self) -> StatsReporter:
@@ -53,7 +58,7 @@ class Trainer(abc.ABC):
         return self._stats_reporter
 
     @property
-    def parameters(self) -> Any:
+    def parameters(self) -> TrainerSettings:
         """The TrainerSettings of this trainer."""
         return self.trainer_settings
 
@@ -91,14 +96,16 @@ class Trainer(abc.ABC):
         """The environment was reset: forget per-episode accumulators."""
 
     @abc.abstractmethod
-    def create_policy(self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: Any) -> Any:
+    def create_policy(
+        self, parsed_behavior_id: BehaviorIdentifiers, behavior_spec: BehaviorSpec
+    ) -> TorchPolicy:
         """Create a policy for ``behavior_spec``."""
 
     @abc.abstractmethod
-    def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: Any) -> None:
+    def add_policy(self, parsed_behavior_id: BehaviorIdentifiers, policy: TorchPolicy) -> None:
         """Attach ``policy`` to this trainer."""
 
-    def get_policy(self, name_behavior_id: str) -> Any:
+    def get_policy(self, name_behavior_id: str) -> TorchPolicy:
         """The policy of the fully qualified ``name_behavior_id``."""
         return self.policies[name_behavior_id]
 
@@ -106,7 +113,7 @@ class Trainer(abc.ABC):
     def advance(self) -> None:
         """Ingest queued trajectories, update the policy when ready, publish new policies."""
 
-    def publish_policy_queue(self, policy_queue: AgentManagerQueue[Any]) -> None:
+    def publish_policy_queue(self, policy_queue: AgentManagerQueue[TorchPolicy]) -> None:
         """Put each updated policy on ``policy_queue`` too."""
         self.policy_queues.append(policy_queue)
 

@@ -24,7 +24,7 @@ import importlib.metadata
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from mlagents_fast.trainers.exception import TrainerConfigError
 from mlagents_fast.trainers.ghost.controller import GhostController
@@ -186,7 +186,9 @@ class TrainerFactory:
             )
         min_lesson_length = param_manager.get_minimum_reward_buffer_size(brain_name)
         artifact_path = os.path.join(output_path, brain_name)
-        trainer = trainer_cls(
+        # Trainer types (plugins' too) take ML-Agents' RLTrainer arguments; the abstract
+        # Trainer base class has a shorter constructor.
+        trainer = cast(Callable[..., Trainer], trainer_cls)(
             brain_name,
             min_lesson_length,
             trainer_settings,
