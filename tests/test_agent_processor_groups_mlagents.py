@@ -237,7 +237,7 @@ def test_group_columns_hold_what_the_steps_view_shows():
 
 @pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 def test_group_statuses_match_ml_agents_agent_processor(tmp_path):
     out = tmp_path / "anchor.npz"

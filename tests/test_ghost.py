@@ -215,7 +215,7 @@ def test_session_trace_covers_swaps_saves_team_changes_and_elo():
 
 @pytest.mark.skipif(
     not ANCHOR_PYTHON.exists(),
-    reason="ML-Agents 1.1.0 anchor venv not built (../shared/anchors/mlagents-venv.sh)",
+    reason="ML-Agents 1.1.0 anchor venv not built (docs/reference-venvs.md)",
 )
 def test_ghost_trainer_matches_ml_agents_step_by_step(tmp_path):
     out = tmp_path / "trace.npy"
