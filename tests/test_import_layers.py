@@ -88,11 +88,7 @@ DEFERRABLE = {
 }
 # Modules other branches are rewriting right now (session 3), whose imports inside functions
 # are moved when those land. This list only shrinks.
-DEFERRED_IMPORTS_PENDING = {
-    "mlagents_fast.trainers.agent_processor",
-    "mlagents_fast.trainers.run",
-    "mlagents_fast.trainers.trajectory",
-}
+DEFERRED_IMPORTS_PENDING = {"mlagents_fast.trainers.run"}
 # Optional extras: a module that needs one may fail to import where it is not installed.
 OPTIONAL = {"gymnasium", "pettingzoo", "ray", "onnxruntime"}
 

@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
+from mlagents_fast.envs.base_env import ActionTuple
 from mlagents_fast.trainers.behavior_id_utils import get_global_agent_id
-from mlagents_fast.trainers.stats import StatsReporter
+from mlagents_fast.trainers.stats import StatsAggregationMethod, StatsReporter
+from mlagents_fast.trainers.trajectory import ColumnarTrajectory
 
 if TYPE_CHECKING:
     from mlagents_fast.envs.base_env import DecisionSteps, TerminalSteps
@@ -688,11 +690,9 @@ class AgentProcessor:
         done: bool,
         interrupted: bool,
         next_group_obs: list[np.ndarray] | None = None,
-    ) -> Any:
+    ) -> ColumnarTrajectory:
         """Copy the slot's rows into one columnar trajectory (with its group mates' columns,
         as wide as the most mates it had, when the behavior has groups)."""
-        from mlagents_fast.trainers.trajectory import ColumnarTrajectory
-
         columns = self._columns
         assert columns is not None
         length = int(columns.lengths[slot])
@@ -745,8 +745,6 @@ class AgentProcessor:
         MOST_RECENT stats of workers other than 0 are dropped, as ML-Agents does, so one
         worker's value does not flicker with another's.
         """
-        from mlagents_fast.trainers.stats import StatsAggregationMethod
-
         for stat_name, value_list in env_stats.items():
             for value, aggregation in value_list:
                 if aggregation == StatsAggregationMethod.MOST_RECENT and worker_id != 0:
@@ -796,9 +794,7 @@ def _rows_or_empty(array: np.ndarray | None, rows: np.ndarray, dtype: Any) -> np
     return np.asarray(array)[rows]
 
 
-def _take_rows(action: Any, rows: list[int]) -> Any:
-    from mlagents_fast.envs.base_env import ActionTuple
-
+def _take_rows(action: ActionTuple, rows: list[int]) -> ActionTuple:
     return ActionTuple(
         continuous=None if action.continuous is None else action.continuous[rows],
         discrete=None if action.discrete is None else action.discrete[rows],

@@ -66,6 +66,7 @@ from typing import Any, NamedTuple, overload
 import attrs
 import numpy as np
 
+from mlagents_fast.envs.base_env import ActionTuple
 from mlagents_fast.exceptions import InvalidArgumentError
 from mlagents_fast.trainers.buffer import (
     AgentBuffer,
@@ -536,8 +537,6 @@ class ColumnarTrajectory:
         return bool(np.all(np.asarray(self.group_dones)[-1, :count]))
 
     def _group_status(self, t: int) -> list[AgentStatus]:
-        from mlagents_fast.envs.base_env import ActionTuple
-
         if self.group_counts is None:
             return []
         assert self.group_obs is not None
@@ -559,7 +558,6 @@ class ColumnarTrajectory:
 
     def _experience(self, t: int) -> AgentExperience:
         """Step ``t`` as ML-Agents' AgentExperience (field types as ML-Agents gives them)."""
-        from mlagents_fast.envs.base_env import ActionTuple
         from mlagents_fast.trainers.torch_entities.action_log_probs import LogProbsTuple
 
         action_mask = None
