@@ -60,8 +60,8 @@ def module_device(module: nn.Module) -> torch.device:
     """The device of ``module``'s first parameter or buffer (cpu for a module with neither)."""
     for tensor in module.parameters():
         return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
