@@ -49,8 +49,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("envs", ["mlagents_fast.envs"]),
     # The run's settings: a leaf of the trainers, read by the CLI, never reading it.
     ("settings", ["mlagents_fast.trainers.exception", "mlagents_fast.trainers.settings"]),
-    # Networks, policies, optimizers, trainers, env managers, the trainer controller.
-    ("trainers", ["mlagents_fast.trainers"]),
+    # Networks, policies, optimizers, trainers, env managers, the trainer controller; the torch
+    # device helpers they share (ML-Agents' mlagents.torch_utils).
+    ("trainers", ["mlagents_fast.trainers", "mlagents_fast.torch_utils"]),
     # Command-line programs: they may use everything, nothing uses them.
     (
         "programs",
