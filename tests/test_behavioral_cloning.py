@@ -204,3 +204,51 @@ def test_bc_runs_inside_ppo_and_sac(tmp_path, hybrid_demo, trainer_type):
     events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
     data = b"".join((behavior_dir / f).read_bytes() for f in events)
     assert b"Losses/Pretraining Loss" in data
+
+
+@pytest.mark.parametrize("trainer_type", ["ppo", "sac"])
+def test_recurrent_training_with_bc_and_gail(tmp_path, hybrid_demo, trainer_type):
+    """An LSTM policy trained by BC and rewarded by GAIL; the discriminator has no memory
+    (ML-Agents drops it from GAIL's network settings) and is saved with the checkpoint."""
+    hyperparameters = {"batch_size": 32, "buffer_size": 128, "learning_rate": 3e-3}
+    if trainer_type == "sac":
+        hyperparameters.update(buffer_init_steps=64, steps_per_update=16)
+    memory = {"sequence_length": 8, "memory_size": 16}
+    options = RunOptions.from_dict(
+        {
+            "behaviors": {
+                "GoalSeeker1DHybrid": {
+                    "trainer_type": trainer_type,
+                    "hyperparameters": hyperparameters,
+                    "network_settings": {"hidden_units": 16, "num_layers": 1, "memory": memory},
+                    "reward_signals": {
+                        "extrinsic": {"strength": 1.0},
+                        "gail": {
+                            "demo_path": hybrid_demo,
+                            "strength": 0.1,
+                            "network_settings": {"hidden_units": 16, "memory": memory},
+                        },
+                    },
+                    "behavioral_cloning": {
+                        "demo_path": hybrid_demo,
+                        "strength": 0.5,
+                        "num_epoch": 1,
+                        "samples_per_update": 64,
+                    },
+                    "max_steps": 300,
+                    "time_horizon": 16,
+                    "summary_freq": 300,
+                }
+            }
+        }
+    )
+    env = make_env("builtin:GoalSeeker1DHybrid", seed=1, num_areas=1)
+    result = train(env, options, run_id="lstm", results_dir=str(tmp_path), seed=1)
+    assert result.steps["GoalSeeker1DHybrid"] >= 300
+    behavior_dir = tmp_path / "lstm" / "GoalSeeker1DHybrid"
+    events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
+    data = b"".join((behavior_dir / f).read_bytes() for f in events)
+    assert b"Losses/Pretraining Loss" in data and b"Losses/GAIL Loss" in data
+    state = torch.load(behavior_dir / "checkpoint.pt", weights_only=True)
+    assert any("lstm" in name for name in state["Policy"])
+    assert state["Module:GAIL"] and not any("lstm" in name for name in state["Module:GAIL"])
