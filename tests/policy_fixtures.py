@@ -4,6 +4,7 @@ hand-made training batches in the ML-Agents buffer layout."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from mlagents_fast.envs.base_env import (
@@ -180,3 +181,10 @@ def single_thread_torch() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def tensorboard_event_bytes(behavior_dir) -> bytes:
+    """The raw bytes of every TensorBoard event file in a behavior's results folder: enough
+    to check which stats a run wrote (their names appear as plain text)."""
+    folder = Path(behavior_dir)
+    return b"".join(path.read_bytes() for path in sorted(folder.glob("events.out.tfevents*")))

@@ -21,7 +21,7 @@ from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import BehavioralCloningSettings, RunOptions
 from mlagents_fast.trainers.torch_entities.components.bc import BCModule
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
-from policy_fixtures import network_settings, single_thread_torch
+from policy_fixtures import network_settings, single_thread_torch, tensorboard_event_bytes
 from repo_paths import FIXTURES
 
 single_thread_torch()
@@ -201,8 +201,7 @@ def test_bc_runs_inside_ppo_and_sac(tmp_path, hybrid_demo, trainer_type):
     result = train(env, options, run_id="bc", results_dir=str(tmp_path), seed=1)
     assert result.steps["GoalSeeker1DHybrid"] >= 400
     behavior_dir = tmp_path / "bc" / "GoalSeeker1DHybrid"
-    events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
-    data = b"".join((behavior_dir / f).read_bytes() for f in events)
+    data = tensorboard_event_bytes(behavior_dir)
     assert b"Losses/Pretraining Loss" in data
 
 
@@ -246,8 +245,7 @@ def test_recurrent_training_with_bc_and_gail(tmp_path, hybrid_demo, trainer_type
     result = train(env, options, run_id="lstm", results_dir=str(tmp_path), seed=1)
     assert result.steps["GoalSeeker1DHybrid"] >= 300
     behavior_dir = tmp_path / "lstm" / "GoalSeeker1DHybrid"
-    events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
-    data = b"".join((behavior_dir / f).read_bytes() for f in events)
+    data = tensorboard_event_bytes(behavior_dir)
     assert b"Losses/Pretraining Loss" in data and b"Losses/GAIL Loss" in data
     state = torch.load(behavior_dir / "checkpoint.pt", weights_only=True)
     assert any("lstm" in name for name in state["Policy"])

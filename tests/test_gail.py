@@ -29,7 +29,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers import (
     create_reward_provider,
 )
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
-from policy_fixtures import network_settings, single_thread_torch
+from policy_fixtures import network_settings, single_thread_torch, tensorboard_event_bytes
 from repo_paths import FIXTURES
 
 single_thread_torch()
@@ -234,8 +234,7 @@ def test_gail_trains_in_ppo_and_sac(tmp_path, goal_seeker_demo, trainer_type):
     result = train(env, options, run_id="gail", results_dir=str(tmp_path), seed=1)
     assert result.steps["GoalSeeker1D"] >= 600
     behavior_dir = tmp_path / "gail" / "GoalSeeker1D"
-    events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
-    data = b"".join((behavior_dir / f).read_bytes() for f in events)
+    data = tensorboard_event_bytes(behavior_dir)
     # The discriminator was trained (its loss reported) and its reward used (its value).
     assert b"Losses/GAIL Loss" in data
     assert b"Policy/GAIL Reward" in data or b"Policy/Gail Reward" in data

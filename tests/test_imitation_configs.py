@@ -40,7 +40,7 @@ from mlagents_fast.trainers.torch_entities.components.reward_providers import (
     GAILRewardProvider,
 )
 from mlagents_fast.trainers.torch_entities.networks import SimpleActor
-from policy_fixtures import single_thread_torch
+from policy_fixtures import single_thread_torch, tensorboard_event_bytes
 from repo_paths import CONFIG_DIR, FIXTURES
 
 single_thread_torch()
@@ -177,8 +177,7 @@ def test_imitation_config_builds_and_trains(tmp_path, crawler_demo, name):
     result = train(env, options, run_id=name, results_dir=str(tmp_path), seed=1)
     assert result.steps[name] >= settings.max_steps
     behavior_dir = tmp_path / name / name
-    events = [f for f in os.listdir(behavior_dir) if f.startswith("events.out.tfevents")]
-    data = b"".join((behavior_dir / f).read_bytes() for f in events)
+    data = tensorboard_event_bytes(behavior_dir)
     assert b"Losses/GAIL Loss" in data
     assert (b"Losses/Pretraining Loss" in data) == (settings.behavioral_cloning is not None)
     assert (tmp_path / name / f"{name}.onnx").is_file()

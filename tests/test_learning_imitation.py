@@ -23,6 +23,7 @@ from mlagents_fast.trainers.run import train
 from mlagents_fast.trainers.settings import RunOptions
 from policy_fixtures import single_thread_torch
 from repo_paths import FIXTURES
+from test_learning_trainers import final_reward, ppo_goal_seeker
 
 pytestmark = pytest.mark.learning
 
@@ -81,11 +82,6 @@ def test_behavioral_cloning_alone_balances_3dball_from_the_unity_demonstration(t
     assert cloned >= 10.0, (cloned, random)
 
 
-def final_reward(result, behavior: str, summaries: int = 2) -> float:
-    rewards = [reward for _, reward in result.reward_history[behavior][-summaries:]]
-    return sum(rewards) / len(rewards)
-
-
 def test_gail_with_extrinsic_learns_a_sparse_goal_faster_than_extrinsic_alone(tmp_path):
     """GoalSeeker1DDiscrete with the goal 6 away: +1 only at the goal, which needs 29 of
     the 40 decisions spent moving towards it, so random moves never get there (-0.39 per
@@ -109,22 +105,8 @@ def test_gail_with_extrinsic_learns_a_sparse_goal_faster_than_extrinsic_alone(tm
     assert demo.mean_reward > 0.5  # the expert reaches the goal (episodes cut at the end aside)
 
     def train_with(reward_signals: dict, run_id: str):
-        settings = {
-            "trainer_type": "ppo",
-            "hyperparameters": {
-                "batch_size": 128,
-                "buffer_size": 1024,
-                "learning_rate": 3.0e-3,
-                "beta": 5.0e-3,
-                "num_epoch": 3,
-                "learning_rate_schedule": "constant",
-            },
-            "network_settings": {"hidden_units": 32, "num_layers": 2, "normalize": False},
-            "reward_signals": reward_signals,
-            "max_steps": 12_000,
-            "time_horizon": 64,
-            "summary_freq": 2000,
-        }
+        settings = ppo_goal_seeker(12_000)
+        settings["reward_signals"] = reward_signals
         options = RunOptions.from_dict(
             {
                 "behaviors": {behavior: settings},
