@@ -204,3 +204,21 @@ def test_the_in_process_environment_of_a_single_env_run_is_worker_0(tmp_path):
         "TrainingBehaviorInitialized",
     ]
     assert sent[0]["num_envs"] == 1
+
+
+def test_the_run_options_training_device_type_is_reported():
+    def sent_device(device):
+        options = RunOptions.from_dict({"torch_settings": {"device": device}})
+        channel = TrainingAnalyticsSideChannel()
+        channel.environment_initialized(options)
+        message = training_analytics_pb2.TrainingEnvironmentInitialized()
+        assert AnyProto.FromString(bytes(channel.message_queue[0])).Unpack(message)
+        return message.torch_device_type
+
+    # What the run was told to use (the trainer checked it before the workers started), not
+    # the default of the (spawned) worker process.
+    assert sent_device("cuda:1") == "cuda"
+    assert sent_device("cpu") == "cpu"
+    import torch
+
+    assert sent_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")

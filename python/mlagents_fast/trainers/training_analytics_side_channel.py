@@ -103,7 +103,6 @@ class TrainingAnalyticsSideChannel(DefaultTrainingAnalyticsSideChannel):
         from mlagents_fast.envs.communicator_objects.training_analytics_pb2 import (
             TrainingEnvironmentInitialized,
         )
-        from mlagents_fast.torch_utils import default_device
 
         self.run_options = run_options
         parameters = run_options.environment_parameters
@@ -113,12 +112,26 @@ class TrainingAnalyticsSideChannel(DefaultTrainingAnalyticsSideChannel):
                 mlagents_version=__version__,
                 mlagents_envs_version=MLAGENTS_ENVS_VERSION,
                 torch_version=torch.__version__,
-                torch_device_type=default_device().type,
+                torch_device_type=self._device_type(run_options),
                 num_envs=run_options.env_settings.num_envs,
                 num_environment_parameters=len(parameters) if parameters else 0,
                 run_options=json.dumps(self._sanitize_run_options(run_options)),
             )
         )
+
+    @staticmethod
+    def _device_type(run_options: Any) -> str:
+        """The type of the training device (``cuda``, ``cpu``, ...) from the run options, not
+        this process's default: worker 0 is a spawned process that never set one."""
+        import torch
+
+        from mlagents_fast.torch_utils import resolve_device
+
+        name = getattr(getattr(run_options, "torch_settings", None), "device", None)
+        try:
+            return resolve_device(None).type if name is None else torch.device(name).type
+        except (RuntimeError, TypeError, ValueError):
+            return "Unknown"
 
     def training_started(self, behavior_name: str, config: Any) -> None:
         """Queue ``TrainingBehaviorInitialized`` for the trainer of ``behavior_name``."""
