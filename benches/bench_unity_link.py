@@ -35,7 +35,7 @@ LABELS = {
 
 def decode_steps(data: bytes, specs: dict):
     decoded = decode_output(data, specs)
-    return steps_from_decoded(decoded["behaviors"][0])
+    return steps_from_decoded(decoded.behaviors[0])
 
 
 def main() -> None:
@@ -44,8 +44,9 @@ def main() -> None:
         mlagents = run_reference(mlagents_python(), "ref_mlagents_unity_link.py", folder) or {}
     for workload, (repeat, number) in (("vector", (60, 10)), ("png", (60, 5))):
         announce, steady = build_messages(workload)
-        behavior = decode_output(announce, {})["behaviors"][0]
-        specs = {BEHAVIOR: behavior_spec_from_decoded(behavior[1])}
+        new_spec = decode_output(announce, {}).behaviors[0].new_spec
+        assert new_spec is not None
+        specs = {BEHAVIOR: behavior_spec_from_decoded(new_spec)}
         decision, _ = decode_steps(steady, specs)
         assert len(decision) > 0 and np.isfinite(decision.obs[0]).all()
         ours_s = best_time(partial(decode_steps, steady, specs), repeat=repeat, number=number)

@@ -156,8 +156,8 @@ def test_png_of_the_wrong_size_is_refused_before_decoding():
 def test_zero_dimension_next_to_small_ones_is_an_empty_observation():
     data = message([floats([0, 4], ()), floats([2], (1.0, 2.0))])
     decoded = decode_output(data, {})
-    spec = rpc_utils.behavior_spec_from_decoded(decoded["behaviors"][0][1], "H")
-    decision, _ = rpc_utils.steps_from_decoded(decoded["behaviors"][0])
+    spec = rpc_utils.behavior_spec_from_decoded(decoded.behaviors[0].new_spec, "H")
+    decision, _ = rpc_utils.steps_from_decoded(decoded.behaviors[0])
     assert spec.observation_specs[0].shape == (0, 4)
     assert decision.obs[0].shape == (1, 0, 4)
     np.testing.assert_array_equal(decision.obs[1], [[1.0, 2.0]])
@@ -180,7 +180,7 @@ def test_unknown_enum_values_are_protocol_errors(fields, match):
 def test_known_values_still_decode():
     obs = floats([2, 3], [0.0] * 6, dimension_properties=[4, 1], observation_type=1, name="E")
     decoded = decode_output(message([obs]), {})
-    spec = rpc_utils.behavior_spec_from_decoded(decoded["behaviors"][0][1], "H")
+    spec = rpc_utils.behavior_spec_from_decoded(decoded.behaviors[0].new_spec, "H")
     assert spec.observation_specs[0].observation_type.name == "GOAL_SIGNAL"
     assert [p.name for p in spec.observation_specs[0].dimension_property] == [
         "VARIABLE_SIZE",
@@ -209,7 +209,7 @@ def test_limits_can_be_raised_for_a_scene_that_needs_more(restore_limits):
     limits = set_decode_limits(max_png_pixels=1200)
     assert limits.as_dict()["max_png_pixels"] == 1200
     assert get_decode_limits() is limits
-    assert decode_output(data, {})["behaviors"][0][2][0][0].shape == (3, 3, 40, 30)
+    assert decode_output(data, {}).behaviors[0].decision.obs[0].shape == (3, 3, 40, 30)
     with pytest.raises(InvalidArgumentError, match="unknown decoder limit"):
         set_decode_limits(max_pixels=5)
     with pytest.raises(InvalidArgumentError, match="max_agents: must be at least 1"):

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 from mlagents_fast import _native
+from mlagents_fast.envs import rpc_utils
 from mlagents_fast.envs.base_env import (
     ActionSpec,
     BehaviorSpec,
@@ -48,7 +49,7 @@ PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 def decode_behavior(data, specs=None):
     decoded = decode_output(data, specs or {})
-    return decoded, {b[0]: b for b in decoded["behaviors"]}
+    return decoded, {b.name: b for b in decoded.behaviors}
 
 
 def test_protocol_b5_example():
@@ -58,8 +59,8 @@ def test_protocol_b5_example():
         brains=[brain("Ex?team=0", continuous=1, branches=(3,))],
     )
     decoded, behaviors = decode_behavior(first)
-    assert decoded["status"] == 200 and decoded["has_output"]
-    spec = behavior_spec_from_decoded(behaviors["Ex?team=0"][1])
+    assert decoded.status == 200 and decoded.has_output
+    spec = behavior_spec_from_decoded(behaviors["Ex?team=0"].new_spec)
     assert spec.action_spec == ActionSpec(1, (3,))
     assert spec.observation_specs == [
         ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "VectorSensor")
@@ -77,12 +78,47 @@ def test_protocol_b5_example():
         {"Ex?team=0": [agent(7, [vector_obs([0.0, 0.0])], reward=1.0, done=True, max_step=True)]}
     )
     _, behaviors = decode_behavior(second, {"Ex?team=0": spec})
-    assert behaviors["Ex?team=0"][1] is None  # already known: no new spec
+    assert behaviors["Ex?team=0"].new_spec is None  # already known: no new spec
     decision, terminal = steps_from_decoded(behaviors["Ex?team=0"])
     np.testing.assert_array_equal(terminal.agent_id, [7])
     np.testing.assert_array_equal(terminal.reward, [1.0])
     np.testing.assert_array_equal(terminal.interrupted, [True])
     assert decision.action_mask is None and len(decision) == 0
+
+
+def test_decoded_results_are_named_read_only_types():
+    data = unity_message(
+        {"Ex": [agent(7, [vector_obs([0.5, -0.5])], mask=[False, True, False])]},
+        brains=[brain("Ex", continuous=1, branches=(3,))],
+        side_channel=b"\x05",
+    )
+    decoded = decode_output(data, {})
+    assert isinstance(decoded, rpc_utils.DecodedOutput)
+    assert (decoded.status, decoded.has_output, decoded.side_channel) == (200, True, b"\x05")
+    (behavior,) = decoded.behaviors
+    assert isinstance(behavior, rpc_utils.DecodedBehavior) and behavior.name == "Ex"
+    assert behavior.discrete_branches == (3,)
+    np.testing.assert_array_equal(behavior.action_mask, [[False, True, False]])
+    spec = behavior.new_spec
+    assert isinstance(spec, rpc_utils.DecodedSpec)
+    assert (spec.continuous_size, spec.discrete_branches) == (1, (3,))
+    (observation,) = spec.observations
+    assert isinstance(observation, rpc_utils.DecodedObservation)
+    assert (observation.shape, observation.name) == ((2,), "VectorSensor")
+    assert isinstance(observation.observation_type, int)
+    decision, terminal = behavior.decision, behavior.terminal
+    assert isinstance(decision, rpc_utils.DecodedSteps)
+    assert (len(decision), len(terminal)) == (1, 0)
+    np.testing.assert_array_equal(decision.obs[0], [[0.5, -0.5]])
+    assert decision.agent_id.dtype == np.int32 and decision.interrupted.dtype == np.bool_
+    brains = decoded.init_output.brain_parameters
+    assert [type(b) for b in brains] == [rpc_utils.DecodedBrainParameters]
+    assert (brains[0].brain_name, brains[0].continuous_size) == ("Ex", 1)
+    assert "name='Ex'" in repr(behavior) and "<1 agents>" in repr(behavior)
+    assert "shape=(2,)" in repr(spec)
+    for frozen, attribute in ((decoded, "status"), (behavior, "name"), (decision, "reward")):
+        with pytest.raises(AttributeError):
+            setattr(frozen, attribute, None)
 
 
 def test_many_agents_split_masks_groups_and_two_behaviors():
@@ -110,7 +146,7 @@ def test_many_agents_split_masks_groups_and_two_behaviors():
         side_channel=b"\x01\x02",
     )
     decoded, behaviors = decode_behavior(data)
-    assert decoded["side_channel"] == b"\x01\x02"
+    assert decoded.side_channel == b"\x01\x02"
     decision, terminal = steps_from_decoded(behaviors["A"])
     decision_rows = [i for i in range(6) if not done[i]]
     terminal_rows = [i for i in range(6) if done[i]]
@@ -138,7 +174,7 @@ def test_unannounced_behavior_ignored_and_brain_without_agents_not_announced():
     data = unity_message({"Ghost": [agent(1, [vector_obs([1.0])])]}, brains=[brain("Lonely", 1)])
     decoded, behaviors = decode_behavior(data)
     assert behaviors == {}
-    assert [b["brain_name"] for b in decoded["init_output"]["brain_parameters"]] == ["Lonely"]
+    assert [b.brain_name for b in decoded.init_output.brain_parameters] == ["Lonely"]
 
 
 def test_deprecated_brain_parameters_fallback():
@@ -153,8 +189,10 @@ def test_deprecated_brain_parameters_fallback():
         brains=[continuous, discrete],
     )
     _, behaviors = decode_behavior(data)
-    assert behavior_spec_from_decoded(behaviors["Old"][1]).action_spec == ActionSpec(2, ())
-    assert behavior_spec_from_decoded(behaviors["OldD"][1]).action_spec == ActionSpec(0, (3, 4))
+    assert behavior_spec_from_decoded(behaviors["Old"].new_spec).action_spec == ActionSpec(2, ())
+    assert behavior_spec_from_decoded(behaviors["OldD"].new_spec).action_spec == ActionSpec(
+        0, (3, 4)
+    )
 
 
 def test_init_output_fields():
@@ -167,19 +205,19 @@ def test_init_output_fields():
     init.capabilities.baseRLCapabilities = True
     init.capabilities.multiAgentGroups = True
     decoded = _native.decode_unity_output(message.SerializeToString(), [])
-    assert decoded["init_output"]["name"] == "AcademySingleton"
-    assert decoded["init_output"]["communication_version"] == "1.5.0"
-    assert decoded["init_output"]["package_version"] == "3.0.0"
-    assert decoded["init_output"]["capabilities"] == (True, False, False, False, False, False, True)
-    assert decoded["behaviors"] == []
+    assert decoded.init_output.name == "AcademySingleton"
+    assert decoded.init_output.communication_version == "1.5.0"
+    assert decoded.init_output.package_version == "3.0.0"
+    assert decoded.init_output.capabilities == (True, False, False, False, False, False, True)
+    assert decoded.behaviors == []
 
 
 def test_empty_output_and_close_status():
     empty = unity_message_pb2.UnityMessageProto(header=unity_message_pb2.HeaderProto(status=200))
     decoded = _native.decode_unity_output(empty.SerializeToString(), [])
-    assert decoded["status"] == 200 and not decoded["has_output"]
+    assert decoded.status == 200 and not decoded.has_output
     closing = unity_message_pb2.UnityMessageProto(header=unity_message_pb2.HeaderProto(status=400))
-    assert _native.decode_unity_output(closing.SerializeToString(), [])["status"] == 400
+    assert _native.decode_unity_output(closing.SerializeToString(), []).status == 400
 
 
 # ---------------------------------------------------------------- visual observations
@@ -264,7 +302,7 @@ def test_uncompressed_rank3_and_wrong_png_shape():
     _, behaviors = decode_behavior(unity_message({"G": [agent(1, [obs])]}, brains=[brain("G", 1)]))
     decision, _ = steps_from_decoded(behaviors["G"])
     np.testing.assert_array_equal(decision.obs[0], floats[None])
-    spec = behavior_spec_from_decoded(behaviors["G"][1])
+    spec = behavior_spec_from_decoded(behaviors["G"].new_spec)
     assert spec.observation_specs[0].dimension_property == (DimensionProperty.UNSPECIFIED,) * 3
 
     image = png_bytes(np.zeros((4, 4, 3), dtype=np.uint8))

@@ -376,8 +376,8 @@ def run_python_path(data: bytes) -> int:
 
     specs = known_specs()
     decoded = decode_output(data, specs)
-    if decoded["init_output"] is not None:
-        UnityRLCapabilities(*decoded["init_output"]["capabilities"])
+    if decoded.init_output is not None:
+        UnityRLCapabilities(*decoded.init_output.capabilities)
     state = apply_decoded_output(decoded, specs, SideChannelManager(make_side_channels()))
     agents = 0
     for decision, terminal in state.values():

@@ -38,7 +38,7 @@ from mlagents_fast.envs.exception import (
     UnityEnvironmentException,
 )
 from mlagents_fast.envs.rpc_communicator import RpcCommunicator
-from mlagents_fast.envs.rpc_utils import apply_decoded_output, decode_output
+from mlagents_fast.envs.rpc_utils import DecodedOutput, apply_decoded_output, decode_output
 from mlagents_fast.envs.side_channel import (
     DefaultTrainingAnalyticsSideChannel,
     SideChannel,
@@ -171,24 +171,23 @@ class UnityEnvironment(BaseEnv):
             # Timeout, crashed process, bad bytes: never leave the server or process behind.
             self._close(0)
             raise
-        init_output = decoded["init_output"] or {
-            "communication_version": "",
-            "package_version": "",
-            "capabilities": (False,) * 7,
-        }
-        unity_version = init_output["communication_version"]
+        init_output = decoded.init_output
+        # A first message without an initialization output: an unknown, capability-less Unity.
+        unity_version = "" if init_output is None else init_output.communication_version
+        package_version = "" if init_output is None else init_output.package_version
+        capabilities = (False,) * 7 if init_output is None else init_output.capabilities
         if not self._check_communication_compatibility(
-            unity_version, self.API_VERSION, init_output["package_version"]
+            unity_version, self.API_VERSION, package_version
         ):
             self._close(0)
             self._raise_version_exception(unity_version)
-        self.academy_capabilities = UnityRLCapabilities(*init_output["capabilities"])
+        self.academy_capabilities = UnityRLCapabilities(*capabilities)
         if not self.academy_capabilities.baseRLCapabilities:
             logger.warning(
                 "Your communication protocol is older than the trainer's, or the environment "
                 "did not declare its capabilities (package version %s). Some features may "
                 "not work.",
-                init_output["package_version"],
+                package_version,
             )
         self._apply_decoded(decoded)
         if default_analytics is not None:
@@ -279,7 +278,7 @@ class UnityEnvironment(BaseEnv):
 
     # ------------------------------------------------------------------ messages
 
-    def _apply_decoded(self, decoded: dict) -> None:
+    def _apply_decoded(self, decoded: DecodedOutput) -> None:
         """Store new behavior specs, dispatch side channels, store every behavior's steps."""
         self._env_state = apply_decoded_output(decoded, self._env_specs, self._side_channel_manager)
 
@@ -288,7 +287,7 @@ class UnityEnvironment(BaseEnv):
             raise UnityEnvironmentException("No Unity environment is loaded.")
         reply = self._communicator.exchange(message, self._poll_process)
         decoded = decode_output(reply, self._env_specs)
-        if decoded["status"] != 200:
+        if decoded.status != 200:
             raise UnityCommunicatorStoppedException("Communicator has exited.")
         self._apply_decoded(decoded)
 

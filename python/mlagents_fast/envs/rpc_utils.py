@@ -1,8 +1,9 @@
 """Turn decoded Unity messages into ``BehaviorSpec`` and ``DecisionSteps``/``TerminalSteps``.
 
-The Rust decoder (``_native.decode_unity_output``) already produced flat numpy batches;
-this module only wraps them in the ``base_env`` classes, as ``mlagents_envs.rpc_utils`` does
-from protobuf objects.
+The Rust decoder (``_native.decode_unity_output``) already produced flat numpy batches,
+returned as named, read-only types (:class:`DecodedOutput`, :class:`DecodedBehavior`,
+:class:`DecodedSteps`, :class:`DecodedSpec`, ...); this module only wraps them in the
+``base_env`` classes, as ``mlagents_envs.rpc_utils`` does from protobuf objects.
 
 Received bytes are never trusted: the decoder checks every size against the bytes present
 and the decoder limits (:func:`get_decode_limits`, docs/protocol.md "Decoder limits") before
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,10 +35,22 @@ from mlagents_fast.envs.exception import UnityMessageDecodeException, UnityObser
 from mlagents_fast.envs.side_channel.side_channel_manager import SideChannelManager
 from mlagents_fast.exceptions import InvalidArgumentError
 
+if TYPE_CHECKING:  # protobuf classes, imported only by the functions that build messages
+    from mlagents_fast.envs.communicator_objects.agent_info_pb2 import AgentInfoProto
+    from mlagents_fast.envs.communicator_objects.brain_parameters_pb2 import (
+        BrainParametersProto,
+    )
+
 __all__ = [
     "DECODE_LIMITS_ENV",
     "DecodeLimits",
+    "DecodedBehavior",
+    "DecodedBrainParameters",
+    "DecodedInitOutput",
+    "DecodedObservation",
     "DecodedOutput",
+    "DecodedSpec",
+    "DecodedSteps",
     "apply_decoded_output",
     "behavior_spec_from_decoded",
     "behavior_spec_from_proto",
@@ -51,7 +64,31 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DecodedOutput = dict[str, Any]
+DecodedOutput = _native.DecodedOutput
+"""One message from Unity: ``status``, ``has_output``, ``side_channel`` (bytes),
+``init_output`` (:class:`DecodedInitOutput` or None) and ``behaviors`` (a list of
+:class:`DecodedBehavior`, in message order)."""
+DecodedBehavior = _native.DecodedBehavior
+"""The agents of one behavior in a message: ``name``, ``new_spec`` (:class:`DecodedSpec`
+when this message announced the behavior, else None), ``decision`` and ``terminal``
+(:class:`DecodedSteps`), ``action_mask`` (bool ``(n_decision, sum(branches))``, True =
+masked, or None) and ``discrete_branches``."""
+DecodedSteps = _native.DecodedSteps
+"""Agents asking for a decision, or whose episode ended: ``obs`` (one float32 ``(n, *shape)``
+array per observation), ``reward``, ``agent_id``, ``group_id``, ``group_reward`` and
+``interrupted`` (``(n,)`` each); ``len()`` is ``n``."""
+DecodedSpec = _native.DecodedSpec
+"""A newly announced behavior: ``observations`` (:class:`DecodedObservation` per sensor),
+``continuous_size``, ``discrete_branches``."""
+DecodedObservation = _native.DecodedObservation
+"""One observation of a new behavior: ``shape``, ``dimension_properties`` (flags per
+dimension, or empty), ``observation_type`` (int) and ``name``."""
+DecodedInitOutput = _native.DecodedInitOutput
+"""Unity's first message: ``name``, ``communication_version``, ``log_path``,
+``package_version``, ``capabilities`` (7 flags) and ``brain_parameters``."""
+DecodedBrainParameters = _native.DecodedBrainParameters
+"""A brain: ``brain_name``, ``is_training``, ``continuous_size``, ``discrete_branches``,
+``action_descriptions``."""
 
 DecodeLimits = _native.DecodeLimits
 """Bounds on what one message from Unity may make the decoder allocate (keyword-only
@@ -144,13 +181,12 @@ _OBSERVATION_TYPES = {int(member.value): member for member in ObservationType}
 
 
 def _observation_spec(
-    behavior_name: str,
-    index: int,
-    shape: tuple,
-    dimension_properties: tuple,
-    observation_type: int,
-    name: str,
+    behavior_name: str, index: int, observation: DecodedObservation
 ) -> ObservationSpec:
+    shape = observation.shape
+    dimension_properties = observation.dimension_properties
+    observation_type = observation.observation_type
+    name = observation.name
     what = f"observation {index} ({name!r}) of behavior {behavior_name!r}"
     if dimension_properties and len(dimension_properties) != len(shape):
         raise UnityMessageDecodeException(
@@ -180,19 +216,20 @@ def _observation_spec(
     )
 
 
-def behavior_spec_from_decoded(new_spec: tuple, behavior_name: str = "") -> BehaviorSpec:
-    """A BehaviorSpec from the ``new_spec`` tuple of a decoded behavior.
+def behavior_spec_from_decoded(new_spec: DecodedSpec, behavior_name: str = "") -> BehaviorSpec:
+    """A BehaviorSpec from the ``new_spec`` of a decoded behavior (or a demo file's spec).
 
     An observation without dimension properties gets UNSPECIFIED on every axis. Unknown
     observation types or dimension properties raise UnityMessageDecodeException naming
     ``behavior_name``.
     """
-    observations, continuous_size, discrete_branches = new_spec
     observation_specs = [
-        _observation_spec(behavior_name, index, *observation)
-        for index, observation in enumerate(observations)
+        _observation_spec(behavior_name, index, observation)
+        for index, observation in enumerate(new_spec.observations)
     ]
-    return BehaviorSpec(observation_specs, ActionSpec(continuous_size, tuple(discrete_branches)))
+    return BehaviorSpec(
+        observation_specs, ActionSpec(new_spec.continuous_size, new_spec.discrete_branches)
+    )
 
 
 def _split_mask(mask: np.ndarray | None, branches: tuple[int, ...]) -> list[np.ndarray] | None:
@@ -201,15 +238,26 @@ def _split_mask(mask: np.ndarray | None, branches: tuple[int, ...]) -> list[np.n
     return np.split(mask, np.cumsum(branches)[:-1], axis=1)
 
 
-def steps_from_decoded(behavior: tuple) -> tuple[DecisionSteps, TerminalSteps]:
-    """DecisionSteps and TerminalSteps of one decoded behavior tuple."""
-    _name, _new_spec, decision, terminal, action_mask, branches = behavior
-    obs, reward, agent_id, group_id, group_reward, _ = decision
+def steps_from_decoded(behavior: DecodedBehavior) -> tuple[DecisionSteps, TerminalSteps]:
+    """DecisionSteps and TerminalSteps of one decoded behavior."""
+    decision = behavior.decision
     decision_steps = DecisionSteps(
-        obs, reward, agent_id, _split_mask(action_mask, branches), group_id, group_reward
+        decision.obs,
+        decision.reward,
+        decision.agent_id,
+        _split_mask(behavior.action_mask, behavior.discrete_branches),
+        decision.group_id,
+        decision.group_reward,
     )
-    obs, reward, agent_id, group_id, group_reward, interrupted = terminal
-    terminal_steps = TerminalSteps(obs, reward, interrupted, agent_id, group_id, group_reward)
+    terminal = behavior.terminal
+    terminal_steps = TerminalSteps(
+        terminal.obs,
+        terminal.reward,
+        terminal.interrupted,
+        terminal.agent_id,
+        terminal.group_id,
+        terminal.group_reward,
+    )
     return decision_steps, terminal_steps
 
 
@@ -223,13 +271,13 @@ def apply_decoded_output(
     known behavior (empty for behaviors without agents in this message).
     """
     found = {}
-    for behavior in decoded["behaviors"]:
-        name, new_spec = behavior[0], behavior[1]
-        if new_spec is not None:
-            specs[name] = behavior_spec_from_decoded(new_spec, name)
+    for behavior in decoded.behaviors:
+        name = behavior.name
+        if behavior.new_spec is not None:
+            specs[name] = behavior_spec_from_decoded(behavior.new_spec, name)
             logger.info("Connected new brain: %s", name)
         found[name] = behavior
-    side_channel_manager.process_side_channel_message(decoded["side_channel"])
+    side_channel_manager.process_side_channel_message(decoded.side_channel)
     return {
         name: (
             steps_from_decoded(found[name])
@@ -249,8 +297,10 @@ _PROTO_BEHAVIOR = "behavior"
 
 
 def _decode_agent_infos(
-    agent_infos: Any, brain_parameters: Any, known: Mapping[str, BehaviorSpec]
-) -> list[tuple]:
+    agent_infos: Iterable[AgentInfoProto],
+    brain_parameters: BrainParametersProto | None,
+    known: Mapping[str, BehaviorSpec],
+) -> list[DecodedBehavior]:
     from mlagents_fast.envs.communicator_objects.unity_message_pb2 import UnityMessageProto
 
     message = UnityMessageProto()
@@ -260,23 +310,25 @@ def _decode_agent_infos(
         brain = message.unity_output.rl_initialization_output.brain_parameters.add()
         brain.CopyFrom(brain_parameters)
         brain.brain_name = _PROTO_BEHAVIOR
-    return list(decode_output(message.SerializeToString(), known)["behaviors"])
+    return decode_output(message.SerializeToString(), known).behaviors
 
 
-def behavior_spec_from_proto(brain_param_proto: Any, agent_info: Any) -> BehaviorSpec:
+def behavior_spec_from_proto(
+    brain_param_proto: BrainParametersProto, agent_info: AgentInfoProto
+) -> BehaviorSpec:
     """The BehaviorSpec of a ``BrainParametersProto``, observation shapes from ``agent_info``.
 
     As ML-Agents: a brain from a communicator older than 1.3 (no action spec) is read from
     the deprecated vector-action fields.
     """
     for behavior in _decode_agent_infos([agent_info], brain_param_proto, {}):
-        if behavior[1] is not None:
-            return behavior_spec_from_decoded(behavior[1])
+        if behavior.new_spec is not None:
+            return behavior_spec_from_decoded(behavior.new_spec)
     raise UnityObservationException("the brain parameters describe no behavior")
 
 
 def steps_from_proto(
-    agent_info_list: Any, behavior_spec: BehaviorSpec
+    agent_info_list: Iterable[AgentInfoProto], behavior_spec: BehaviorSpec
 ) -> tuple[DecisionSteps, TerminalSteps]:
     """DecisionSteps (agents not done) and TerminalSteps (done) of ``AgentInfoProto`` messages.
 
@@ -286,6 +338,6 @@ def steps_from_proto(
     agent_infos = list(agent_info_list)
     if agent_infos:
         for behavior in _decode_agent_infos(agent_infos, None, {_PROTO_BEHAVIOR: behavior_spec}):
-            if behavior[0] == _PROTO_BEHAVIOR:
+            if behavior.name == _PROTO_BEHAVIOR:
                 return steps_from_decoded(behavior)
     return DecisionSteps.empty(behavior_spec), TerminalSteps.empty(behavior_spec)

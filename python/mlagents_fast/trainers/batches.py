@@ -178,7 +178,9 @@ class _Layout:
         self.single = [(name, key) for name, key in _SINGLE_FIELDS if key in arrays]
         self.per_signal: list[tuple[str, list[tuple[str, AgentBufferKey]]]] = []
         for name, prefix in _PER_SIGNAL_FIELDS:
-            keys = [(key[1], key) for key in arrays if isinstance(key, tuple) and key[0] is prefix]
+            keys: list[tuple[str, AgentBufferKey]] = [
+                (key[1], key) for key in arrays if isinstance(key, tuple) and key[0] is prefix
+            ]
             self.per_signal.append((name, keys))
 
     def cut(self, start: int, stop: int) -> ExperienceBatch:
@@ -208,7 +210,7 @@ def _observation_keys(
     arrays: Mapping[AgentBufferKey, Rows], prefix: ObservationKeyPrefix
 ) -> list[AgentBufferKey]:
     """Keys of observations 0, 1, ... of ``prefix`` present in ``arrays``, in order."""
-    keys = []
+    keys: list[AgentBufferKey] = []
     while (prefix, len(keys)) in arrays:
         keys.append((prefix, len(keys)))
     return keys

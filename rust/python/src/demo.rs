@@ -9,8 +9,9 @@ use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use crate::decoded::spec_to_py;
 use crate::errors::{invalid_argument, py_error, PyErrorKind};
-use crate::proto::{new_spec_to_py, parse_brain_parameters, to_numpy, BorrowedBatch};
+use crate::proto::{parse_brain_parameters, to_numpy, BorrowedBatch};
 use crate::validate::{check_shape, readonly_array};
 
 fn demo_error(source: &str, err: DemoError) -> PyErr {
@@ -25,9 +26,7 @@ fn demo_error(source: &str, err: DemoError) -> PyErr {
 /// `meta` (dict of the DemonstrationMetaProto fields), `brain` (brain_name,
 /// is_training, continuous_size, discrete_branches, action_descriptions),
 /// `records` (int64 `(n, 2)` byte ranges `[start, end)`) and `spec`: None
-/// without records, else `(observations, continuous_size, discrete_branches)`
-/// with observations `(shape, dimension_properties, observation_type, name)`
-/// taken from the first record.
+/// without records, else the DecodedSpec of the first record.
 #[pyfunction]
 fn demo_read_layout<'py>(
     py: Python<'py>,
@@ -72,7 +71,7 @@ fn demo_read_layout<'py>(
     result.set_item("records", ranges.into_pyarray(py))?;
     match spec {
         None => result.set_item("spec", py.None())?,
-        Some(spec) => result.set_item("spec", new_spec_to_py(py, &spec)?)?,
+        Some(spec) => result.set_item("spec", spec_to_py(py, &spec)?)?,
     }
     Ok(result)
 }

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 mod advantages;
 mod agent_buffer;
+mod decoded;
 mod demo;
 mod envs;
 mod errors;
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     agent_buffer::register(m)?;
     replay::register(m)?;
     proto::register(m)?;
+    decoded::register(m)?;
     demo::register(m)?;
     envs::register(m)?;
     Ok(())

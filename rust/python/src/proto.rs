@@ -8,16 +8,16 @@
 
 use mlagents_fast_core::proto::input::{self, BehaviorActions, InitInput, RlInput};
 use mlagents_fast_core::proto::output::{
-    self, AgentBatch, BehaviorSteps, BrainParameters, InitOutput, KnownSpec, NewSpec,
-    ObservationBatch, StepBatch,
+    self, AgentBatch, BrainParameters, InitOutput, KnownSpec, ObservationBatch,
 };
 use mlagents_fast_core::proto::{Capabilities, DecodeLimits, ProtoError};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
+use crate::decoded::{output_to_py, DecodedOutput};
 use crate::errors::invalid_argument;
 use crate::validate::{check_shape, readonly_array};
 
@@ -174,106 +174,11 @@ pub(crate) fn to_numpy<'py, T: numpy::Element>(
     Ok(array.into_pyarray(py).into_any())
 }
 
-fn capabilities_tuple<'py>(py: Python<'py>, caps: &Capabilities) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, caps.as_array())
-}
-
-/// (obs list, reward, agent_id, group_id, group_reward, interrupted)
-fn batch_to_py<'py>(
+pub(crate) fn capabilities_tuple<'py>(
     py: Python<'py>,
-    batch: StepBatch,
-    shapes: &[Vec<usize>],
+    caps: &Capabilities,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let n = batch.len();
-    let observations = PyList::empty(py);
-    for (values, shape) in batch.observations.into_iter().zip(shapes) {
-        let mut full_shape = Vec::with_capacity(shape.len() + 1);
-        full_shape.push(n);
-        full_shape.extend_from_slice(shape);
-        observations.append(to_numpy(py, values, &full_shape)?)?;
-    }
-    PyTuple::new(
-        py,
-        [
-            observations.into_any(),
-            to_numpy(py, batch.reward, &[n])?,
-            to_numpy(py, batch.agent_id, &[n])?,
-            to_numpy(py, batch.group_id, &[n])?,
-            to_numpy(py, batch.group_reward, &[n])?,
-            to_numpy(py, batch.interrupted, &[n])?,
-        ],
-    )
-}
-
-/// A behavior spec as the Python side builds its BehaviorSpec from it (the message
-/// decoder's new specs and the `.demo` reader's): `(observations, continuous_size,
-/// discrete_branches)` with observations `(shape, dimension_properties,
-/// observation_type, name)`.
-pub(crate) fn new_spec_to_py<'py>(py: Python<'py>, spec: &NewSpec) -> PyResult<Bound<'py, PyAny>> {
-    let observations = PyList::empty(py);
-    for obs in &spec.observations {
-        observations.append((
-            PyTuple::new(py, &obs.shape)?,
-            PyTuple::new(py, &obs.dimension_properties)?,
-            obs.observation_type,
-            obs.name.as_str(),
-        ))?;
-    }
-    Ok((
-        observations,
-        spec.continuous_size,
-        PyTuple::new(py, &spec.discrete_branches)?,
-    )
-        .into_pyobject(py)?
-        .into_any())
-}
-
-fn behavior_to_py<'py>(py: Python<'py>, behavior: BehaviorSteps) -> PyResult<Bound<'py, PyTuple>> {
-    let new_spec = match &behavior.new_spec {
-        None => py.None().into_bound(py),
-        Some(spec) => new_spec_to_py(py, spec)?,
-    };
-    let n_decision = behavior.decision.len();
-    let mask_width: usize = behavior.discrete_branches.iter().sum();
-    let action_mask = match behavior.action_mask {
-        None => py.None().into_bound(py),
-        Some(mask) => to_numpy(py, mask, &[n_decision, mask_width])?,
-    };
-    PyTuple::new(
-        py,
-        [
-            behavior.name.into_pyobject(py)?.into_any(),
-            new_spec,
-            batch_to_py(py, behavior.decision, &behavior.observation_shapes)?.into_any(),
-            batch_to_py(py, behavior.terminal, &behavior.observation_shapes)?.into_any(),
-            action_mask,
-            PyTuple::new(py, &behavior.discrete_branches)?.into_any(),
-        ],
-    )
-}
-
-fn init_output_to_py<'py>(py: Python<'py>, init: &InitOutput) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("name", &init.name)?;
-    dict.set_item("communication_version", &init.communication_version)?;
-    dict.set_item("log_path", &init.log_path)?;
-    dict.set_item("package_version", &init.package_version)?;
-    dict.set_item("capabilities", capabilities_tuple(py, &init.capabilities)?)?;
-    let brains = PyList::empty(py);
-    for brain in &init.brain_parameters {
-        let item = PyDict::new(py);
-        item.set_item("brain_name", &brain.brain_name)?;
-        item.set_item("is_training", brain.is_training)?;
-        item.set_item("continuous_size", brain.continuous_size)?;
-        item.set_item(
-            "discrete_branches",
-            PyTuple::new(py, &brain.discrete_branches)?,
-        )?;
-        item.set_item("action_descriptions", &brain.action_descriptions)?;
-        brains.append(item)?;
-    }
-    dict.set_item("brain_parameters", brains)?;
-    Ok(dict)
+    PyTuple::new(py, caps.as_array())
 }
 
 /// decode_unity_output(data, known_specs, limits=None)
@@ -282,13 +187,9 @@ fn init_output_to_py<'py>(py: Python<'py>, init: &InitOutput) -> PyResult<Bound<
 /// Decodes a UnityMessageProto sent by Unity. `known_specs` lists
 /// `(behavior_name, observation_shapes, discrete_branches)` of the behaviors
 /// announced earlier; `limits` is a DecodeLimits (None: the defaults). Every
-/// failure raises a subclass of UnityProtocolException. Returns a dict with `status`, `has_output`,
-/// `side_channel` (bytes), `init_output` (dict or None) and `behaviors`: a
-/// list of `(name, new_spec, decision, terminal, action_mask, discrete_branches)`
-/// where decision/terminal are `(obs, reward, agent_id, group_id, group_reward,
-/// interrupted)` and new_spec is None or `(observations, continuous_size,
-/// discrete_branches)` with observations `(shape, dimension_properties,
-/// observation_type, name)`.
+/// failure raises a subclass of UnityProtocolException. Returns a DecodedOutput
+/// (`status`, `has_output`, `side_channel`, `init_output`, `behaviors`: a list of
+/// DecodedBehavior; see `decoded.rs`).
 #[pyfunction]
 #[pyo3(signature = (data, known_specs, limits = None))]
 fn decode_unity_output<'py>(
@@ -296,7 +197,7 @@ fn decode_unity_output<'py>(
     data: &[u8],
     known_specs: Vec<(String, Vec<Vec<usize>>, Vec<usize>)>,
     limits: Option<Bound<'py, PyDecodeLimits>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Py<DecodedOutput>> {
     let limits = limits.map_or(DecodeLimits::DEFAULT, |l| l.get().limits);
     let known: Vec<KnownSpec> = known_specs
         .into_iter()
@@ -310,28 +211,8 @@ fn decode_unity_output<'py>(
         let decoded = py
             .detach(|| output::decode_unity_message_limited(data, &known, &limits))
             .map_err(|e| proto_error(py, e))?;
-        decoded_output_to_py(py, decoded)
+        output_to_py(py, decoded)
     })
-}
-
-fn decoded_output_to_py(
-    py: Python<'_>,
-    decoded: output::DecodedOutput,
-) -> PyResult<Bound<'_, PyDict>> {
-    let result = PyDict::new(py);
-    result.set_item("status", decoded.status)?;
-    result.set_item("has_output", decoded.has_output)?;
-    result.set_item("side_channel", PyBytes::new(py, &decoded.side_channel))?;
-    match &decoded.init_output {
-        Some(init) => result.set_item("init_output", init_output_to_py(py, init)?)?,
-        None => result.set_item("init_output", py.None())?,
-    }
-    let behaviors = PyList::empty(py);
-    for behavior in decoded.behaviors {
-        behaviors.append(behavior_to_py(py, behavior)?)?;
-    }
-    result.set_item("behaviors", behaviors)?;
-    Ok(result)
 }
 
 /// encode_init_input(seed, communication_version, package_version, capabilities, num_areas)
