@@ -765,6 +765,17 @@ def test_environment_parameters_accept_numbers_samplers_and_curricula():
     assert taught[1].completion_criteria is None
 
 
+def test_environment_parameter_names_are_strings_as_unity_receives_them():
+    # YAML reads `0: 1.0` as an int key; the name Unity gets (and a round trip) is "0".
+    options = RunOptions.from_dict({"environment_parameters": {0: 1.0}})
+    assert list(options.environment_parameters) == ["0"]
+    assert options.environment_parameters["0"].curriculum[0].name == "0"
+    reloaded = RunOptions.from_dict(yaml.safe_load(yaml.safe_dump(options.as_dict())))
+    assert reloaded == options
+    error = _error({"environment_parameters": {0: 1.0, "0": 2.0}})
+    assert "'0' is given twice" in str(error)
+
+
 def test_a_lesson_without_criteria_before_the_last_is_rejected():
     error = _error(
         {

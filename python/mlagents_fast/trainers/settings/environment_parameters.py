@@ -364,8 +364,14 @@ class EnvironmentParameterSettings:
                 f"expected a mapping of environment parameters, got {_describe(d)}"
             )
         d_final: dict[str, EnvironmentParameterSettings] = {}
-        for environment_parameter, environment_parameter_config in d.items():
+        for key, environment_parameter_config in d.items():
+            # Unity receives parameter names as strings; YAML reads `0:` as an int key.
+            environment_parameter = str(key)
             with _at_key(environment_parameter):
+                if environment_parameter in d_final:
+                    raise TrainerConfigError(
+                        f"environment parameter {environment_parameter!r} is given twice"
+                    )
                 if (
                     isinstance(environment_parameter_config, Mapping)
                     and "curriculum" in environment_parameter_config
