@@ -30,6 +30,7 @@ class ActionFlattener:
         """``[batch, flattened_size]``: continuous actions, then one one-hot per branch."""
         parts: list[torch.Tensor] = []
         if self._specs.continuous_size > 0:
+            assert action.continuous_tensor is not None  # a behavior with continuous actions
             parts.append(action.continuous_tensor)
         if self._specs.discrete_size > 0:
             discrete = action.discrete_tensor.long()

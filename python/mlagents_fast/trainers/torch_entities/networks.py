@@ -125,6 +125,7 @@ class ObservationEncoder(nn.Module):
         obs = ObsUtil.from_buffer(buffer, len(self.processors))
         for index in self._vector_indices:
             processor = self.processors[index]
+            assert isinstance(processor, VectorInput)  # what _vector_indices lists
             processor.update_normalization(
                 ModelUtils.list_to_tensor(obs[index], device=module_device(processor))
             )
@@ -632,7 +633,7 @@ class GlobalSteps(nn.Module):
         self.__global_step[:] = int(value)
 
     def increment(self, value: int) -> None:
-        self.__global_step += int(value)
+        self.__global_step.add_(int(value))
 
 
 class LearningRate(nn.Module):

@@ -103,6 +103,8 @@ class BCModule:
         action_spec = self.policy.behavior_spec.action_spec
         bc_loss: Any = 0
         if action_spec.continuous_size > 0:
+            assert selected_actions.continuous_tensor is not None
+            assert expert_actions.continuous_tensor is not None
             bc_loss = bc_loss + torch.nn.functional.mse_loss(
                 selected_actions.continuous_tensor, expert_actions.continuous_tensor
             )
