@@ -15,14 +15,30 @@ CUDA only the cpu columns are printed. Rows are printed as they are measured; a 
 prints its error in its cell and the others go on.
 
     python benches/bench_device.py [--max-steps-3dball N] [--max-steps-gridworld N]
+
+``--workload visual-resnet`` times the PPO *update alone* (no environment, no acting) where a
+GPU should pay off: 84x84x3 camera observations through ML-Agents' ``resnet`` and
+``nature_cnn`` encoders, batch_size 512, buffer_size 5120, num_epoch 3 (no built-in env has an
+84x84 camera). The update buffer holds random observations and targets, built once; the real
+``TorchPPOOptimizer.update`` walks it as ``OnPolicyTrainer._update_policy`` does (shuffle,
+minibatches, num_epoch passes). Timed: the ``update`` calls (host-to-device copies included,
+shuffles not), after warm-up minibatches, until all of one PPO update is done or
+``--cpu-seconds`` have passed; printed as minibatch rows/s and the seconds one whole PPO update
+(buffer_size x num_epoch rows) takes at that rate, on cpu with 1 torch thread (what training
+uses), cpu with every core, and cuda when present.
+
+    python benches/bench_device.py --workload visual-resnet [--side 84] [--batch-size 512]
+        [--buffer-size 5120] [--num-epoch 3] [--encoders resnet nature_cnn] [--cpu-seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -109,11 +125,182 @@ def acting_latency(device: str) -> dict[str, float]:
     return latencies
 
 
+def visual_update_buffer(side: int, rows: int, seed: int = 0):
+    """A PPO update buffer of ``rows`` random 3 x side x side camera observations with
+    discrete actions (one branch of 5, as GridWorld) and the targets the update reads."""
+    import numpy as np
+    from mlagents_fast.envs.base_env import (
+        ActionSpec,
+        BehaviorSpec,
+        DimensionProperty,
+        ObservationSpec,
+        ObservationType,
+    )
+    from mlagents_fast.trainers.buffer import AgentBuffer, BufferKey, RewardSignalUtil
+    from mlagents_fast.trainers.trajectory import ObsUtil
+
+    camera = ObservationSpec(
+        shape=(3, side, side),
+        dimension_property=(
+            DimensionProperty.NONE,
+            DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+            DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+        ),
+        observation_type=ObservationType.DEFAULT,
+        name="camera",
+    )
+    spec = BehaviorSpec([camera], ActionSpec(0, (5,)))
+    rng = np.random.default_rng(seed)
+    columns = {
+        ObsUtil.get_name_at(0): rng.random((rows, 3, side, side), dtype=np.float32),
+        BufferKey.CONTINUOUS_ACTION: np.zeros((rows, 0), np.float32),
+        BufferKey.DISCRETE_ACTION: rng.integers(0, 5, (rows, 1)).astype(np.int32),
+        BufferKey.CONTINUOUS_LOG_PROBS: np.zeros((rows, 0), np.float32),
+        BufferKey.DISCRETE_LOG_PROBS: np.full((rows, 1), np.log(0.2), np.float32),
+        BufferKey.ACTION_MASK: np.ones((rows, 5), np.float32),
+        BufferKey.ADVANTAGES: rng.standard_normal(rows).astype(np.float32),
+        BufferKey.MASKS: np.ones(rows, np.float32),
+        RewardSignalUtil.returns_key("extrinsic"): rng.standard_normal(rows).astype(np.float32),
+        RewardSignalUtil.value_estimates_key("extrinsic"): rng.standard_normal(rows).astype(
+            np.float32
+        ),
+    }
+    buffer = AgentBuffer()
+    for key, column in columns.items():
+        buffer[key].set(column)
+    return spec, buffer
+
+
+def update_rate(
+    spec: object,
+    buffer: object,
+    device: str,
+    threads: int,
+    encoder: str,
+    hyperparameters: dict,
+    max_seconds: float,
+) -> tuple[float, int]:
+    """(minibatch rows per second of ``TorchPPOOptimizer.update``, minibatches timed)."""
+    from mlagents_fast.torch_utils import set_torch_config
+    from mlagents_fast.trainers.batches import minibatches
+    from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
+    from mlagents_fast.trainers.ppo.optimizer_torch import TorchPPOOptimizer
+    from mlagents_fast.trainers.settings import (
+        EncoderType,
+        NetworkSettings,
+        PPOSettings,
+        TorchSettings,
+        TrainerSettings,
+    )
+    from mlagents_fast.trainers.torch_entities.networks import SimpleActor
+
+    set_torch_config(TorchSettings(device=device))
+    torch.set_num_threads(threads)
+    settings = TrainerSettings(
+        trainer_type="ppo",
+        hyperparameters=PPOSettings(**hyperparameters),
+        network_settings=NetworkSettings(
+            hidden_units=256, num_layers=2, vis_encode_type=EncoderType(encoder)
+        ),
+    )
+    policy = TorchPolicy(
+        1,
+        spec,
+        settings.network_settings,
+        SimpleActor,
+        {"conditional_sigma": False, "tanh_squash": False},
+    )
+    optimizer = TorchPPOOptimizer(policy, settings)
+    batch_size = hyperparameters["batch_size"]
+    on_cuda = policy.device.type == "cuda"
+    warmup = 2 if on_cuda else 1  # cuda: context, cuDNN and allocator set-up
+    timed, seconds, done = 0, 0.0, 0
+    total = hyperparameters["num_epoch"] * (buffer.num_experiences // batch_size)
+    # Warm-up minibatches first, then one whole PPO update's worth or max_seconds.
+    while done < warmup + total and not (timed >= 1 and seconds > max_seconds):
+        buffer.shuffle(sequence_length=1)
+        for minibatch in minibatches(buffer, batch_size):
+            start = time.perf_counter()
+            optimizer.update(minibatch, batch_size)
+            if on_cuda:
+                torch.cuda.synchronize()
+            if done >= warmup:
+                seconds += time.perf_counter() - start
+                timed += 1
+            done += 1
+            if done >= warmup + total or (timed >= 1 and seconds > max_seconds):
+                break
+    return timed * batch_size / seconds, timed
+
+
+def main_visual_update(args: argparse.Namespace) -> None:
+    hyperparameters = {
+        "batch_size": args.batch_size,
+        "buffer_size": args.buffer_size,
+        "num_epoch": args.num_epoch,
+    }
+    print(machine_line())
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    else:
+        print(f"cuda: not available on this machine (torch {torch.__version__}): cpu only")
+    cores = os.cpu_count() or 1
+    columns = {"cpu, 1 thread": ("cpu", 1), f"cpu, {cores} threads": ("cpu", cores)}
+    if torch.cuda.is_available():
+        columns["cuda"] = ("cuda", 1)
+    side = args.side
+    print(
+        f"PPO update only (no env, no acting): 3x{side}x{side} camera, batch_size "
+        f"{args.batch_size}, buffer_size {args.buffer_size}, num_epoch {args.num_epoch}, "
+        "256x2 hidden; cells: minibatch rows/s (seconds per whole PPO update) [minibatches timed]"
+    )
+    ratio_columns = [f"cuda / {name}" for name in columns if name != "cuda"]
+    header = ["encoder", *columns, *(ratio_columns if "cuda" in columns else [])]
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|", flush=True)
+    spec, buffer = visual_update_buffer(side, args.buffer_size)
+    rows_per_update = args.buffer_size * args.num_epoch
+    for encoder in args.encoders:
+        cells, rates = [], {}
+        for column, (device, threads) in columns.items():
+            try:
+                rate, timed = update_rate(
+                    spec, buffer, device, threads, encoder, hyperparameters, args.cpu_seconds
+                )
+            except (RuntimeError, ValueError) as err:
+                print(f"{encoder}, {column} failed: {err}", file=sys.stderr, flush=True)
+                cells.append(f"failed: {str(err).strip().splitlines()[0][:120]}")
+                continue
+            rates[column] = rate
+            cells.append(f"{rate:.0f} ({rows_per_update / rate:.1f} s) [{timed}]")
+        if "cuda" in columns:
+            for column in columns:
+                if column != "cuda":
+                    both = column in rates and "cuda" in rates
+                    cells.append(f"{rates['cuda'] / rates[column]:.1f}x" if both else "-")
+        print(f"| {encoder} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=["training", "visual-resnet"], default="training")
     parser.add_argument("--max-steps-3dball", type=int, default=30_000)
     parser.add_argument("--max-steps-gridworld", type=int, default=20_000)
+    parser.add_argument("--side", type=int, default=84, help="visual-resnet: camera side")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--buffer-size", type=int, default=5120)
+    parser.add_argument("--num-epoch", type=int, default=3)
+    parser.add_argument("--encoders", nargs="+", default=["resnet", "nature_cnn"])
+    parser.add_argument(
+        "--cpu-seconds",
+        type=float,
+        default=20.0,
+        help="visual-resnet: stop timing a column after this long (at least 1 minibatch)",
+    )
     args = parser.parse_args(argv if argv is not None else [])
+    if args.workload == "visual-resnet":
+        main_visual_update(args)
+        return
     max_steps = {"3DBall": args.max_steps_3dball, "visual GridWorld": args.max_steps_gridworld}
 
     print(machine_line())
