@@ -68,7 +68,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, cast
 
 import numpy as np
 
@@ -241,6 +241,7 @@ def key_to_name(key: AgentBufferKey) -> str:
     else:
         prefix, suffix = key
         if isinstance(prefix, ObservationKeyPrefix):
+            assert isinstance(suffix, int)  # _check_key_type: observation indices are ints
             if suffix < 0:
                 raise InvalidArgumentError(f"key: observation index {suffix} is negative")
             name = f"{prefix.value}_{suffix}"
@@ -530,8 +531,9 @@ class AgentBufferField:
         if dtype is None and not copy and column.__class__ is NumericColumn:
             return column.lend()  # the common case (np.asarray(field)), first
         if column.__class__ is ListColumn:
-            return np.array(column.items, dtype=dtype)  # type: ignore[union-attr]
-        rows = column.lend()
+            return np.array(column.items, dtype=dtype)
+        # Not a list column: an empty or numeric one lends an array.
+        rows = cast(np.ndarray, column.lend())
         if dtype is None and not copy:
             return rows
         if dtype is not None and np.dtype(dtype) != rows.dtype:
@@ -674,6 +676,7 @@ class AgentBufferField:
         if isinstance(scratch._column, ListColumn):
             raise self._fail(f"{argument}: group entries (lists) cannot go into numeric rows")
         column = self._column
+        assert isinstance(column, NumericColumn)  # callers assign into numeric fields only
         rows = scratch._column.peek()
         if len(rows):
             try:
@@ -706,6 +709,7 @@ class AgentBufferField:
             return
         if not -len(column) <= index < len(column):
             raise IndexError("AgentBufferField assignment index out of range")
+        assert isinstance(column, NumericColumn)  # an empty field has no index in range
         row = _as_row(value)
         if row.dtype != column.dtype and not np.can_cast(row.dtype, column.dtype, "same_kind"):
             raise self._fail(

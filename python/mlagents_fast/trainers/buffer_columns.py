@@ -27,7 +27,7 @@ row object of ML-Agents' list-based buffer does.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class NumericColumn:
         the caller copies them or lends them with ``lend_range``)."""
         start, end, padding_rows, rows = plan
         if rows is not None:
-            return [take_rows([self], rows)[0].peek()]
+            return [self.take(rows).peek()]
         parts = [self.peek()[start:end]]
         if padding_rows:
             parts.append(np.repeat(self.padding_row(padding_value), padding_rows, axis=0))
@@ -198,7 +198,8 @@ class NumericColumn:
         return last.astype(self._data.dtype)[np.newaxis]
 
     def take(self, rows: np.ndarray) -> NumericColumn:
-        return take_rows([self], rows)[0]
+        # take_rows keeps each column's kind: a numeric column comes back numeric.
+        return cast(NumericColumn, take_rows([self], rows)[0])
 
     # -- writing ----------------------------------------------------------------------
 
@@ -305,13 +306,12 @@ def borrow_rows(columns: list[Column], start: int | None, end: int | None) -> li
     bounds: dict[int, tuple[int, int]] = {}  # column length -> clipped (start, end)
     new = object.__new__
     for column in columns:
-        numeric = column.__class__ is NumericColumn
-        length = column._len if numeric else len(column)  # type: ignore[union-attr]
+        length = column._len if column.__class__ is NumericColumn else len(column)
         clipped = bounds.get(length)
         if clipped is None:
             lo, hi, _ = slice(start, end).indices(length)
             clipped = bounds[length] = (lo, max(lo, hi))
-        if numeric:
+        if column.__class__ is NumericColumn:  # narrows the type too (no isinstance call)
             lo, hi = clipped
             first = column._start
             top = first + hi

@@ -40,7 +40,7 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import attrs
 import numpy as np
@@ -563,7 +563,8 @@ class ReplayUpdateBuffer(Mapping):
                     f"field {key_to_name(entry.key)!r} is missing: every step of the replay "
                     "buffer has it"
                 )
-        fields = {name: arrays[key] for name, key in stored_keys.items()}
+        # Arrays, not lists: every stored field was checked just above.
+        fields = {name: cast(np.ndarray, arrays[key]) for name, key in stored_keys.items()}
         next_fields = {}
         lengths: list[int] = [rows]
         terminated: list[bool] = [False]
@@ -580,6 +581,7 @@ class ReplayUpdateBuffer(Mapping):
             for name in has_next:
                 key = stored_keys[name]
                 after = arrays[_next_key(key)]
+                assert isinstance(after, np.ndarray)  # next observations are numeric rows
                 ends[:-1] |= _rows_differ(after[:-1], fields[name][1:])
             last_rows = np.flatnonzero(ends)
             for name in has_next:

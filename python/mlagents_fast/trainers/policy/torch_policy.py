@@ -22,7 +22,7 @@ from mlagents_fast.torch_utils import default_device
 from mlagents_fast.trainers.action_info import ActionInfo
 from mlagents_fast.trainers.policy.policy import Policy
 from mlagents_fast.trainers.torch_entities.encoders import Normalizer
-from mlagents_fast.trainers.torch_entities.networks import GlobalSteps
+from mlagents_fast.trainers.torch_entities.networks import GlobalSteps, SimpleActor
 from mlagents_fast.trainers.torch_entities.utils import ModelUtils, as_float32_tensor
 
 __all__ = ["TorchPolicy"]
@@ -71,7 +71,7 @@ class TorchPolicy(Policy):
             torch.device("cpu") if self.device.type == "cuda" else self.device
         )
         """Where get_action runs the actor (see the module docstring)."""
-        self._acting_copy: torch.nn.Module | None = None
+        self._acting_copy: SimpleActor | None = None
         self._acting_copy_key: tuple[Any, ...] | None = None
         self._normalizers = [m for m in self.actor.modules() if isinstance(m, Normalizer)]
         self._export_m_size = self.m_size
@@ -111,7 +111,7 @@ class TorchPolicy(Policy):
             tuple(n.update_count for n in self._normalizers),
         )
 
-    def _acting_actor(self) -> torch.nn.Module:
+    def _acting_actor(self) -> SimpleActor:
         """The actor on acting_device: the trained one, or a copy kept up to date."""
         if self.acting_device == self.device:
             return self.actor

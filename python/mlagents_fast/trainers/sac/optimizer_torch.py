@@ -215,10 +215,10 @@ class TorchSACOptimizer(TorchOptimizer):
         for name, value_estimate in values.items():
             with torch.no_grad():
                 if not self._discrete_branches:
+                    cont_log_probs = log_probs.continuous_tensor
+                    assert cont_log_probs is not None  # no discrete branches: continuous actions
                     min_policy_q = torch.min(q1p_out[name], q2p_out[name])
-                    v_backup = min_policy_q - torch.sum(
-                        cont_ent_coef * log_probs.continuous_tensor, dim=1
-                    )
+                    v_backup = min_policy_q - torch.sum(cont_ent_coef * cont_log_probs, dim=1)
                 else:
                     min_policy_q = torch.min(
                         self._mean_over_branches(q1p_out[name] * disc_probs),
@@ -226,9 +226,11 @@ class TorchSACOptimizer(TorchOptimizer):
                     )
                     v_backup = min_policy_q - ent_bonus
                     if self._continuous_size > 0:
+                        cont_log_probs = log_probs.continuous_tensor
+                        assert cont_log_probs is not None  # the spec has continuous actions
                         # ML-Agents adds (not subtracts) the continuous term in the hybrid case.
                         v_backup = v_backup + torch.sum(
-                            cont_ent_coef * log_probs.continuous_tensor, dim=1, keepdim=True
+                            cont_ent_coef * cont_log_probs, dim=1, keepdim=True
                         )
                     v_backup = v_backup.reshape(-1)
             value_losses.append(
@@ -270,8 +272,10 @@ class TorchSACOptimizer(TorchOptimizer):
         else:
             all_mean_q1 = mean_q1
         if self._continuous_size > 0:
+            cont_log_probs = log_probs.continuous_tensor
+            assert cont_log_probs is not None  # the spec has continuous actions
             batch_policy_loss = batch_policy_loss + (
-                cont_ent_coef * torch.sum(log_probs.continuous_tensor, dim=1) - all_mean_q1
+                cont_ent_coef * torch.sum(cont_log_probs, dim=1) - all_mean_q1
             )
         return ModelUtils.masked_mean(batch_policy_loss, loss_masks)
 
@@ -297,9 +301,11 @@ class TorchSACOptimizer(TorchOptimizer):
                 torch.mean(disc_log_ent_coef * target_current_diff, dim=1), loss_masks
             )
         if self._continuous_size > 0:
+            cont_log_probs = log_probs.continuous_tensor
+            assert cont_log_probs is not None  # the spec has continuous actions
             with torch.no_grad():
                 target_current_diff_cont = (
-                    torch.sum(log_probs.continuous_tensor, dim=1) + self.target_entropy.continuous
+                    torch.sum(cont_log_probs, dim=1) + self.target_entropy.continuous
                 )
             entropy_loss = entropy_loss - ModelUtils.masked_mean(
                 cont_log_ent_coef * target_current_diff_cont, loss_masks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,8 @@ class BaseRewardProvider(ABC):
         """Rewards (float32, one per experience) of this signal for a batch."""
 
     @abstractmethod
-    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
-        """Train the signal's own model on a batch; returns stats."""
+    def update(self, mini_batch: BatchOrBuffer) -> Mapping[str, float | np.ndarray]:
+        """Train the signal's own model on a batch; returns stats (floats or 0-d arrays)."""
 
     def get_modules(self) -> dict[str, torch.nn.Module]:
         """Modules to save in checkpoints, by name."""

@@ -115,9 +115,10 @@ class CuriosityNetwork(torch.nn.Module):
         )
         inverse_loss: Any = 0
         if predicted.continuous is not None:
-            sq_difference = torch.sum(
-                (actions.continuous_tensor - predicted.continuous) ** 2, dim=1
-            )
+            taken = actions.continuous_tensor
+            # The network predicts continuous actions only when the spec has them.
+            assert taken is not None
+            sq_difference = torch.sum((taken - predicted.continuous) ** 2, dim=1)
             inverse_loss = inverse_loss + self._mean_over_kept(sq_difference, batch)
         if predicted.discrete is not None:
             true_action = torch.cat(
@@ -163,7 +164,7 @@ class CuriosityRewardProvider(BaseRewardProvider):
         rewards = np.minimum(rewards, 1.0 / self.strength)
         return rewards * self._has_updated_once
 
-    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, float]:
         self._has_updated_once = True
         batch = ExperienceBatch.of(mini_batch)
         forward_loss = self._network.compute_forward_loss(batch)

@@ -58,7 +58,7 @@ class GAILRewardProvider(BaseRewardProvider):
                 )
             )
 
-    def update(self, mini_batch: BatchOrBuffer) -> dict[str, np.ndarray]:
+    def update(self, mini_batch: BatchOrBuffer) -> dict[str, float]:
         """One discriminator step on ``mini_batch`` against as many demonstration steps."""
         policy_batch = ExperienceBatch.of(mini_batch)
         expert_batch = ExperienceBatch.of(
@@ -175,6 +175,8 @@ class DiscriminatorNetwork(torch.nn.Module):
         stats["Losses/GAIL Loss"] = discriminator_loss.item()
         total_loss = torch.zeros(1, device=discriminator_loss.device) + discriminator_loss
         if self._use_vail:
+            # compute_estimate returns the mean codes whenever VAIL is on.
+            assert expert_mu is not None and policy_mu is not None
             kl_loss = torch.mean(
                 -torch.sum(
                     1
