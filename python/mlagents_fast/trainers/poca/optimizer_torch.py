@@ -21,7 +21,7 @@ import torch
 from mlagents_fast.trainers.buffer import BufferKey, RewardSignalUtil
 from mlagents_fast.trainers.optimizer.torch_optimizer import BatchValueEstimates, TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
-from mlagents_fast.trainers.ppo.optimizer_torch import _sequence_starts
+from mlagents_fast.trainers.ppo.optimizer_torch import _sequence_starts, ppo_decay_schedules
 from mlagents_fast.trainers.settings import POCASettings, RewardSignalType
 from mlagents_fast.trainers.torch_entities.action_log_probs import ActionLogProbs
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
@@ -36,11 +36,6 @@ from mlagents_fast.trainers.trajectory import GroupObsUtil, ObsUtil
 __all__ = ["BatchBaselineEstimates", "POCASettings", "TorchPOCAOptimizer"]
 
 logger = logging.getLogger(__name__)
-
-# Floors the schedules decay to at max_steps (ML-Agents' values).
-_MIN_LEARNING_RATE = 1e-10
-_MIN_EPSILON = 0.1
-_MIN_BETA = 1e-5
 
 # Per agent of the group, its observations (one tensor per sensor).
 GroupObs = list[list[torch.Tensor]]
@@ -156,20 +151,8 @@ class TorchPOCAOptimizer(TorchOptimizer):
         params = list(self.policy.actor.parameters()) + list(self._critic.parameters())
         self.hyperparameters: POCASettings = trainer_settings.hyperparameters
         max_steps = trainer_settings.max_steps
-        self.decay_learning_rate = ModelUtils.DecayedValue(
-            self.hyperparameters.learning_rate_schedule,
-            self.hyperparameters.learning_rate,
-            _MIN_LEARNING_RATE,
-            max_steps,
-        )
-        self.decay_epsilon = ModelUtils.DecayedValue(
-            self.hyperparameters.epsilon_schedule,
-            self.hyperparameters.epsilon,
-            _MIN_EPSILON,
-            max_steps,
-        )
-        self.decay_beta = ModelUtils.DecayedValue(
-            self.hyperparameters.beta_schedule, self.hyperparameters.beta, _MIN_BETA, max_steps
+        self.decay_learning_rate, self.decay_epsilon, self.decay_beta = ppo_decay_schedules(
+            self.hyperparameters, max_steps
         )
         self.optimizer = ModelUtils.create_adam(params, lr=self.hyperparameters.learning_rate)
         self.stats_name_to_update_name = {

@@ -11,7 +11,7 @@ from mlagents_fast.trainers.batches import ExperienceBatch
 from mlagents_fast.trainers.buffer import AgentBuffer
 from mlagents_fast.trainers.optimizer.torch_optimizer import TorchOptimizer
 from mlagents_fast.trainers.policy.torch_policy import TorchPolicy
-from mlagents_fast.trainers.settings import PPOSettings
+from mlagents_fast.trainers.settings import POCASettings, PPOSettings
 from mlagents_fast.trainers.torch_entities.action_log_probs import ActionLogProbs
 from mlagents_fast.trainers.torch_entities.agent_action import AgentAction
 from mlagents_fast.trainers.torch_entities.networks import ValueNetwork
@@ -23,6 +23,27 @@ __all__ = ["PPOSettings", "TorchPPOOptimizer"]
 _MIN_LEARNING_RATE = 1e-10
 _MIN_EPSILON = 0.1
 _MIN_BETA = 1e-5
+
+
+def ppo_decay_schedules(
+    hyperparameters: PPOSettings | POCASettings, max_steps: int
+) -> tuple[ModelUtils.DecayedValue, ModelUtils.DecayedValue, ModelUtils.DecayedValue]:
+    """Learning rate, clipping epsilon and entropy beta as they decay over ``max_steps``
+    (PPO and POCA share these schedules and their floors)."""
+    return (
+        ModelUtils.DecayedValue(
+            hyperparameters.learning_rate_schedule,
+            hyperparameters.learning_rate,
+            _MIN_LEARNING_RATE,
+            max_steps,
+        ),
+        ModelUtils.DecayedValue(
+            hyperparameters.epsilon_schedule, hyperparameters.epsilon, _MIN_EPSILON, max_steps
+        ),
+        ModelUtils.DecayedValue(
+            hyperparameters.beta_schedule, hyperparameters.beta, _MIN_BETA, max_steps
+        ),
+    )
 
 
 def _sequence_starts(field: Any, sequence_length: int, device: torch.device) -> torch.Tensor:
@@ -49,20 +70,8 @@ class TorchPPOOptimizer(TorchOptimizer):
             self._critic.to(policy.device)
             params += list(self._critic.parameters())
         max_steps = trainer_settings.max_steps
-        self.decay_learning_rate = ModelUtils.DecayedValue(
-            self.hyperparameters.learning_rate_schedule,
-            self.hyperparameters.learning_rate,
-            _MIN_LEARNING_RATE,
-            max_steps,
-        )
-        self.decay_epsilon = ModelUtils.DecayedValue(
-            self.hyperparameters.epsilon_schedule,
-            self.hyperparameters.epsilon,
-            _MIN_EPSILON,
-            max_steps,
-        )
-        self.decay_beta = ModelUtils.DecayedValue(
-            self.hyperparameters.beta_schedule, self.hyperparameters.beta, _MIN_BETA, max_steps
+        self.decay_learning_rate, self.decay_epsilon, self.decay_beta = ppo_decay_schedules(
+            self.hyperparameters, max_steps
         )
         self.optimizer = ModelUtils.create_adam(params, lr=self.hyperparameters.learning_rate)
         self.stats_name_to_update_name = {
